@@ -1,0 +1,125 @@
+"""Time from a queue-depth step to the engine StatefulSet's replicas changing, on the real stack.
+
+    .venv/bin/python bench/autoscaler_latency.py --kubeconfig PATH [--trials 5] [--interval 5]
+
+Needs a running control plane whose pods get loopback IPs (the local kwok harness), the CRD
+installed and the operator running against it (``rerank-operator run``). The script creates a
+RerankerDeployment with autoscaling on, binds a real HTTP server at each engine pod's IP and
+engine port serving vLLM ``/metrics`` text (captured from a real vLLM,
+``tests/fixtures/data/vllm_metrics.txt``) with queue values it controls, then per trial: keeps
+the load low until the StatefulSet is at 1 replica, raises the load (t0) and polls the
+StatefulSet until ``spec.replicas`` changes (t1). Prints each t1 - t0, the median, and the
+target (2 scrape intervals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.unit.autoscaling.engine_metrics_text import with_queue  # noqa: E402
+
+from rerank_operator.autoscaling.loop import _is_ready, engine_pod_selector  # noqa: E402
+
+PORT = 8000
+
+
+class Endpoints:
+    def __init__(self) -> None:
+        self.waiting = 0.0
+        self.running = 0.0
+        self.runners: dict[str, web.AppRunner] = {}
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=with_queue(self.waiting, self.running), content_type="text/plain")
+
+    async def follow(self, core: client.CoreV1Api, ns: str, name: str) -> None:
+        """Serve metrics on every Ready engine pod's IP (new pods included) until cancelled."""
+        while True:
+            pods = await asyncio.to_thread(core.list_namespaced_pod, ns, label_selector=engine_pod_selector(name))
+            for p in pods.items:
+                ip = p.status.pod_ip if _is_ready(p) else None
+                if ip and ip not in self.runners:
+                    app = web.Application()
+                    app.router.add_get("/metrics", self._metrics)
+                    runner = web.AppRunner(app, shutdown_timeout=0.1)
+                    await runner.setup()
+                    await web.TCPSite(runner, ip, PORT).start()
+                    self.runners[ip] = runner
+            await asyncio.sleep(0.2)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--namespace", default="autoscaler-latency")
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--interval", type=float, default=5.0, help="scrapeIntervalSeconds")
+    args = parser.parse_args()
+
+    api = config.new_client_from_config(config_file=args.kubeconfig)
+    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+    ns, name = args.namespace, "latency"
+    try:
+        core.create_namespace({"metadata": {"name": ns}})
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    custom.create_namespaced_custom_object("rerank.io", "v1alpha1", ns, "rerankerdeployments", {
+        "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment", "metadata": {"name": name},
+        "spec": {"model": {"name": "Qwen/Qwen3-Reranker-0.6B"}, "replicas": 1, "engine": {"port": PORT},
+                 "ui": {"enabled": False},
+                 "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4,
+                                 "targetQueueDepthPerReplica": 32, "scrapeIntervalSeconds": args.interval,
+                                 "scaleDownStabilizationSeconds": 0}},
+    })
+    endpoints = Endpoints()
+    follower = asyncio.create_task(endpoints.follow(core, ns, name))
+
+    def sts_replicas() -> int | None:
+        try:
+            return apps.read_namespaced_stateful_set(f"{name}-engine", ns).spec.replicas
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    latencies: list[float] = []
+    try:
+        for trial in range(args.trials):
+            endpoints.waiting, endpoints.running = 0, 4
+            deadline = time.monotonic() + 120
+            while not (sts_replicas() == 1 and endpoints.runners):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the StatefulSet did not settle at 1 replica (is the operator running?)")
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(args.interval * 1.5)  # let a pass see the low load
+            endpoints.waiting, endpoints.running = 64, 32  # 96 pairs on one replica -> 3 replicas
+            t0 = time.monotonic()
+            while sts_replicas() == 1:
+                if time.monotonic() - t0 > 10 * args.interval:
+                    raise SystemExit("no scale-up within 10 scrape intervals")
+                await asyncio.sleep(0.05)
+            latencies.append(time.monotonic() - t0)
+            print(f"trial {trial + 1}: StatefulSet replicas changed {latencies[-1]:.2f} s after the load step")
+    finally:
+        follower.cancel()
+        for runner in endpoints.runners.values():
+            await runner.cleanup()
+        custom.delete_namespaced_custom_object("rerank.io", "v1alpha1", ns, "rerankerdeployments", name)
+    print(f"median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s over {len(latencies)} trials; "
+          f"target <= {2 * args.interval:g} s (2 scrape intervals of {args.interval:g} s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

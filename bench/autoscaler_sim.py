@@ -1,0 +1,149 @@
+"""Compare the operator's queue-depth autoscaler with common vLLM autoscaling setups.
+
+    .venv/bin/python bench/autoscaler_sim.py [--seed 7] [--load-time 120] [--target 32]
+
+Runs a discrete-time simulation (``bench/autoscaler_simlib.py``) of a vLLM reranker fleet on a
+step, a diurnal and a bursty trace, under:
+
+* ``rerank-operator``: this project's policy -- the very ``decide`` function the operator runs;
+* ``keda (production-stack)``: vLLM production-stack's KEDA default (num_requests_waiting,
+  threshold 5, 15 s polling, 360 s cooldown, HPA 300 s scale-down window);
+* ``kubeai``: KubeAI's autoscaler (10 s interval, 10 min moving average of in-flight requests
+  divided by targetRequests, 30 s scale-down delay), once with the same per-replica target as
+  the operator and once with KubeAI's default ``targetRequests: 100``;
+* ``static peak``: a fixed fleet sized so the peak load runs at the target concurrency.
+
+Prints replica-seconds, p50/p99 queue wait, SLO violations (share of pairs queued longer than
+the SLO) and flaps (a scale in the opposite direction within 5 min of the previous one), then an
+equal-latency comparison: the operator's target is swept, and for each baseline the cheapest
+setting whose p99 wait is no worse than the baseline's is compared on replica-seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from autoscaler_simlib import (  # noqa: E402
+    KedaProductionStack,
+    KubeAI,
+    ProjectPolicy,
+    Result,
+    ServiceModel,
+    Static,
+    bursty_trace,
+    diurnal_trace,
+    simulate,
+    step_trace,
+)
+
+from rerank_operator.autoscaling.policy import AutoscalingPolicy  # noqa: E402
+
+MIN_REPLICAS = 1
+MAX_REPLICAS = 24
+SWEEP_TARGETS = (16, 24, 32, 48, 64, 96, 128, 160, 192)
+
+
+def ours(target: float, up_window: float = 0.0) -> ProjectPolicy:
+    name = "rerank-operator (defaults)" if up_window == 0 else f"rerank-operator (scaleUpStab. {up_window:g}s)"
+    return ProjectPolicy(
+        AutoscalingPolicy(min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS, target_per_replica=target,
+                          scale_up_stabilization_seconds=up_window),
+        name=name,
+    )
+
+
+def steady_replicas(rate: float, service: ServiceModel, target: float) -> int:
+    return max(MIN_REPLICAS, math.ceil(rate / service.throughput(target)))
+
+
+def row(r: Result, baseline_rs: float | None = None) -> str:
+    rel = "" if baseline_rs is None else f"{100 * (r.replica_seconds / baseline_rs - 1):+7.1f}%"
+    return (
+        f"  {r.autoscaler:<38} {r.replica_seconds:>11,.0f} {rel:>8} {r.p50_wait:>8.2f} {r.p99_wait:>8.2f}"
+        f" {r.slo_violation_pct:>8.2f} {r.flaps:>6} {r.scale_events:>7} {r.max_replicas_used:>6}"
+    )
+
+
+HEADER = (
+    f"  {'autoscaler':<38} {'replica-s':>11} {'vs ours':>8} {'p50 (s)':>8} {'p99 (s)':>8}"
+    f" {'SLO %':>8} {'flaps':>6} {'scales':>7} {'max n':>6}"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--load-time", type=float, default=120.0, help="model load time of a new replica (s)")
+    parser.add_argument("--target", type=float, default=32.0, help="the operator's targetQueueDepthPerReplica")
+    parser.add_argument("--up-window", type=float, default=30.0,
+                        help="the operator's scaleUpStabilizationSeconds for the headline rows and the sweep")
+    parser.add_argument("--slo", type=float, default=1.0, help="queue-wait SLO in seconds")
+    parser.add_argument("--traces", default="step,diurnal,bursty")
+    args = parser.parse_args()
+
+    service = ServiceModel(load_time=args.load_time)
+    traces = {"step": step_trace(), "diurnal": diurnal_trace(args.seed), "bursty": bursty_trace(args.seed)}
+    print(
+        f"service model: max_num_seqs={service.max_num_seqs}, throughput x_max*c/(c+k) with x_max={service.x_max:g} "
+        f"pairs/s, k={service.k:g}; model load {service.load_time:g} s; replicas {MIN_REPLICAS}..{MAX_REPLICAS}; "
+        f"SLO: queue wait <= {args.slo:g} s; seed {args.seed}"
+    )
+    summary: list[str] = []
+    started = time.perf_counter()
+    for name in args.traces.split(","):
+        trace = traces[name]
+        n0 = steady_replicas(trace.rate(0.0), service, args.target)
+        inflight0 = n0 * service.concurrency_for(trace.rate(0.0) / n0)
+
+        def run(autoscaler, initial: int | None = None) -> Result:
+            # The same seed for every autoscaler: they all see the very same arrivals.
+            return simulate(trace, autoscaler, service, initial or n0, seed=args.seed, slo_wait=args.slo)
+
+        static = min(MAX_REPLICAS, steady_replicas(trace.peak_rate, service, args.target))
+        results = [
+            run(ours(args.target, args.up_window)),
+            run(KedaProductionStack(MIN_REPLICAS, MAX_REPLICAS)),
+            run(KubeAI(MIN_REPLICAS, MAX_REPLICAS, args.target, initial_average=inflight0,
+                       name=f"kubeai (targetRequests={args.target:g})")),
+            run(KubeAI(MIN_REPLICAS, MAX_REPLICAS, 100, initial_average=inflight0,
+                       name="kubeai (targetRequests=100, default)")),
+            run(Static(static), initial=static),
+            run(ours(args.target)),
+        ]
+        base = results[0].replica_seconds
+        print(f"\ntrace {name}: {trace.duration / 3600:g} h, peak {trace.peak_rate:g} pairs/s")
+        print(HEADER)
+        for r in results:
+            print(row(r, base))
+
+        # Equal-latency comparison: the cheapest operator target that is no slower at p99.
+        sweep = {t: run(ours(float(t), args.up_window)) for t in SWEEP_TARGETS}
+        print(f"  operator target sweep, scaleUpStabilizationSeconds={args.up_window:g} (target: replica-s, p99 s, flaps): "
+              + ", ".join(f"{t}: {s.replica_seconds:,.0f}/{s.p99_wait:.2f}/{s.flaps}" for t, s in sweep.items()))
+        for baseline in results[1:4]:
+            ok = [(t, s) for t, s in sweep.items() if s.p99_wait <= baseline.p99_wait]
+            if not ok:
+                line = (f"{name:<8} vs {baseline.autoscaler:<36}: no operator target in the sweep reaches its "
+                        f"p99 {baseline.p99_wait:.2f} s")
+            else:
+                t, best = min(ok, key=lambda ts: ts[1].replica_seconds)
+                saving = 100 * (1 - best.replica_seconds / baseline.replica_seconds)
+                line = (f"{name:<8} vs {baseline.autoscaler:<36}: operator target {t:>3} -> "
+                        f"{best.replica_seconds:>9,.0f} vs {baseline.replica_seconds:>9,.0f} replica-s "
+                        f"({saving:+.1f}% saved) at p99 {best.p99_wait:.2f} <= {baseline.p99_wait:.2f} s, "
+                        f"flaps {best.flaps} vs {baseline.flaps}")
+            summary.append(line)
+    print("\nequal-or-better p99 wait, fewer replica-seconds (positive = operator cheaper):")
+    for line in summary:
+        print("  " + line)
+    print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The autoscaler's own Prometheus metrics (exposed by the operator's metrics endpoint).
+
+Registered in prometheus-client's default registry, so whatever serves that registry (e.g.
+``prometheus_client.start_http_server``) exposes them. Labels: the RerankerDeployment's
+``namespace`` and ``name``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+QUEUE_DEPTH = Gauge(
+    "rerank_autoscaler_queue_depth",
+    "Waiting + running engine requests (query-document pairs) summed over the ready engine pods.",
+    ["namespace", "name"],
+)
+DESIRED_REPLICAS = Gauge(
+    "rerank_autoscaler_desired_replicas",
+    "Engine replicas the autoscaler decided on at its last pass.",
+    ["namespace", "name"],
+)
+SCRAPE_ERRORS = Counter(
+    "rerank_autoscaler_scrape_errors",
+    "Engine /metrics scrapes that failed, by reason (timeout, connect, http_<status>, format).",
+    ["namespace", "name", "reason"],
+)
+SCRAPE_DURATION = Histogram(
+    "rerank_autoscaler_scrape_duration_seconds",
+    "Time to scrape all ready engine pods of one RerankerDeployment.",
+    ["namespace", "name"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+)
+SCALE_EVENTS = Counter(
+    "rerank_autoscaler_scale_events",
+    "Replica changes the autoscaler made, by direction (up, down).",
+    ["namespace", "name", "direction"],
+)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop the series of a deleted RerankerDeployment so they do not linger at their last value."""
+    for metric in (QUEUE_DEPTH, DESIRED_REPLICAS, SCRAPE_DURATION, SCRAPE_ERRORS, SCALE_EVENTS):
+        metric.remove_by_labels({"namespace": namespace, "name": name})

@@ -1,0 +1,38 @@
+"""Pinned versions of the local Kubernetes control plane — the one place to change them.
+
+Kubernetes, kwok and Helm are chosen so that they share one set of `k8s.io/*` library versions
+(v0.36.x), which lets a single Go module build them all and compile each shared package once.
+"""
+
+KUBERNETES = "v1.36.3"
+# The published staging modules (k8s.io/api, k8s.io/client-go, ...) that match KUBERNETES.
+STAGING = "v0.36.3"
+KWOK = "v0.8.0"
+HELM = "v3.21.4"
+# etcd is built from the same module graph: k8s.io/kubernetes pins go.etcd.io/etcd/server/v3 (v3.6.x).
+
+# k8s.io/kubernetes' go.mod replaces these with ./staging/src/...; a wrapper module replaces them with the
+# published versions instead (k8s.io/sample-cli-plugin is never published, and nothing here needs it).
+STAGING_MODULES = (
+    "api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider "
+    "cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api "
+    "cri-client cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms "
+    "kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics "
+    "mount-utils pod-security-admission sample-apiserver sample-controller streaming"
+).split()
+
+# Binary name -> Go package path, all built in one `go build` so shared packages compile once.
+PACKAGES = {
+    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+    "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+    "helm": "helm.sh/helm/v3/cmd/helm",
+    "etcd": "rerank.local/controlplane/etcd",
+}
+
+
+def cache_key() -> str:
+    """Names the cache directory, so that changing any pin builds afresh beside the old binaries."""
+    return f"k8s-{KUBERNETES}_kwok-{KWOK}_helm-{HELM}"

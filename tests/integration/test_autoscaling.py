@@ -1,0 +1,214 @@
+"""The autoscaler against the real API server, with real HTTP metric endpoints at the pods' IPs.
+
+Engine pods are kwok pods (Ready, IPs on the loopback range); at each pod's IP and engine port
+the test binds a real HTTP server that serves vLLM's ``/metrics`` text (captured from a real
+vLLM) with queue values the test sets. ``autoscale_once`` -- the pass the operator runs every
+scrape interval -- is driven directly, so the test controls time; the pods that the engine
+StatefulSet would add after a scale-up are created by the test (``_sync_engine_pods``), so this
+test does not depend on the operator's reconcile loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from kubernetes import client
+
+from rerank_operator.autoscaling import loop
+from tests.unit.autoscaling.engine_metrics_text import with_queue
+
+pytestmark = pytest.mark.cluster
+
+ENGINE_PORT = 8000
+NAME = "rr-autoscale"
+
+
+@pytest.fixture(scope="module")
+def crd_installed(control_plane, tmp_path_factory):
+    # The CRD as the operator ships it (`rerank-operator crd`), scale subresource included.
+    crd_yaml = subprocess.run(
+        [str(Path(sys.executable).with_name("rerank-operator")), "crd"], check=True, capture_output=True, text=True
+    ).stdout
+    path = tmp_path_factory.mktemp("crd") / "crd.yaml"
+    path.write_text(crd_yaml)
+    control_plane.kubectl("apply", "-f", str(path))
+    control_plane.kubectl("wait", "--for=condition=Established", "crd/rerankerdeployments.rerank.io", "--timeout=60s")
+
+
+class MetricEndpoints:
+    """One aiohttp server per engine pod IP, all serving the same test-set queue depth per pod."""
+
+    def __init__(self) -> None:
+        self.waiting = 0.0
+        self.running = 0.0
+        self.runners: dict[str, web.AppRunner] = {}
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=with_queue(self.waiting, self.running), content_type="text/plain")
+
+    async def serve(self, ip: str) -> None:
+        if ip in self.runners:
+            return
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, ip, ENGINE_PORT).start()
+        self.runners[ip] = runner
+
+    async def close(self) -> None:
+        for runner in self.runners.values():
+            await runner.cleanup()
+
+
+def _engine_pod(name: str, index: int, node: str) -> dict:
+    labels = {"app.kubernetes.io/instance": name, "app.kubernetes.io/component": "engine",
+              "app.kubernetes.io/name": "rerank-engine"}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"{name}-engine-{index}", "labels": labels},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{"name": "engine", "image": "vllm/vllm-openai:pinned-for-test",
+                            "ports": [{"name": "http", "containerPort": ENGINE_PORT}]}],
+        },
+    }
+
+
+async def _sync_engine_pods(core: client.CoreV1Api, ns: str, node: str, replicas: int,
+                            endpoints: MetricEndpoints) -> None:
+    """Stand-in for the StatefulSet controller: pods 0..replicas-1 exist, are Ready, and serve metrics."""
+    existing = {p.metadata.name: p for p in core.list_namespaced_pod(ns, label_selector=loop.engine_pod_selector(NAME)).items}
+    for i in range(replicas):
+        if f"{NAME}-engine-{i}" not in existing:
+            core.create_namespaced_pod(ns, _engine_pod(NAME, i, node))
+    for i in range(replicas, 64):
+        if f"{NAME}-engine-{i}" in existing:
+            core.delete_namespaced_pod(f"{NAME}-engine-{i}", ns, grace_period_seconds=0)
+    deadline = time.monotonic() + 60
+    while True:
+        pods = [p for p in core.list_namespaced_pod(ns, label_selector=loop.engine_pod_selector(NAME)).items
+                if p.metadata.deletion_timestamp is None]
+        ready = [p for p in pods if loop._is_ready(p)]
+        if len(pods) == replicas and len(ready) == replicas:
+            break
+        assert time.monotonic() < deadline, f"engine pods not Ready: {[(p.metadata.name, p.status.phase) for p in pods]}"
+        await asyncio.sleep(0.3)
+    for p in ready:
+        await endpoints.serve(p.status.pod_ip)
+
+
+def _events(core: client.CoreV1Api, ns: str) -> list:
+    return [e for e in core.list_namespaced_event(ns).items
+            if e.involved_object.kind == "RerankerDeployment" and e.involved_object.name == NAME]
+
+
+def test_queue_depth_scales_up_then_down_after_the_window(control_plane, namespace, crd_installed):
+    api = control_plane.api_client()
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    node = next(n.metadata.name for n in core.list_node().items)
+    custom.create_namespaced_custom_object("rerank.io", "v1alpha1", namespace, "rerankerdeployments", {
+        "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+        "metadata": {"name": NAME},
+        "spec": {
+            "model": {"name": "Qwen/Qwen3-Reranker-0.6B"},
+            "replicas": 1,
+            "engine": {"port": ENGINE_PORT},
+            "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4, "targetQueueDepthPerReplica": 32,
+                            "scrapeIntervalSeconds": 1, "scaleDownStabilizationSeconds": 10, "tolerance": 0.1},
+        },
+    })
+    body = {"metadata": {"namespace": namespace, "name": NAME}}
+
+    def replicas() -> int:
+        scale = custom.get_namespaced_custom_object_scale("rerank.io", "v1alpha1", namespace, "rerankerdeployments", NAME)
+        return scale["spec"]["replicas"]
+
+    def status() -> dict:
+        return custom.get_namespaced_custom_object("rerank.io", "v1alpha1", namespace, "rerankerdeployments",
+                                                   NAME).get("status") or {}
+
+    async def scenario() -> None:
+        endpoints = MetricEndpoints()
+        try:
+            await _sync_engine_pods(core, namespace, node, 1, endpoints)
+
+            # Light load: stays at 1.
+            endpoints.waiting, endpoints.running = 0, 20
+            d = await loop.autoscale_once(api, body)
+            assert (d.desired_replicas, replicas()) == (1, 1), d.message
+
+            # A load step: 90 pairs on the one pod -> ceil(90 / 32) = 3 replicas, written via /scale.
+            endpoints.waiting, endpoints.running = 60, 30
+            d = await loop.autoscale_once(api, body)
+            assert d.reason == "ScaledUp" and replicas() == 3, d.message
+            st = status()
+            assert st["desiredReplicas"] == 3 and st["queueDepth"] == 90
+            assert st["autoscaling"]["lastScaleTime"] and st["autoscaling"]["recommendations"][-1]["replicas"] == 3
+            conditions = {c["type"]: c for c in st["conditions"]}
+            assert conditions["AutoscalingActive"]["status"] == "True"
+            assert conditions["ScalingLimited"]["status"] == "False"
+            assert [e.reason for e in _events(core, namespace)] == ["ScaledUp"]
+
+            # While the two new pods are not there yet, the same load does not scale further.
+            d = await loop.autoscale_once(api, body)
+            assert replicas() == 3 and d.pending_pods == 2, d.message
+
+            # The new pods come up; the load spreads: 30 pairs each -> within tolerance of 3 x 32.
+            await _sync_engine_pods(core, namespace, node, 3, endpoints)
+            endpoints.waiting, endpoints.running = 0, 30
+            d = await loop.autoscale_once(api, body)
+            assert d.reason == "WithinTolerance" and replicas() == 3, d.message
+
+            # Load drops: the scale-down waits for the 10 s window, even across a fresh read of the
+            # history from the status (as after an operator restart).
+            endpoints.waiting, endpoints.running = 0, 2
+            started = time.monotonic()
+            d = await loop.autoscale_once(api, body)
+            assert d.reason == "ScaleDownStabilized" and replicas() == 3, d.message
+            while replicas() == 3:
+                assert time.monotonic() - started < 30, "no scale-down after the window"
+                await asyncio.sleep(1)
+                d = await loop.autoscale_once(api, body)
+            assert replicas() == 1 and d.reason == "ScaledDown"
+            assert time.monotonic() - started >= 8  # not before the window (status times are whole seconds)
+            assert [e.reason for e in _events(core, namespace)] == ["ScaledUp", "ScaledDown"]
+            assert status()["desiredReplicas"] == 1
+
+            # A pod whose metrics cannot be read never drives a scale-down: stop serving one of
+            # three pods at full target load -> hold.
+            await _sync_engine_pods(core, namespace, node, 3, endpoints)
+            custom.patch_namespaced_custom_object_scale("rerank.io", "v1alpha1", namespace, "rerankerdeployments",
+                                                        NAME, {"spec": {"replicas": 3}})
+            await endpoints.runners.pop(next(iter(endpoints.runners))).cleanup()
+            endpoints.waiting, endpoints.running = 0, 32
+            d = await loop.autoscale_once(api, body)
+            assert d.missing_pods == 1 and d.desired_replicas == 3, d.message
+        finally:
+            await endpoints.close()
+
+    asyncio.run(scenario())
+
+
+def test_autoscaling_off_leaves_replicas_alone(control_plane, namespace, crd_installed):
+    api = control_plane.api_client()
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object("rerank.io", "v1alpha1", namespace, "rerankerdeployments", {
+        "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+        "metadata": {"name": "rr-manual"},
+        "spec": {"model": {"name": "Qwen/Qwen3-Reranker-0.6B"}, "replicas": 2, "autoscaling": {"enabled": False}},
+    })
+    # `kubectl scale` works through the scale subresource...
+    control_plane.kubectl("-n", namespace, "scale", "rerankerdeployments/rr-manual", "--replicas=3")
+    assert asyncio.run(loop.autoscale_once(api, {"metadata": {"namespace": namespace, "name": "rr-manual"}})) is None
+    # ...and the autoscaler leaves it be.
+    obj = custom.get_namespaced_custom_object("rerank.io", "v1alpha1", namespace, "rerankerdeployments", "rr-manual")
+    assert obj["spec"]["replicas"] == 3
