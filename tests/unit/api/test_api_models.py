@@ -1,0 +1,115 @@
+"""The pydantic models: wire format (camelCase), defaults, and errors that name the field."""
+
+from __future__ import annotations
+
+import re
+
+from types import MappingProxyType
+
+import pytest
+from pydantic import ValidationError
+
+from rerank_operator.api import v1alpha1 as api
+from rerank_operator.api.v1alpha1 import describe_error, parse_spec, parse_status
+from tests.unit.api.admission_cases import INVALID, VALID
+
+
+def test_constants():
+    assert (api.GROUP, api.VERSION, api.KIND, api.PLURAL, api.SHORT_NAMES) == (
+        "rerank.io", "v1alpha1", "RerankerDeployment", "rerankerdeployments", ["rrd"])
+    assert api.DEFAULT_INSTRUCTION == "Given a web search query, retrieve relevant passages that answer the query"
+    # A vLLM release that has `--runner pooling` (0.10.2+), pinned to an exact tag.
+    repo, tag = api.DEFAULT_ENGINE_IMAGE.split(":")
+    assert repo == "vllm/vllm-openai"
+    major, minor, *_ = (int(p) for p in tag.lstrip("v").split("."))
+    assert (major, minor) >= (0, 11)
+
+
+def test_empty_spec_gets_the_contract_defaults():
+    spec = parse_spec({})
+    assert spec.model.name == "Qwen/Qwen3-Reranker-0.6B"
+    assert spec.model.revision is None and spec.model.pvc is None
+    assert spec.model.effective_served_name == "Qwen/Qwen3-Reranker-0.6B"
+    e = spec.engine
+    assert (e.tensor_parallel_size, e.dtype, e.max_model_len, e.gpu_memory_utilization, e.max_num_seqs, e.port) == (
+        1, "auto", 8192, 0.9, 256, 8000)
+    assert e.max_num_batched_tokens is None and e.quantization is None and e.extra_args == [] and e.env == []
+    assert spec.replicas == 1
+    a = spec.autoscaling
+    assert (a.enabled, a.min_replicas, a.max_replicas, a.target_queue_depth_per_replica, a.scrape_interval_seconds,
+            a.scale_down_stabilization_seconds, a.scale_up_stabilization_seconds, a.max_scale_up_step, a.tolerance) == (
+        False, 1, 4, 32, 5, 300, 0, None, 0.1)
+    assert spec.cache.size == "50Gi" and spec.cache.storage_class_name is None
+    assert spec.service.port == 8000
+    assert (spec.ui.enabled, spec.ui.replicas, spec.ui.max_documents, spec.ui.ingress.enabled) == (True, 1, 100, False)
+    assert (spec.disruption_budget.enabled, spec.disruption_budget.max_unavailable) == (True, 1)
+    assert spec.effective_instruction == api.DEFAULT_INSTRUCTION
+
+
+def test_camel_case_on_the_wire_snake_case_in_python():
+    spec = parse_spec({"engine": {"tensorParallelSize": 4, "gpuMemoryUtilization": 0.8},
+                       "model": {"hfTokenSecretRef": {"name": "hf"}}})
+    assert spec.engine.tensor_parallel_size == 4
+    assert spec.model.hf_token_secret_ref.key == "token"
+    wire = spec.to_k8s()
+    assert wire["engine"]["tensorParallelSize"] == 4
+    assert wire["model"]["hfTokenSecretRef"] == {"name": "hf", "key": "token"}
+    assert "revision" not in wire["model"]  # unset optionals are left out, not null
+    # Python names work too (for builders and tests).
+    assert api.EngineSpec(tensor_parallel_size=2).tensor_parallel_size == 2
+
+
+def test_parse_spec_accepts_read_only_mappings():
+    # The operator framework hands out read-only views, not dicts.
+    frozen = MappingProxyType({"engine": MappingProxyType({"extraArgs": ("--enable-prefix-caching",)})})
+    assert parse_spec(frozen).engine.extra_args == ["--enable-prefix-caching"]
+    assert parse_spec(None).replicas == 1
+
+
+def test_quantities_are_strings_for_the_operator():
+    spec = parse_spec({"cache": {"size": 100}, "engine": {"resources": {"requests": {"cpu": 4}}}})
+    assert spec.cache.size == "100"
+    assert spec.engine.resources.requests == {"cpu": "4"}
+
+
+@pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)
+def test_pydantic_refuses_every_invalid_spec_naming_the_field(case):
+    with pytest.raises(ValidationError) as info:
+        parse_spec(case.spec)
+    text = describe_error(info.value)
+    # Per-field errors carry the index ("tolerations[0].effect"); cross-field rules of a list item
+    # name it generically ("tolerations[].value") after the item's path.
+    assert case.field in text or re.sub(r"\[\d+\]", "[]", case.field) in text, text
+
+
+@pytest.mark.parametrize("case", VALID, ids=lambda c: c.id)
+def test_pydantic_accepts_every_valid_spec(case):
+    spec = parse_spec(case.spec)
+    # Round trip: what the operator would write back parses to the same spec.
+    assert parse_spec(spec.to_k8s()) == spec
+
+
+def test_describe_error_lists_every_field():
+    with pytest.raises(ValidationError) as info:
+        parse_spec({"engine": {"dtype": "fp16", "port": 1}, "replicas": -2})
+    text = describe_error(info.value)
+    for path in ("spec.engine.dtype", "spec.engine.port", "spec.replicas"):
+        assert path in text
+
+
+def test_status_round_trip_keeps_foreign_keys():
+    status = parse_status({
+        "observedGeneration": 3, "replicas": 2, "readyReplicas": 1, "desiredReplicas": 2,
+        "selector": "app.kubernetes.io/instance=x,app.kubernetes.io/component=engine",
+        "endpoint": "http://x.ns.svc:8000/v1/rerank", "uiURL": "http://x-ui.ns.svc", "queueDepth": 12.5,
+        "conditions": [{"type": "Ready", "status": "False", "reason": "EnginesStarting", "message": "1/2",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        "autoscaling": {"lastScaleTime": "2026-01-01T00:00:00Z",
+                        "recommendations": [{"time": "2026-01-01T00:00:00Z", "replicas": 2}]},
+        "kopf": {"progress": {}},
+    })
+    assert status.ui_url == "http://x-ui.ns.svc" and status.queue_depth == 12.5
+    wire = status.to_k8s()
+    assert wire["uiURL"] == "http://x-ui.ns.svc"
+    assert wire["kopf"] == {"progress": {}}
+    assert wire["conditions"][0]["reason"] == "EnginesStarting"
