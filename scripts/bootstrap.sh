@@ -20,6 +20,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "${WITH_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+# Fonts: without CJK and emoji fonts Chromium draws the UI's Chinese example as empty boxes in screenshots.
+if [ "${WITH_BROWSER:-0}" = 1 ] && ! { command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ]; }; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk fonts-noto-color-emoji
 fi
