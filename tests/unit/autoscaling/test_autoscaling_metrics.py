@@ -136,13 +136,11 @@ def test_scrape_of_many_pods_is_concurrent_and_bounded():
     async def scenario():
         async with Endpoints(delay=0.1) as ep:
             targets = [ScrapeTarget(f"engine-{i}", ep.url(f"ok/{i % 7}")) for i in range(300)]
-            started = time.perf_counter()
             outcomes = await scrape_queue_depths(targets, timeout=10, concurrency=25)
-            return outcomes, time.perf_counter() - started, ep.max_in_flight
+            return outcomes, ep.max_in_flight
 
-    outcomes, elapsed, max_in_flight = asyncio.run(scenario())
+    outcomes, max_in_flight = asyncio.run(scenario())
     assert len(outcomes) == 300 and all(o.depth is not None for o in outcomes.values())
     assert sum(o.depth.total for o in outcomes.values()) == sum(i % 7 + 1 for i in range(300))
+    # Concurrent (more than one request in flight at the endpoints) yet bounded by the semaphore.
     assert 1 < max_in_flight <= 25
-    # Sequentially this is 300 x 0.1 s = 30 s; 25 at a time it is about 1.2 s.
-    assert elapsed < 10
