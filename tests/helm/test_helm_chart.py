@@ -1,0 +1,368 @@
+"""The chart without a cluster: lint, the values schema, RBAC, the operator Deployment and the optional parts.
+
+Where the chart must agree with the operator's code (CLI flags, child kinds, pod labels), the test asks
+the code itself rather than repeating it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from rerank_operator.api.v1alpha1 import parse_spec
+from rerank_operator.cli import _parser as operator_cli
+from rerank_operator.reconcile.kube import KINDS
+from rerank_operator.resources.children import all_child_refs, desired_children
+
+from .chart import CHART, KUBE_VERSION, NAMESPACE, VALUE_SETS, find, helm, one, render, template, values_args
+
+CRUD = {"create", "get", "list", "watch", "patch", "update", "delete"}
+READ = {"get", "list", "watch"}
+# (apiGroup, resource) -> verbs, in every watched namespace: exactly the calls the operator makes.
+NAMESPACED_RULES = {
+    ("rerank.io", "rerankerdeployments"): {"get", "list", "watch", "patch", "update"},
+    ("rerank.io", "rerankerdeployments/status"): {"get", "patch", "update"},
+    ("rerank.io", "rerankerdeployments/scale"): {"get", "patch", "update"},
+    ("rerank.io", "rerankerdeployments/finalizers"): {"update"},
+    ("apps", "statefulsets"): CRUD,
+    ("apps", "deployments"): CRUD,
+    ("", "services"): CRUD,
+    ("", "configmaps"): CRUD,
+    ("networking.k8s.io", "ingresses"): CRUD,
+    ("policy", "poddisruptionbudgets"): CRUD,
+    ("", "pods"): READ,
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): READ}
+NODE_READ = {("", "nodes"): {"get", "list"}}
+NAMESPACE_READ = {("", "namespaces"): {"list", "watch"}}
+
+
+def rules_of(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    table: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert not rule.get("resourceNames") and not rule.get("nonResourceURLs"), rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                table.setdefault((group, resource), set()).update(rule["verbs"])
+    return table
+
+
+# ---- lint and values schema ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_helm_lint_strict(value_set: str, tmp_path: Path) -> None:
+    proc = helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
+                *values_args(VALUE_SETS[value_set], tmp_path))
+    assert "0 chart(s) failed" in proc.stdout, proc.stdout
+
+
+def test_values_yaml_matches_its_schema_and_the_schema_is_draft7() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.Draft7Validator(schema).validate(yaml.safe_load((CHART / "values.yaml").read_text()))
+
+
+# --set argument -> words the error must contain (the offending key and what was wrong).
+BAD_VALUES = {
+    "replicaCount=abc": ["replicaCount", "integer"],
+    "replicaCount=2": ["replicaCount", "1"],
+    "replicas=1": ["replicas"],  # a typo of replicaCount: unknown keys are refused, not ignored
+    "logLevel=verbose": ["logLevel"],
+    "image.pullPolicy=Sometimes": ["pullPolicy"],
+    "image.digest=latest": ["digest"],
+    "watchNamespaces={Team_A}": ["watchNamespaces"],
+    "metrics.port=70000": ["port"],
+    "metrics.serviceMonitor.interval=soon": ["interval"],
+    "sample.name=Bad_Name": ["name"],
+    "networkPolicy.allowLabel.team=1": ["allowLabel"],
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_VALUES))
+def test_schema_rejects_bad_values_with_a_message_naming_the_field(bad: str) -> None:
+    proc = template(sets=[bad], check=False)
+    assert proc.returncode != 0, f"--set {bad} was accepted"
+    assert "values don't meet the specifications of the schema" in proc.stderr, proc.stderr
+    for word in BAD_VALUES[bad]:
+        assert word in proc.stderr, f"--set {bad}: {word!r} not in {proc.stderr!r}"
+
+
+def test_a_service_monitor_without_the_metrics_service_is_refused() -> None:
+    proc = template(sets=["metrics.enabled=false", "metrics.serviceMonitor.enabled=true"], check=False)
+    assert proc.returncode != 0
+    assert "metrics.serviceMonitor.enabled=true needs metrics.enabled=true" in proc.stderr
+
+
+def test_every_value_is_documented_where_it_is_defined() -> None:
+    # A key is documented by a comment right above it, or (a map) by comments on its own keys. The insides of
+    # Kubernetes objects (resources, security contexts, the sample's spec) are documented by their parent.
+    opaque = ("resources", "podSecurityContext", "securityContext", "spec", "allowLabel")
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    undocumented, skip_below = [], None
+    for i, line in enumerate(lines):
+        match = re.match(r"^( *)([A-Za-z][\w./-]*):(.*)$", line)
+        if not match:
+            continue
+        indent, key, rest = len(match[1]), match[2], match[3].strip()
+        if skip_below is not None and indent > skip_below:
+            continue
+        skip_below = indent if key in opaque else None
+        previous = next((l.strip() for l in reversed(lines[:i]) if l.strip()), "")
+        if not previous.startswith("#") and rest not in ("",):
+            undocumented.append(key)
+    assert not undocumented, f"values without a comment: {undocumented}"
+
+
+# ---- RBAC: least privilege, exactly what the code calls ---------------------------------------------
+
+
+def test_cluster_wide_rbac_is_exactly_the_operators_calls() -> None:
+    objects = render()
+    assert not find(objects, "Role") and not find(objects, "RoleBinding")
+    role = one(objects, "ClusterRole")
+    assert rules_of(role) == {**NAMESPACED_RULES, **CRD_READ, **NODE_READ}
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    account = one(objects, "ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": NAMESPACE}]
+
+
+def test_namespaced_rbac_grants_workloads_only_in_the_watched_namespaces() -> None:
+    objects = render(VALUE_SETS["namespaced"])
+    roles = find(objects, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert rules_of(role) == NAMESPACED_RULES
+    bindings = find(objects, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    # What stays cluster-wide is discovery only: no nodes, no workloads.
+    assert rules_of(one(objects, "ClusterRole")) == {**CRD_READ, **NAMESPACE_READ}
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_rbac_has_no_wildcards_secrets_or_escalation(value_set: str) -> None:
+    for role in find(render(VALUE_SETS[value_set]), "ClusterRole") + find(render(VALUE_SETS[value_set]), "Role"):
+        for rule in role["rules"]:
+            assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
+            assert "secrets" not in rule["resources"], rule
+            assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"]), rule
+
+
+def test_rbac_covers_every_child_kind_the_operator_builds() -> None:
+    # The operator's own list of child kinds and its own kind -> resource table.
+    granted = rules_of(one(render(), "ClusterRole"))
+    for ref in all_child_refs("demo"):
+        group = ref.api_version.rpartition("/")[0]
+        resource = KINDS[ref.kind][0]
+        assert CRUD <= granted.get((group, resource), set()), f"{ref.kind}: {granted.get((group, resource))}"
+
+
+# ---- the operator Deployment ------------------------------------------------------------------------
+
+
+def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_operator_arguments_are_understood_by_the_operator_cli(value_set: str) -> None:
+    container = operator_container(render(VALUE_SETS[value_set]))
+    assert container["command"] == ["rerank-operator", "run"]
+    args = operator_cli().parse_args(["run", *container["args"]])  # exits (fails the test) on an unknown flag
+    assert args.standalone and args.liveness == "http://0.0.0.0:8080/healthz" and args.metrics_port == 9090
+    watched = VALUE_SETS[value_set].get("watchNamespaces", [])
+    assert args.namespace == watched
+    assert args.all_namespaces == (not watched)
+    assert args.verbose == (VALUE_SETS[value_set].get("logLevel") == "debug")
+
+
+def test_operator_probes_hit_the_liveness_endpoint_it_serves() -> None:
+    container = operator_container(render(sets=["healthPort=8181"]))
+    port = next(p for p in container["ports"] if p["name"] == "health")["containerPort"]
+    assert port == 8181 and "--liveness=http://0.0.0.0:8181/healthz" in container["args"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_operator_runs_once_non_root_read_only_without_capabilities() -> None:
+    objects = render()
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]} and security["privileged"] is False
+    # The image's USER and the pod's uid agree, so runAsNonRoot never meets a surprise.
+    dockerfile = (CHART.parents[1] / "images" / "operator" / "Dockerfile").read_text()
+    assert re.search(r"^USER (\d+):", dockerfile, re.M)[1] == str(pod["securityContext"]["runAsUser"])
+    assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
+    assert one(objects, "ServiceAccount")["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is True  # only the operator pod talks to the API server
+
+
+def test_image_reference_is_the_app_version_or_a_digest() -> None:
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert operator_container(render())["image"] == f"ghcr.io/rerank-operator/rerank-operator:{app_version}"
+    digest = "sha256:" + "0" * 64
+    assert operator_container(render(sets=[f"image.digest={digest}"]))["image"].endswith(f"@{digest}")
+
+
+def test_metrics_service_and_optional_service_monitor() -> None:
+    objects = render()
+    service = one(objects, "Service")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["selector"] == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert not find(objects, "ServiceMonitor")
+    monitor = one(render(VALUE_SETS["everything"]), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    disabled = render(sets=["metrics.enabled=false"])
+    assert not find(disabled, "Service") and "--metrics-port=0" in operator_container(disabled)["args"]
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_every_object_carries_the_standard_labels_and_a_namespace(value_set: str) -> None:
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
+    for obj in render(VALUE_SETS[value_set]):
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "rerank-operator", obj["metadata"]
+        assert labels["app.kubernetes.io/instance"] == "rerank-operator"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["helm.sh/chart"].startswith("rerank-operator-")
+        assert ("namespace" in obj["metadata"]) == (obj["kind"] not in cluster_scoped), obj["metadata"]
+
+
+# ---- NetworkPolicy: judged against the pods the operator really builds ---------------------------
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def test_network_policy_admits_the_ui_the_operator_and_labelled_clients_only() -> None:
+    objects = render(VALUE_SETS["everything"])
+    policies = [p for p in find(objects, "NetworkPolicy") if p["metadata"]["name"].endswith("-engine-ingress")]
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["team-a", "team-b"]
+    policy = policies[0]["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+
+    body = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+            "metadata": {"name": "demo", "namespace": "team-a", "uid": "0"}, "spec": {}}
+    children = {c["kind"]: c for c in desired_children(body, {})}
+    engine = children["StatefulSet"]["spec"]["template"]["metadata"]["labels"]
+    ui = children["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert matches(policy["podSelector"]["matchLabels"], engine)
+    assert not matches(policy["podSelector"]["matchLabels"], ui)
+
+    peers = policy["ingress"][0]["from"]
+    operator_pod = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    allowed = {"ui": ui, "client": {"rerank.io/engine-access": "true"}}
+    for what, labels in allowed.items():
+        assert any(matches(p["podSelector"]["matchLabels"], labels) and "namespaceSelector" not in p for p in peers), what
+    assert any(matches(p["podSelector"]["matchLabels"], operator_pod)
+               and p["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}} for p in peers)
+    for stranger in ({}, {"app": "curl"}, engine):
+        assert not any(matches(p["podSelector"]["matchLabels"], stranger) for p in peers), stranger
+
+
+def test_network_policy_closes_the_releases_own_pods_but_their_probe_and_metrics_ports() -> None:
+    objects = render(VALUE_SETS["everything"])
+    policy = one(objects, "NetworkPolicy", "rerank-operator")["spec"]
+    for pod in (one(objects, "Deployment")["spec"]["template"], one(objects, "Pod")):
+        assert matches(policy["podSelector"]["matchLabels"], pod["metadata"]["labels"])
+    assert policy["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}, {"port": 9090, "protocol": "TCP"}]}]
+
+
+def test_network_policy_defaults_to_the_release_namespace_when_cluster_wide() -> None:
+    policies = find(render(sets=["networkPolicy.enabled=true"]), "NetworkPolicy")
+    assert {(p["metadata"]["name"], p["metadata"]["namespace"]) for p in policies} == {
+        ("rerank-operator-engine-ingress", NAMESPACE), ("rerank-operator", NAMESPACE)}
+
+
+# ---- the sample and its `helm test` --------------------------------------------------------------
+
+
+def test_sample_is_a_valid_reranker_deployment_only_when_enabled() -> None:
+    assert not find(render(), "RerankerDeployment") and not find(render(), "Pod")
+    sample = one(render(VALUE_SETS["sample"]), "RerankerDeployment")
+    assert sample["apiVersion"] == "rerank.io/v1alpha1" and sample["metadata"]["name"] == "qwen3-reranker"
+    parse_spec(sample["spec"])  # the operator's own model accepts it
+
+
+class StandInEngine(BaseHTTPRequestHandler):
+    """Stands in for the engine's /v1/rerank (the real engine needs the model): answers a fixed ranking."""
+
+    answer: tuple[int, Any] = (200, {})
+    seen: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        status, body = self.answer
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def run_test_hook(answer: tuple[int, Any]) -> tuple[subprocess.CompletedProcess, list[dict[str, Any]]]:
+    hook = one(render(VALUE_SETS["everything"]), "Pod")
+    assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    container = hook["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["RERANK_URL"] == "http://demo.rerank-system.svc:9000/v1/rerank"
+    handler = type("Engine", (StandInEngine,), {"answer": answer, "seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env["RERANK_URL"] = f"http://127.0.0.1:{server.server_port}/v1/rerank"
+        script = container["command"][2]
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    return proc, handler.seen
+
+
+def ranking(*scores: float) -> dict[str, Any]:
+    return {"results": [{"index": i, "relevance_score": s} for i, s in enumerate(scores)]}
+
+
+def test_helm_test_hook_passes_when_the_relevant_document_ranks_first() -> None:
+    proc, seen = run_test_hook((200, ranking(0.02, 0.97)))
+    assert proc.returncode == 0, proc.stderr
+    assert seen[0]["model"] == "Qwen/Qwen3-Reranker-0.6B" and len(seen[0]["documents"]) == 2
+    assert "Paris" in seen[0]["documents"][1]
+
+
+def test_helm_test_hook_fails_on_the_wrong_order() -> None:
+    proc, _ = run_test_hook((200, ranking(0.9, 0.1)))
+    assert proc.returncode != 0 and "wrong order" in proc.stderr
+
+
+def test_helm_test_hook_reports_an_engine_error_without_retrying() -> None:
+    proc, seen = run_test_hook((400, {"error": "model not found"}))
+    assert proc.returncode != 0 and "HTTP 400" in proc.stderr and "model not found" in proc.stderr
+    assert len(seen) == 1
