@@ -11,6 +11,7 @@ published version.  Usage: `python -m rerank_operator.localdev.binaries ensure`.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -88,6 +89,22 @@ def wrapper_go_mod() -> str:
     return "\n".join(lines)
 
 
+def ldflags() -> str:
+    """Linker flags stamping the pinned versions in, as the upstream release builds do. Without them
+    the API server reports `v0.0.0-master+$Format:%H$`, which breaks Helm's `kubeVersion` checks and
+    `kubectl version`, and `helm template` assumes Kubernetes 1.20."""
+    major, minor = versions.KUBERNETES.lstrip("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {pkg}.gitVersion={versions.KUBERNETES}", f"-X {pkg}.gitMajor={major}",
+                  f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean"]
+    flags += [f"-X helm.sh/helm/v3/internal/version.version={versions.HELM}",
+              "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
+    for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
+    return " ".join(flags)
+
+
 def _go_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("CGO_ENABLED", "0")
@@ -117,7 +134,7 @@ def build(target: Path | None = None) -> Path:
     staging = target.parent / (target.name + ".partial")
     staging.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(staging) + "/", *versions.PACKAGES.values()],
+        ["go", "build", "-trimpath", f"-ldflags={ldflags()}", "-o", str(staging) + "/", *versions.PACKAGES.values()],
         cwd=src,
         env=env,
         check=True,
@@ -131,8 +148,18 @@ def build(target: Path | None = None) -> Path:
 
 
 def ensure() -> Path:
-    """Returns the directory holding every binary, building them first if needed."""
-    return find() or build()
+    """Returns the directory holding every binary, building them first if needed.
+
+    A lock file serialises concurrent callers (parallel test sessions, the demo), so one builds and the
+    others wait and then find its result."""
+    found = find()
+    if found:
+        return found
+    lock_path = cache_dir().parent / (cache_dir().name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return find() or build()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,10 @@ PACKAGES = {
 }
 
 
+# Bump when the build recipe itself changes (flags, wrapper module), so cached binaries are rebuilt.
+BUILD_RECIPE = 2
+
+
 def cache_key() -> str:
     """Names the cache directory, so that changing any pin builds afresh beside the old binaries."""
-    return f"k8s-{KUBERNETES}_kwok-{KWOK}_helm-{HELM}"
+    return f"k8s-{KUBERNETES}_kwok-{KWOK}_helm-{HELM}_r{BUILD_RECIPE}"
