@@ -1,0 +1,543 @@
+"""`rerank-operator local`: the whole stack on this machine -- no GPU, no Docker, no model hub.
+
+Local mode: a real control plane with simulated nodes (kwok); the engine and UI run as local
+processes started from the pods' own specs. In order:
+
+1. the control-plane binaries (built from source once, then cached) and a LocalControlPlane:
+   etcd, kube-apiserver, controller-manager, scheduler, and kwok with one CPU node and one
+   simulated GPU node;
+2. the RerankerDeployment CRD, the operator's RBAC from the Helm chart, and the operator itself
+   (`rerank-operator run --standalone`, as a local process, with its ServiceAccount's identity);
+3. a tiny random-weight Qwen3 reranker built locally (cached), offered on a PersistentVolumeClaim
+   as an air-gapped cluster would offer a model;
+4. the sample RerankerDeployment (sample.yaml), which the operator turns into its StatefulSet,
+   Services, UI Deployment and status ConfigMap;
+5. the node side (agent.py): volumes for the claims, a local proxy per Service (kube-proxy's part),
+   and each engine and UI pod run as a local process from the pod's own spec (the kubelet's part),
+   its readiness probe written back to the pod.
+
+Then it prints the endpoint, the UI, a curl command and the kubectl command, and runs until Ctrl-C
+(SIGINT/SIGTERM), which stops every process it started. `--smoke` instead sends one rerank request
+through the Service's local endpoint, checks the ranking and the UI, tears down and exits 0 or 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import yaml
+
+from .local_pod import RUN_ID_ENV
+
+log = logging.getLogger("rerank_operator.localdev")
+
+MODE = ("local mode: a real control plane with simulated nodes (kwok); the engine and UI run as "
+        "local processes started from the pods' own specs")
+SAMPLE = Path(__file__).with_name("sample.yaml")
+MODEL_CLAIM = "reranker-models"
+MODEL_DIR_NAME = "tiny-qwen3-reranker"
+NODES = ({"name": "local-cpu-0"}, {"name": "local-gpu-0", "gpus": 2})
+OPERATOR_RELEASE = "rerank-operator"
+# The chart lives in the source tree, not in the wheel.
+CHART = Path(__file__).resolve().parents[3] / "charts" / "rerank-operator"
+STEPS = 7
+
+SMOKE_QUERY = "What is the capital of France?"
+SMOKE_DOCUMENTS = [
+    "Paris is the capital and largest city of France.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Berlin is the capital of Germany.",
+]
+
+
+class DemoError(RuntimeError):
+    """A step failed; the message says which and why (with a log tail where there is one)."""
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rerank-operator" / "models"
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# Local URLs only: never through an HTTP(S)_PROXY from the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _http(url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with _DIRECT.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="rerank-operator local",
+        description="Run the control plane, the operator, a sample RerankerDeployment, its engine and its UI "
+                    f"on this machine ({MODE}).",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true",
+                      help="start, send one rerank request and open the UI, tear down; exit 0 if all worked")
+    mode.add_argument("--keep-running", action="store_true", default=True,
+                      help="keep everything running until Ctrl-C (the default)")
+    p.add_argument("--port", type=int, default=None,
+                   help="local port of the rerank endpoint (default 8000, or a free port if 8000 is taken)")
+    p.add_argument("--ui-port", type=int, default=None,
+                   help="local port of the web UI (default 7860, or a free port if 7860 is taken)")
+    p.add_argument("--timeout", type=float, default=900.0,
+                   help="seconds to wait for the deployment to become Ready (default 900)")
+    p.add_argument("--keep-logs", action="store_true", help="keep the logs directory after stopping")
+    p.add_argument("--verbose", "-v", action="store_true", help="also log every step to stderr")
+    return p.parse_args(argv)
+
+
+@dataclass
+class Urls:
+    endpoint: str
+    ui: str | None
+    kubectl: str
+    curl: str
+    logs: Path
+
+
+class LocalStack:
+    """Brings the stack up step by step (`up`), reports (`urls`), checks (`smoke`), tears down (`down`)."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
+        self.args = args
+        self.out = out
+        self.run_id = os.environ.get(RUN_ID_ENV) or uuid.uuid4().hex[:12]
+        self.run_dir = Path(tempfile.mkdtemp(prefix="rerank-local-"))
+        self.logs = self.run_dir / "logs"
+        self.logs.mkdir()
+        self.namespace = "default"
+        sample = yaml.safe_load(SAMPLE.read_text())
+        self.sample = sample
+        self.name: str = sample["metadata"]["name"]
+        self.cp = None
+        self.operator: subprocess.Popen | None = None
+        self.proxy = None
+        self.runner = None
+        self.agent = None
+        self.step = 0
+        self.started = time.monotonic()
+
+    # ---- output -----------------------------------------------------------------------------------
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+        if text:
+            log.info("%s", text.strip())
+
+    def begin(self, text: str) -> float:
+        self.step += 1
+        print(f"[{self.step}/{STEPS}] {text}… ", end="", file=self.out, flush=True)
+        log.info("step %d: %s", self.step, text)
+        return time.monotonic()
+
+    def done(self, t0: float, note: str = "done") -> None:
+        self.say(f"{note} ({time.monotonic() - t0:.1f} s)")
+
+    # ---- bring-up ---------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        from . import binaries
+        from .controlplane import LocalControlPlane
+
+        # Every process started from here on (control plane, operator, pods) carries the run id.
+        os.environ[RUN_ID_ENV] = self.run_id
+        self.say(f"rerank-operator {MODE}.")
+        self.say(f"Logs: {self.logs}")
+
+        t0 = self.begin("control-plane binaries")
+        cached = binaries.find()
+        if cached is None:
+            self.say("not cached: building etcd, kube-apiserver, kube-controller-manager, kube-scheduler, "
+                     "kubectl, kwok and helm from source (first run only; tens of minutes)…")
+            bin_dir = binaries.ensure()
+        else:
+            bin_dir = cached
+        self.done(t0, f"cached in {bin_dir}" if cached else f"built into {bin_dir}")
+
+        t0 = self.begin("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+        self.cp = LocalControlPlane(bin_dir=bin_dir, nodes=NODES)
+        self.cp.start()
+        nodes = ", ".join(n["name"] + (f" ({n['gpus']} simulated GPUs)" if n.get("gpus") else "") for n in NODES)
+        self.done(t0, f"ready: nodes {nodes}")
+
+        t0 = self.begin("installing the RerankerDeployment CRD and the operator's RBAC")
+        self._install_api()
+        self.done(t0)
+
+        t0 = self.begin("starting the operator")
+        self._start_operator()
+        self.done(t0, f"running as pid {self.operator.pid}")
+
+        t0 = self.begin("tiny Qwen3 reranker model")
+        model, fresh = self._ensure_model()
+        self.done(t0, f"{'built' if fresh else 'cached'} in {model}")
+
+        t0 = self.begin(f"applying the sample RerankerDeployment {self.namespace}/{self.name}")
+        self._start_node_agent()
+        self._offer_model(model)
+        self.cp.kubectl("apply", "-n", self.namespace, "-f", str(SAMPLE))
+        self.done(t0)
+
+        t0 = self.begin("waiting for the deployment to become Ready")
+        self.say("")
+        self._wait_ready(self.args.timeout)
+        self.say(f"      Ready ({time.monotonic() - t0:.1f} s)")
+
+    def _install_api(self) -> None:
+        from rerank_operator.api.crd import install_crd
+
+        with self.cp.api_client() as api:
+            install_crd(api)
+        self.cp.kubectl("create", "namespace", "rerank-system")
+        if (CHART / "Chart.yaml").is_file():
+            # The chart's own Role/ClusterRole and binding for the operator's ServiceAccount: the
+            # operator below runs with exactly the permissions it has in a cluster.
+            from .versions import KUBERNETES
+
+            # --kube-version: offline `helm template` otherwise assumes an old default cluster version.
+            rendered = self.cp.helm("template", OPERATOR_RELEASE, str(CHART), "--namespace", "rerank-system",
+                                    "--kube-version", KUBERNETES.lstrip("v"),
+                                    "--show-only", "templates/serviceaccount.yaml",
+                                    "--show-only", "templates/rbac.yaml").stdout
+            self.cp.kubectl("apply", "-f", "-", input=rendered)
+            self.operator_kubeconfig = self.cp.operator_kubeconfig
+        else:
+            self.say("(the Helm chart is not next to this package: the operator runs as cluster admin) ")
+            self.operator_kubeconfig = self.cp.admin_kubeconfig
+
+    def _start_operator(self) -> None:
+        from .controlplane import free_ports
+
+        liveness, metrics = free_ports(2)
+        self.operator_log = self.logs / "operator.log"
+        argv = [sys.executable, "-m", "rerank_operator", "run", "--standalone",
+                "--kubeconfig", str(self.operator_kubeconfig),
+                "--liveness", f"http://127.0.0.1:{liveness}/healthz",
+                "--metrics-port", str(metrics), "--metrics-address", "127.0.0.1"]
+        with self.operator_log.open("ab") as f:
+            self.operator = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True, preexec_fn=_pdeathsig,
+                                             env={**os.environ, "KUBECONFIG": str(self.operator_kubeconfig)})
+        deadline = time.monotonic() + 90
+        while True:
+            if self.operator.poll() is not None:
+                raise DemoError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
+            try:
+                if _http(f"http://127.0.0.1:{liveness}/healthz", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise DemoError(f"the operator's liveness endpoint did not answer in 90 s:\n{_tail(self.operator_log)}")
+            time.sleep(0.5)
+
+    def _ensure_model(self) -> tuple[Path, bool]:
+        from rerank_operator.serving.tiny_model import build_tiny_reranker
+
+        target = models_dir() / MODEL_DIR_NAME
+        marker = target / "tiny-reranker.json"
+        before = marker.read_text() if marker.exists() else None
+        # The builder's progress bars belong in the log, not between the progress lines.
+        with (self.logs / "model-build.log").open("a") as f, contextlib.redirect_stderr(f):
+            build_tiny_reranker(target)
+        return target, marker.read_text() != before
+
+    def _offer_model(self, model: Path) -> None:
+        """The model directory's parent as a read-only claim, pre-provisioned the way an
+        administrator offers an air-gapped model: a PersistentVolume bound to `reranker-models`."""
+        from .volumes import host_path_pv
+
+        pv = host_path_pv(f"{self.namespace}-{MODEL_CLAIM}", str(model.parent), "10Gi", ["ReadOnlyMany"],
+                          claim=(self.namespace, MODEL_CLAIM))
+        pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": MODEL_CLAIM, "namespace": self.namespace},
+               "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "10Gi"}},
+                        "storageClassName": "", "volumeName": pv["metadata"]["name"]}}
+        self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([pv, pvc]))
+
+    def _start_node_agent(self) -> None:
+        from .agent import NodeAgent
+        from .pod_runner import PodRunner
+        from .service_proxy import ServiceProxy, port_free
+
+        for flag, port in (("--port", self.args.port), ("--ui-port", self.args.ui_port)):
+            if port is not None and not port_free(port):
+                raise DemoError(f"{flag} {port}: the port is in use on 127.0.0.1")
+        self.proxy = ServiceProxy().start()
+        api = self.cp.api_client()
+        from kubernetes import client
+
+        self.runner = PodRunner(client.CoreV1Api(api), self.namespace,
+                                "app.kubernetes.io/managed-by=rerank-operator", self.run_dir,
+                                self.proxy.addresses, run_id=self.run_id)
+        service_port = (self.sample["spec"].get("service") or {}).get("port", 8000)
+        preferred = {(self.name, service_port): self.args.port or 8000, (f"{self.name}-ui", 80): self.args.ui_port or 7860}
+        self.agent = NodeAgent(api, self.namespace, self.run_dir, self.proxy, self.runner, preferred).start()
+        self.service_port = service_port
+        # The agent logs to the demo's log file; pods log next to it.
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+
+    # ---- waiting ----------------------------------------------------------------------------------
+
+    def _rrd(self) -> dict[str, Any]:
+        out = self.cp.kubectl("get", "rrd", self.name, "-n", self.namespace, "-o", "json", check=False)
+        return json.loads(out.stdout) if out.returncode == 0 else {}
+
+    def _engine_state(self, rrd: dict[str, Any]) -> str:
+        """One progress line, from what runs here (the processes and their probes)."""
+        want = (rrd.get("spec") or {}).get("replicas", self.sample["spec"].get("replicas", 1))
+        running = [s for s in self.runner.snapshot() if s["container"] == "engine"]
+        ready = sum(1 for s in running if s["ready"])
+        waiting = {k: v for k, v in self.runner.waiting.items() if "-engine-" in k}
+        if waiting:
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(waiting.items()))
+        elif not running:
+            detail = "waiting for the engine pod to be scheduled"
+        elif ready < len(running):
+            detail = "loading model"
+        else:
+            detail = ""
+        for s in running:
+            if s["restarts"]:
+                detail += f"; {s['pod']} restarted {s['restarts']}x (last exit code {s['last_exit']})"
+        return f"engine {ready}/{want} ready" + (f", {detail}" if detail else "")
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        t0 = time.monotonic()
+        last_line, last_print = "", 0.0
+        ui_enabled = (self.sample["spec"].get("ui") or {}).get("enabled", True)
+        while True:
+            rrd = self._rrd()
+            if self.operator.poll() is not None:
+                raise DemoError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
+            if self.runner.errors:
+                pod, why = next(iter(self.runner.errors.items()))
+                raise DemoError(f"pod {pod} cannot run locally: {why}")
+            for s in self.runner.snapshot():
+                if s["restarts"] >= 3:
+                    raise DemoError(f"{s['pod']}/{s['container']} keeps exiting (code {s['last_exit']}); "
+                                    f"log {s['log']}:\n{_tail(Path(s['log']))}")
+            conditions = {c["type"]: c for c in (rrd.get("status") or {}).get("conditions") or []}
+            ready = conditions.get("Ready", {}).get("status") == "True"
+            engine_backends = self._backends(self.name, self.service_port)
+            ui_backends = self._backends(f"{self.name}-ui", 80) if ui_enabled else [None]
+            if ready and engine_backends and ui_backends:
+                return
+            line = self._engine_state(rrd)
+            if ui_enabled:
+                line += f"; UI {'ready' if ui_backends else 'starting'}"
+            if "Ready" in conditions:
+                line += f"; {self.name} Ready={conditions['Ready'].get('status')} ({conditions['Ready'].get('reason')})"
+            now = time.monotonic()
+            if line != last_line or now - last_print > 15:
+                self.say(f"      {line} ({now - t0:.0f} s)")
+                last_line, last_print = line, now
+            if now > deadline:
+                raise DemoError(f"not Ready within {timeout:.0f} s: {line}\n"
+                                f"kubectl: {self.urls().kubectl.replace(' get rrd', ' describe rrd')}")
+            time.sleep(1.0)
+
+    def _backends(self, service: str, port: int) -> list:
+        if self.proxy.local_port(self.namespace, service, port) is None:
+            return []
+        return self.proxy.backends(self.namespace, service, port)
+
+    # ---- results ----------------------------------------------------------------------------------
+
+    def urls(self) -> Urls:
+        port = self.proxy.local_port(self.namespace, self.name, self.service_port)
+        ui_port = self.proxy.local_port(self.namespace, f"{self.name}-ui", 80)
+        endpoint = f"http://127.0.0.1:{port}/v1/rerank"
+        served = self.sample["spec"]["model"].get("servedModelName") or self.sample["spec"]["model"]["name"]
+        body = {"model": served, "query": SMOKE_QUERY, "documents": SMOKE_DOCUMENTS,
+                "instruction": "Given a question, find the passage that answers it"}
+        curl = (f"curl -s {endpoint} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}")
+        kubectl = f"{shlex.quote(str(self.cp.bin_dir / 'kubectl'))} --kubeconfig {shlex.quote(str(self.cp.admin_kubeconfig))} get rrd"
+        return Urls(endpoint, f"http://127.0.0.1:{ui_port}/" if ui_port else None, kubectl, curl, self.logs)
+
+    def report(self) -> None:
+        u = self.urls()
+        self.say("")
+        self.say(f"Up in {time.monotonic() - self.started:.0f} s ({MODE}).")
+        self.say(f"  Rerank endpoint  {u.endpoint}   (Service {self.namespace}/{self.name} through the local service proxy)")
+        if u.ui:
+            self.say(f"  Web UI           {u.ui}")
+        self.say(f"  kubectl          {u.kubectl}")
+        self.say(f"  Logs             {u.logs}")
+        self.say("")
+        self.say("Try it:")
+        self.say(f"  {u.curl}")
+        self.say("")
+
+    def smoke(self) -> bool:
+        """The printed curl and kubectl commands, run as printed, plus a GET of the UI page."""
+        u = self.urls()
+        ok = True
+        if shutil.which("curl"):
+            proc = subprocess.run(["sh", "-c", u.curl], capture_output=True, text=True, timeout=120)
+            raw = proc.stdout
+        else:  # same request without curl
+            status, body = _http(u.endpoint, json.loads(shlex.split(u.curl)[-1]), timeout=120)
+            raw = body.decode(errors="replace")
+        try:
+            results = json.loads(raw)["results"]
+            indices = [r["index"] for r in results]
+            scores = [r["relevance_score"] for r in results]
+            sorted_ok = scores == sorted(scores, reverse=True) and sorted(indices) == list(range(len(SMOKE_DOCUMENTS)))
+            self.say(f"smoke: rerank -> indices {indices}, scores {[round(s, 4) for s in scores]} "
+                     f"({'sorted' if sorted_ok else 'NOT sorted'})")
+            ok &= sorted_ok
+        except (ValueError, KeyError, TypeError) as exc:
+            self.say(f"smoke: rerank FAILED ({exc!r}): {raw[:500]}")
+            ok = False
+        if u.ui:
+            try:
+                status, page = _http(u.ui, timeout=30)
+            except OSError as exc:
+                status, page = 0, str(exc).encode()
+            self.say(f"smoke: UI {u.ui} -> HTTP {status}")
+            ok &= status == 200
+        kubectl = subprocess.run(["sh", "-c", u.kubectl], capture_output=True, text=True, timeout=60)
+        self.say("smoke: " + u.kubectl.split(" --kubeconfig")[0].rsplit("/", 1)[-1] + " get rrd ->")
+        for line in (kubectl.stdout or kubectl.stderr).strip().splitlines():
+            self.say(f"  {line}")
+        ok &= kubectl.returncode == 0 and self.name in kubectl.stdout
+        return ok
+
+    def print_log_tails(self, lines: int = 15) -> None:
+        """On failure, the end of every process log, before teardown removes them (CI shows only stdout)."""
+        logs = [self.logs / "operator.log"] + [Path(s["log"]) for s in (self.runner.snapshot() if self.runner else [])]
+        for path in logs:
+            if path.is_file():
+                self.say(f"--- last {lines} lines of {path.name} ---")
+                self.say(_tail(path, lines))
+
+    # ---- teardown ---------------------------------------------------------------------------------
+
+    def down(self) -> None:
+        t0 = time.monotonic()
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("engine and UI processes", lambda: self.agent and self.agent.stop()),
+            ("operator", self._stop_operator),
+            ("service proxy", lambda: self.proxy and self.proxy.stop()),
+            ("control plane", lambda: self.cp and self.cp.stop()),
+        ]
+        for what, stop in steps:
+            try:
+                stop()
+            except Exception as exc:  # keep tearing down the rest
+                self.say(f"stopping the {what} failed: {exc}")
+        # The log file closes before its directory goes (a later record would recreate it).
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            if isinstance(h, logging.FileHandler) and Path(h.baseFilename).is_relative_to(self.run_dir):
+                root.removeHandler(h)
+                h.close()
+        if not self.args.keep_logs:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.say(f"Stopped everything ({time.monotonic() - t0:.1f} s).")
+
+    def _stop_operator(self) -> None:
+        if self.operator is None or self.operator.poll() is not None:
+            return
+        os.killpg(self.operator.pid, signal.SIGTERM)
+        try:
+            self.operator.wait(15)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.operator.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.operator.wait(10)
+
+
+def _pdeathsig() -> None:
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stack = LocalStack(args)
+    handler = logging.FileHandler(stack.logs / "local.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    if args.verbose:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    # Ctrl-C and SIGTERM both end in the same teardown (installed before the control plane, which
+    # then leaves SIGTERM to us).
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = 1
+    try:
+        stack.up()
+        stack.report()
+        if args.smoke:
+            code = 0 if stack.smoke() else 1
+            stack.say("smoke: " + ("passed" if code == 0 else "FAILED"))
+        else:
+            stack.say("Press Ctrl-C to stop everything.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt as exc:
+        stack.say(f"\n{exc or 'SIGINT'}: stopping…")
+        code = 0 if not args.smoke else 130
+    except Exception as exc:
+        stack.say(f"\nFAILED: {exc}")
+        if not isinstance(exc, DemoError):
+            log.exception("local mode failed")
+        code = 1
+    finally:
+        if code == 1:
+            stack.print_log_tails()
+        # A second Ctrl-C must not cut the teardown short.
+        for s in previous:
+            signal.signal(s, lambda *_: print("still stopping…", file=sys.stderr, flush=True))
+        stack.down()
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
