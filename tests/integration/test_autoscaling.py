@@ -106,8 +106,10 @@ async def _sync_engine_pods(core: client.CoreV1Api, ns: str, node: str, replicas
 
 
 def _events(core: client.CoreV1Api, ns: str) -> list:
-    return [e for e in core.list_namespaced_event(ns).items
-            if e.involved_object.kind == "RerankerDeployment" and e.involved_object.name == NAME]
+    """The RerankerDeployment's events, oldest first (the API lists them by name)."""
+    events = [e for e in core.list_namespaced_event(ns).items
+              if e.involved_object.kind == "RerankerDeployment" and e.involved_object.name == NAME]
+    return sorted(events, key=lambda e: e.first_timestamp or e.metadata.creation_timestamp)
 
 
 def test_queue_depth_scales_up_then_down_after_the_window(control_plane, namespace, crd_installed):
@@ -212,3 +214,83 @@ def test_autoscaling_off_leaves_replicas_alone(control_plane, namespace, crd_ins
     # ...and the autoscaler leaves it be.
     obj = custom.get_namespaced_custom_object("rerank.io", "v1alpha1", namespace, "rerankerdeployments", "rr-manual")
     assert obj["spec"]["replicas"] == 3
+
+
+# --- end to end, through the operator -------------------------------------------------------------
+
+from rerank_operator.localdev.volumes import provision_pending  # noqa: E402
+from tests.integration.operator_fixture import crd_installed_once, op_namespace, operator  # noqa: E402,F401
+
+
+def test_operator_scales_the_statefulset_by_the_pods_queue_depth(control_plane, op_namespace, operator, tmp_path):
+    """The operator's autoscaler daemon scrapes the engine pods the StatefulSet controller made
+    (kwok pods; the test serves their /metrics at their IPs), writes spec.replicas through the
+    scale subresource, and the operator resizes the StatefulSet: up at once, down after the window."""
+    api = control_plane.api_client()
+    core = client.CoreV1Api(api)
+    apps = client.AppsV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    ns, name = op_namespace, "rr-e2e"
+    custom.create_namespaced_custom_object("rerank.io", "v1alpha1", ns, "rerankerdeployments", {
+        "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment", "metadata": {"name": name},
+        "spec": {"replicas": 1, "engine": {"port": ENGINE_PORT}, "ui": {"enabled": False},
+                 "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3,
+                                 "targetQueueDepthPerReplica": 32, "scrapeIntervalSeconds": 1,
+                                 "scaleDownStabilizationSeconds": 6}},
+    })
+
+    def sts_replicas() -> int | None:
+        try:
+            return apps.read_namespaced_stateful_set(f"{name}-engine", ns).spec.replicas
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def serve_ready_pods(endpoints: MetricEndpoints, count: int, timeout: float = 60) -> None:
+        """Bind metrics at every Ready engine pod until `count` of them serve."""
+        deadline = time.monotonic() + timeout
+        while True:
+            await asyncio.to_thread(provision_pending, core, ns, tmp_path)  # local mode's storage provisioner
+            pods = (await asyncio.to_thread(core.list_namespaced_pod, ns,
+                                            label_selector=loop.engine_pod_selector(name))).items
+            ready = [p for p in pods if p.metadata.deletion_timestamp is None and loop._is_ready(p)]
+            for p in ready:
+                await endpoints.serve(p.status.pod_ip)
+            if len(ready) >= count:
+                return
+            assert time.monotonic() < deadline, f"{len(ready)} of {count} engine pods Ready:\n{operator.log_tail()}"
+            await asyncio.sleep(0.5)
+
+    async def until(predicate, timeout: float, what: str) -> float:
+        started = time.monotonic()
+        while not await asyncio.to_thread(predicate):
+            assert time.monotonic() - started < timeout, f"timed out waiting for {what}:\n{operator.log_tail()}"
+            await asyncio.sleep(0.3)
+        return time.monotonic() - started
+
+    async def scenario() -> None:
+        endpoints = MetricEndpoints()
+        try:
+            endpoints.waiting, endpoints.running = 60, 30  # 90 pairs on one pod -> ceil(90 / 32) = 3
+            await serve_ready_pods(endpoints, 1)
+            await until(lambda: sts_replicas() == 3, 30, "the StatefulSet to scale to 3")
+            await serve_ready_pods(endpoints, 3)
+            endpoints.waiting, endpoints.running = 0, 30  # 90 over 3 pods: within tolerance, stays
+            await asyncio.sleep(2)
+            assert sts_replicas() == 3
+            endpoints.waiting, endpoints.running = 0, 2  # idle: 1 replica, but only after the 6 s window
+            took = await until(lambda: sts_replicas() == 1, 40, "the StatefulSet to scale down to 1")
+            assert took >= 4, f"scaled down after {took:.1f} s, before the stabilization window"
+        finally:
+            await endpoints.close()
+
+    asyncio.run(scenario())
+    status = custom.get_namespaced_custom_object("rerank.io", "v1alpha1", ns, "rerankerdeployments", name)["status"]
+    assert status["desiredReplicas"] == 1
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["AutoscalingActive"]["status"] == "True"
+    reasons = [e.reason for e in core.list_namespaced_event(ns).items
+               if e.involved_object.kind == "RerankerDeployment" and e.involved_object.name == name]
+    assert "ScaledUp" in reasons and "ScaledDown" in reasons
+    assert "rerank_autoscaler_desired_replicas" in operator.metrics()

@@ -1,0 +1,131 @@
+"""`rerank-operator`: run the operator, print the CRD, or start the local demo.
+
+    rerank-operator run [--namespace NS ... | --all-namespaces] [--standalone]
+                        [--liveness http://0.0.0.0:8080/healthz] [--metrics-port 9090]
+                        [--drift-interval 300] [--kubeconfig PATH] [--context NAME] [--verbose]
+    rerank-operator crd            # the CustomResourceDefinition YAML (kubectl apply -f -)
+    rerank-operator local [...]    # the whole stack on this machine (see rerank_operator.localdev.demo)
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+from typing import Sequence
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number of seconds, got {raw!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rerank-operator", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator (reconciles RerankerDeployments)")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", action="append", default=[],
+                       help="watch this namespace (repeatable); default: all namespaces")
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces (the default)")
+    run.add_argument("--standalone", action="store_true",
+                     help="no peering with other operator instances (run exactly one replica)")
+    run.add_argument("--peering", default=None, help="peering object name when several replicas run (HA)")
+    run.add_argument("--liveness", default=os.environ.get("RERANK_LIVENESS", "http://0.0.0.0:8080/healthz"),
+                     help="liveness probe endpoint URL; 'off' to disable")
+    run.add_argument("--metrics-port", type=int, default=int(os.environ.get("RERANK_METRICS_PORT", "9090")),
+                     help="port of the Prometheus metrics endpoint; 0 to disable")
+    run.add_argument("--metrics-address", default="0.0.0.0")
+    run.add_argument("--drift-interval", type=float, default=_env_float("RERANK_DRIFT_INTERVAL", 300.0),
+                     help="seconds between drift checks of each RerankerDeployment (env RERANK_DRIFT_INTERVAL)")
+    run.add_argument("--api-connections", type=int, default=32,
+                     help="requests to the API server in flight at once for reconciling (and objects reconciled at once)")
+    run.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+    run.add_argument("--context", default=None, help="kubeconfig context")
+    run.add_argument("--verbose", "-v", action="store_true")
+
+    commands.add_parser("crd", help="print the RerankerDeployment CustomResourceDefinition as YAML")
+
+    local = commands.add_parser("local", help="run the whole stack locally (control plane, operator, engine, UI)")
+    local.add_argument("args", nargs=argparse.REMAINDER, help="passed to the local demo")
+    return parser
+
+
+def framework_connections(namespaces: Sequence[str]) -> int:
+    """Connections to leave kopf: two watch streams (RerankerDeployments, StatefulSets) per watched
+    namespace -- a glob may match many, count 16 -- plus its namespace watch and its own requests."""
+    globs = sum(1 for n in namespaces if any(c in n for c in "*?["))
+    watched = 1 if not namespaces else len(namespaces) - globs + 16 * globs
+    return 2 * watched + 2 + 16
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    import kopf
+    from prometheus_client import start_http_server
+
+    from rerank_operator.reconcile.handlers import OperatorConfig, register
+    from rerank_operator.reconcile.kube import load_configuration
+
+    if args.kubeconfig:
+        # kopf's login (via the kubernetes client) and ours read the same file.
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    configuration = load_configuration(args.kubeconfig, args.context)
+    registry = kopf.OperatorRegistry()
+    config = OperatorConfig(drift_interval=args.drift_interval, connections=args.api_connections,
+                            framework_connections=framework_connections(args.namespace))
+    register(registry, config, configuration)
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_address)
+    kopf.run(
+        registry=registry,
+        standalone=True if args.standalone else None,
+        peering_name=args.peering,
+        liveness_endpoint=None if args.liveness == "off" else args.liveness,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+    )
+    return 0
+
+
+def print_crd() -> int:
+    from rerank_operator.api.crd import crd_yaml
+
+    sys.stdout.write(crd_yaml())
+    return 0
+
+
+def run_local(rest: Sequence[str]) -> int:
+    # Imported only here: the demo pulls in the local control plane and serving stack.
+    from rerank_operator.localdev.demo import main as demo_main
+
+    if inspect.signature(demo_main).parameters:
+        result = demo_main(list(rest))
+    else:
+        sys.argv = ["rerank-operator local", *rest]
+        result = demo_main()
+    return int(result or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `local` has its own flags (its own parser); argparse.REMAINDER does not capture a leading option.
+    if argv[:1] == ["local"]:
+        return run_local(argv[1:])
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return run_operator(args)
+    if args.command == "crd":
+        return print_crd()
+    return run_local(args.args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,8 @@
+"""Reconciliation: the cluster I/O that makes a RerankerDeployment's children match its spec.
+
+- ``kube``: a small async API client (server-side apply, merge patch, get/list/delete)
+- ``status``: the status and its conditions, computed from the children (pure)
+- ``capacity``: whether any node can host an engine pod's GPUs (pure check + cached node list)
+- ``reconciler``: one reconcile pass and status refresh (framework-free)
+- ``handlers``: the kopf handlers, timer and autoscaler daemon
+"""

@@ -1,0 +1,263 @@
+"""Make one RerankerDeployment's children match its spec, and record the outcome in its status.
+
+The cluster I/O half of reconciliation; what should exist comes from ``resources`` (pure), the
+status from ``reconcile.status`` (pure). Framework-free: the kopf handlers (``handlers``) call
+into this and translate the result into retries, events and logs.
+
+* Every child is written with server-side apply under one field manager, forced: the operator
+  owns the fields it sets and takes them back from anyone who changed them (drift repair), while
+  fields others add (e.g. an admission webhook's annotations) are left alone.
+* Children switched off in the spec (UI, Ingress, PodDisruptionBudget) are deleted, but only if
+  this RerankerDeployment owns them.
+* The status is merge-patched with the object's resourceVersion as precondition, so it never
+  overwrites what the autoscaler wrote meanwhile (a 409 means: re-read, recompute, retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from pydantic import ValidationError
+
+from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, describe_error, parse_spec
+from rerank_operator.resources import labels as L
+from rerank_operator.resources.children import ChildRef, desired_children, ref_of, retired_children
+from rerank_operator.resources.services import endpoint_url
+from rerank_operator.resources.status_configmap import build_status_configmap, render_status
+from rerank_operator.resources.ui import ui_url
+
+from .capacity import NodeCapacity
+from .kube import ApiError, KubeClient
+from .status import (
+    INSUFFICIENT_GPUS,
+    INVALID_SPEC,
+    RECONCILE_FAILED,
+    Failure,
+    Wanted,
+    carried_failure,
+    compute_status,
+    degraded_transition,
+    status_patch,
+    sts_state,
+)
+
+FIELD_MANAGER = "rerank-operator"
+# emit(object, type, reason, message): posts a Kubernetes Event about object.
+Emit = Callable[[Mapping[str, Any], str, str, str], None]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileResult:
+    status: dict[str, Any] | None
+    applied: list[ChildRef] = field(default_factory=list)
+    created: list[ChildRef] = field(default_factory=list)
+    deleted: list[ChildRef] = field(default_factory=list)
+    failure: Failure | None = None
+    transient: ApiError | None = None
+
+
+def wanted_of(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> Wanted:
+    return Wanted(replicas=spec.replicas, autoscaling=spec.autoscaling.enabled,
+                  endpoint=endpoint_url(body, spec), ui_url=ui_url(body, spec))
+
+
+def _describe(ref: ChildRef, exc: ApiError) -> str:
+    return f"{ref.kind} {ref.name}: {exc.status} {exc.reason}: {exc.message}"
+
+
+class Reconciler:
+    def __init__(self, kube: KubeClient, *, emit: Emit, capacity: NodeCapacity | None = None,
+                 field_manager: str = FIELD_MANAGER, clock: Callable[[], float] = time.time, node_ttl: float = 15.0,
+                 max_concurrent: int = 32):
+        self.kube = kube
+        self.emit = emit
+        self.capacity = capacity or NodeCapacity(self.list_nodes, ttl=node_ttl)
+        self.field_manager = field_manager
+        self.clock = clock
+        # Per RerankerDeployment: the StatefulSet state and status document last acted on, so that
+        # a StatefulSet event bringing nothing new costs no API call.
+        self._sts_seen: dict[tuple[str, str], dict[str, Any]] = {}
+        self._published: dict[tuple[str, str], str] = {}
+        # Objects reconciled at once. A thousand objects created together are then worked through
+        # a few at a time (each finishing sooner) instead of all holding half-done work in memory.
+        self._slots = asyncio.Semaphore(max_concurrent)
+
+    async def list_nodes(self) -> list[dict] | None:
+        try:
+            return await self.kube.list("v1", "Node")
+        except ApiError as exc:
+            if exc.status in (401, 403):  # not allowed to see nodes: skip the check
+                log.warning("cannot list nodes (%s); the GPU capacity check is off", exc)
+                return None
+            raise
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._sts_seen.pop((namespace, name), None)
+        self._published.pop((namespace, name), None)
+
+    # --- full reconcile ------------------------------------------------------------------------
+
+    async def reconcile(self, body: Mapping[str, Any], *, retire: bool = True) -> ReconcileResult:
+        """Apply every child, delete switched-off ones (``retire``; pointless for a brand-new
+        object, which cannot own anything yet), write the status."""
+        async with self._slots:
+            return await self._reconcile(body, retire)
+
+    async def _reconcile(self, body: Mapping[str, Any], retire: bool) -> ReconcileResult:
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        try:
+            spec = parse_spec(body.get("spec"))
+        except ValidationError as exc:
+            failure = Failure(INVALID_SPEC, describe_error(exc))
+            status = await self.publish(body, None, None, observed_generation=meta.get("generation"),
+                                        failure=failure, ui_enabled=False)
+            return ReconcileResult(status, failure=failure)
+
+        desired = desired_children(body, spec=spec)
+        configmaps = [c for c in desired if c["kind"] == "ConfigMap"]
+        others = [c for c in desired if c["kind"] != "ConfigMap"]
+        outcomes = await asyncio.gather(*(self._apply(c) for c in others), return_exceptions=True)
+        to_retire = retired_children(body, desired) if retire else []
+        retired = await asyncio.gather(*(self._retire(body, ref) for ref in to_retire), return_exceptions=True)
+
+        result = ReconcileResult(status=None)
+        sts: dict[str, Any] | None = None
+        errors: list[tuple[ChildRef, ApiError]] = []
+        for manifest, outcome in zip(others, outcomes):
+            ref = ref_of(manifest)
+            if isinstance(outcome, ApiError):
+                errors.append((ref, outcome))
+                continue
+            if isinstance(outcome, BaseException):
+                raise outcome
+            code, obj = outcome
+            result.applied.append(ref)
+            if code == 201:
+                result.created.append(ref)
+            if ref.kind == "StatefulSet":
+                sts = obj
+                # Its own watch event (same state) then needs no status refresh.
+                self._sts_seen[(namespace, name)] = sts_state(sts)
+        for ref, outcome in zip(to_retire, retired):
+            if isinstance(outcome, ApiError):
+                errors.append((ref, outcome))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            elif outcome:
+                result.deleted.append(ref)
+
+        transient = [(r, e) for r, e in errors if e.transient]
+        permanent = [(r, e) for r, e in errors if not e.transient]
+        if permanent:
+            result.failure = Failure(RECONCILE_FAILED, "; ".join(_describe(r, e) for r, e in permanent))
+        else:
+            problem = await self.capacity.problem(spec.engine.tensor_parallel_size, spec.scheduling.node_selector)
+            if problem:
+                result.failure = Failure(INSUFFICIENT_GPUS, problem)
+        if transient:
+            result.transient = transient[0][1]
+        # Claim the generation only when it was fully applied (a retry follows a transient error).
+        generation = meta.get("generation") if not transient else (body.get("status") or {}).get("observedGeneration")
+        result.status = await self.publish(body, wanted_of(body, spec), sts, observed_generation=generation,
+                                           failure=result.failure, ui_enabled=bool(configmaps),
+                                           force_configmap=True)
+        if sts is not None:
+            self._sts_seen[(namespace, name)] = sts_state(sts)
+        return result
+
+    async def _apply(self, manifest: Mapping[str, Any]) -> tuple[int, dict | None]:
+        # Only the StatefulSet's answer is read (its status feeds ours); the rest is dropped unparsed.
+        return await self.kube.apply(manifest, field_manager=self.field_manager,
+                                     parse=manifest["kind"] == "StatefulSet")
+
+    async def _retire(self, body: Mapping[str, Any], ref: ChildRef) -> bool:
+        namespace = body["metadata"]["namespace"]
+        existing = await self.kube.get(ref.api_version, ref.kind, namespace, ref.name)
+        if existing is None:
+            return False
+        owners = existing["metadata"].get("ownerReferences") or []
+        if not any(o.get("uid") == body["metadata"]["uid"] for o in owners):
+            return False  # someone else's object with a colliding name: not ours to delete
+        return await self.kube.delete(ref.api_version, ref.kind, namespace, ref.name, uid=existing["metadata"]["uid"])
+
+    # --- status --------------------------------------------------------------------------------
+
+    async def refresh_status(self, namespace: str, name: str, sts: Mapping[str, Any] | None) -> dict | None:
+        """Recompute the status after the StatefulSet changed (pods became ready, a rollout moved)."""
+        state = sts_state(sts)
+        if state and self._sts_seen.get((namespace, name)) == state:
+            return None
+        async with self._slots:
+            return await self._refresh_status(namespace, name, sts, state)
+
+    async def _refresh_status(self, namespace: str, name: str, sts: Mapping[str, Any] | None,
+                              state: dict[str, Any]) -> dict | None:
+        body = await self.kube.get(L.API_VERSION, L.KIND, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        try:
+            spec = parse_spec(body.get("spec"))
+        except ValidationError:
+            return None  # the reconcile reports it
+        failure = carried_failure(body.get("status"))
+        if failure is None:
+            problem = await self.capacity.problem(spec.engine.tensor_parallel_size, spec.scheduling.node_selector)
+            failure = Failure(INSUFFICIENT_GPUS, problem) if problem else None
+        status = await self.publish(body, wanted_of(body, spec), sts,
+                                    observed_generation=(body.get("status") or {}).get("observedGeneration"),
+                                    failure=failure, ui_enabled=spec.ui.enabled)
+        if state:
+            self._sts_seen[(namespace, name)] = state
+        return status
+
+    async def publish(self, body: Mapping[str, Any], wanted: Wanted | None, sts: Mapping[str, Any] | None, *,
+                      observed_generation: int | None, failure: Failure | None, ui_enabled: bool,
+                      force_configmap: bool = False) -> dict[str, Any] | None:
+        """Write the status (if it changed) and the UI's status ConfigMap (if its content changed)."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        before = body.get("status") or {}
+        new: dict[str, Any] = {}
+        for _ in range(5):
+            new = compute_status(body, wanted, sts, now=self.clock(), observed_generation=observed_generation,
+                                 failure=failure)
+            patch = status_patch(body.get("status"), new)
+            if not patch:
+                break
+            try:
+                await self.kube.merge_patch(
+                    L.API_VERSION, L.KIND, namespace, name,
+                    {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch}, subresource="status",
+                    parse=False,
+                )
+                break
+            except ApiError as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status != 409:
+                    raise
+            # Someone (the autoscaler, kubectl scale) changed the object: recompute on the fresh one.
+            fresh = await self.kube.get(L.API_VERSION, L.KIND, namespace, name)
+            if fresh is None:
+                return None
+            body, meta = fresh, fresh["metadata"]
+        else:
+            raise ApiError(409, "Conflict", f"status of {namespace}/{name} kept changing while being written")
+
+        went_bad = degraded_transition(before, new)
+        if went_bad is not None:
+            self.emit(body, "Warning", went_bad["reason"], went_bad["message"])
+
+        if ui_enabled:
+            document = render_status(new)
+            if force_configmap or self._published.get((namespace, name)) != document:
+                await self.kube.apply(build_status_configmap(body, new), field_manager=self.field_manager, parse=False)
+                self._published[(namespace, name)] = document
+        return new

@@ -1,0 +1,202 @@
+"""The RerankerDeployment's status, computed from what its children report (pure).
+
+Conditions:
+
+* ``Ready``: every wanted engine replica is Ready, so the endpoint serves at full capacity
+  (False with ``ScaledToZero`` when ``spec.replicas`` is 0, ``ReplicasNotReady`` otherwise).
+* ``Progressing``: the StatefulSet is being created, rolled out or scaled, or its pods are
+  still starting (loading the model); False with ``RolloutComplete`` when settled, or with the
+  Degraded reason when the spec cannot progress (e.g. no node has enough GPUs).
+* ``Degraded``: the operator cannot make the spec real: ``InsufficientGPUs`` (no node has
+  ``tensorParallelSize`` allocatable ``nvidia.com/gpu``), ``InvalidSpec`` or ``ReconcileFailed``
+  (the API server refused a child); ``AsExpected`` otherwise.
+
+``AutoscalingActive`` / ``ScalingLimited`` belong to the autoscaler (autoscaling.state); they are
+carried over untouched, except that ``AutoscalingActive`` is turned False once autoscaling is
+switched off (its daemon is gone by then and cannot say so itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from rerank_operator.autoscaling.state import disabled_status_patch, to_rfc3339
+from rerank_operator.resources import labels as L
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+
+INSUFFICIENT_GPUS = "InsufficientGPUs"
+INVALID_SPEC = "InvalidSpec"
+RECONCILE_FAILED = "ReconcileFailed"
+# Failures that only a reconcile (not a status refresh) can clear.
+STICKY_FAILURES = (INVALID_SPEC, RECONCILE_FAILED)
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What the spec asks for, as far as the status needs it (None fields: spec unreadable)."""
+
+    replicas: int
+    autoscaling: bool
+    endpoint: str | None
+    ui_url: str | None
+
+
+def _condition(previous: Sequence[Mapping[str, Any]], type_: str, status: str, reason: str, message: str,
+               generation: int | None, now: float) -> dict[str, Any]:
+    old = next((c for c in previous if c.get("type") == type_), None)
+    # lastTransitionTime moves only when the status flips.
+    since = old.get("lastTransitionTime") if old is not None and old.get("status") == status else None
+    condition = {"type": type_, "status": status, "reason": reason, "message": message,
+                 "lastTransitionTime": since or to_rfc3339(now)}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return condition
+
+
+def sts_state(sts: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parts of a StatefulSet's status that matter here (also the key that tells whether a
+    StatefulSet event brings anything new)."""
+    if not sts:
+        return {}
+    status = sts.get("status") or {}
+    return {
+        "generation": (sts.get("metadata") or {}).get("generation"),
+        "observedGeneration": status.get("observedGeneration"),
+        "specReplicas": (sts.get("spec") or {}).get("replicas"),
+        "replicas": status.get("replicas") or 0,
+        "readyReplicas": status.get("readyReplicas") or 0,
+        "updatedReplicas": status.get("updatedReplicas") or 0,
+        "currentRevision": status.get("currentRevision"),
+        "updateRevision": status.get("updateRevision"),
+    }
+
+
+def carried_failure(status: Mapping[str, Any] | None) -> Failure | None:
+    """A failure recorded by the last reconcile, which a mere status refresh must keep."""
+    for condition in (status or {}).get("conditions") or []:
+        if condition.get("type") == DEGRADED and condition.get("status") == "True" \
+                and condition.get("reason") in STICKY_FAILURES:
+            return Failure(condition["reason"], condition.get("message") or "")
+    return None
+
+
+def compute_status(
+    body: Mapping[str, Any],
+    wanted: Wanted | None,
+    sts: Mapping[str, Any] | None,
+    *,
+    now: float,
+    observed_generation: int | None,
+    failure: Failure | None = None,
+) -> dict[str, Any]:
+    """The status (fields this operator owns, merge-patch shaped: None = remove) for ``body``
+    given the observed StatefulSet ``sts`` (None: not there)."""
+    meta = body["metadata"]
+    previous = body.get("status") or {}
+    prev_conditions = previous.get("conditions") or []
+    generation = meta.get("generation")
+    state = sts_state(sts)
+    replicas = int(state.get("replicas", 0))
+    ready = int(state.get("readyReplicas", 0))
+
+    if wanted is None:  # unreadable spec: report it, leave the rest as last known
+        want = int(previous.get("desiredReplicas") or 0)
+    else:
+        want = wanted.replicas
+    desired = want
+    if wanted is not None and wanted.autoscaling and previous.get("desiredReplicas") is not None:
+        desired = int(previous["desiredReplicas"])  # the autoscaler's decision; it owns this field
+
+    # Ready
+    if want == 0:
+        ready_c = ("False", "ScaledToZero", "spec.replicas is 0: no engine serves requests")
+    elif ready >= want:
+        ready_c = ("True", "AllReplicasReady", f"{ready} of {want} engine replicas ready")
+    else:
+        ready_c = ("False", "ReplicasNotReady", f"{ready} of {want} engine replicas ready")
+
+    # Progressing
+    if failure is not None or (wanted is None):
+        reason = failure.reason if failure else INVALID_SPEC
+        prog_c = ("False", reason, "the operator cannot make progress until the spec or the cluster changes")
+    elif not state:
+        prog_c = ("True", "Creating", "creating the engine StatefulSet")
+    elif state["observedGeneration"] is None or (state["generation"] or 0) > state["observedGeneration"]:
+        prog_c = ("True", "RollingOut", "waiting for the StatefulSet controller to act on the latest spec")
+    elif state["updateRevision"] and state["currentRevision"] != state["updateRevision"] \
+            and state["updatedReplicas"] < want:
+        prog_c = ("True", "RollingOut", f"{state['updatedReplicas']} of {want} engine replicas updated")
+    elif replicas != want:
+        prog_c = ("True", "Scaling", f"scaling the engine from {replicas} to {want} replicas")
+    elif ready < want:
+        prog_c = ("True", "WaitingForReplicas",
+                  f"{want - ready} engine replica(s) starting (the model may take minutes to load)")
+    else:
+        prog_c = ("False", "RolloutComplete", f"{want} engine replicas up to date")
+
+    # Degraded
+    if failure is not None:
+        deg_c = ("True", failure.reason, failure.message)
+    else:
+        deg_c = ("False", "AsExpected", "the cluster can run the spec")
+
+    conditions: list[dict[str, Any]] = []
+    for type_, (st, reason, message) in ((READY, ready_c), (PROGRESSING, prog_c), (DEGRADED, deg_c)):
+        conditions.append(_condition(prev_conditions, type_, st, reason, message, generation, now))
+    others = [dict(c) for c in prev_conditions if c.get("type") not in (READY, PROGRESSING, DEGRADED)]
+    if wanted is not None and not wanted.autoscaling:
+        turned_off = disabled_status_patch(previous, now)
+        if turned_off:
+            others = [c for c in turned_off["conditions"] if c.get("type") not in (READY, PROGRESSING, DEGRADED)]
+    conditions.extend(others)
+
+    status: dict[str, Any] = {
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "desiredReplicas": desired,
+        "selector": L.selector_string(meta["name"]),
+        "conditions": conditions,
+    }
+    if observed_generation is not None:
+        status["observedGeneration"] = observed_generation
+    if wanted is not None:
+        status["endpoint"] = wanted.endpoint
+        status["uiURL"] = wanted.ui_url
+    return status
+
+
+def status_patch(current: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch turning ``current`` into ``new`` for the keys ``new`` names ({} if none)."""
+    current = current or {}
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        if value is None:
+            if current.get(key) is not None:
+                patch[key] = None
+        elif current.get(key) != value:
+            patch[key] = value
+    return patch
+
+
+def degraded_transition(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Degraded condition of ``after`` if it newly turned True (or changed reason): worth one
+    Warning event. None otherwise, so a persisting problem is reported once, not on every pass."""
+    def find(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        return next((c for c in (status or {}).get("conditions") or [] if c.get("type") == DEGRADED), None)
+
+    new, old = find(after), find(before)
+    if new is None or new.get("status") != "True":
+        return None
+    if old is not None and old.get("status") == "True" and old.get("reason") == new.get("reason"):
+        return None
+    return dict(new)

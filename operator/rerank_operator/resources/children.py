@@ -1,0 +1,80 @@
+"""What should exist for one RerankerDeployment: the full list of child manifests (pure).
+
+`desired_children(body)` is everything the operator server-side-applies; `retired_children(body)`
+names the optional children the spec has switched off (UI, Ingress, PodDisruptionBudget), which
+the operator deletes if they exist and are owned by this RerankerDeployment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, parse_spec
+
+from . import labels as L
+from .pdb import build_pdb
+from .services import build_headless_service, build_service
+from .statefulset import build_statefulset
+from .status_configmap import build_status_configmap
+from .ui import build_ui_deployment, build_ui_ingress, build_ui_service
+
+
+class ChildRef(NamedTuple):
+    api_version: str
+    kind: str
+    name: str
+
+
+def ref_of(manifest: Mapping[str, Any]) -> ChildRef:
+    return ChildRef(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])
+
+
+def spec_of(body: Mapping[str, Any]) -> RerankerDeploymentSpec:
+    return parse_spec(body.get("spec"))
+
+
+def desired_children(
+    body: Mapping[str, Any],
+    status: Mapping[str, Any] | None = None,
+    spec: RerankerDeploymentSpec | None = None,
+) -> list[dict[str, Any]]:
+    """All child manifests of `body`. `status` is what the UI's status ConfigMap shows (default:
+    the object's current status)."""
+    spec = spec or spec_of(body)
+    children = [
+        build_service(body, spec),
+        build_headless_service(body, spec),
+        build_statefulset(body, spec),
+    ]
+    if spec.disruption_budget.enabled:
+        children.append(build_pdb(body, spec))
+    if spec.ui.enabled:
+        children.append(build_status_configmap(body, status if status is not None else body.get("status")))
+        children.append(build_ui_deployment(body, spec))
+        children.append(build_ui_service(body, spec))
+        if spec.ui.ingress.enabled:
+            children.append(build_ui_ingress(body, spec))
+    return children
+
+
+def all_child_refs(name: str) -> list[ChildRef]:
+    """Every child a RerankerDeployment can have, whatever its spec."""
+    return [
+        ChildRef("v1", "Service", name),
+        ChildRef("v1", "Service", L.headless_name(name)),
+        ChildRef("apps/v1", "StatefulSet", L.engine_name(name)),
+        ChildRef("policy/v1", "PodDisruptionBudget", L.engine_name(name)),
+        ChildRef("v1", "ConfigMap", L.status_configmap_name(name)),
+        ChildRef("apps/v1", "Deployment", L.ui_name(name)),
+        ChildRef("v1", "Service", L.ui_name(name)),
+        ChildRef("networking.k8s.io/v1", "Ingress", L.ui_name(name)),
+    ]
+
+
+def retired_children(body: Mapping[str, Any], desired: list[Mapping[str, Any]] | None = None) -> list[ChildRef]:
+    """Children this spec does not want (switched off); to delete if present. `desired` is
+    `desired_children(body)` when the caller already has it."""
+    if desired is None:
+        desired = desired_children(body, {})
+    wanted = {ref_of(c) for c in desired}
+    return [ref for ref in all_child_refs(body["metadata"]["name"]) if ref not in wanted]

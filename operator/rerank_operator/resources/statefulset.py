@@ -1,0 +1,219 @@
+"""The engine StatefulSet `<name>-engine`: one vLLM pod per replica, `tensorParallelSize` GPUs each.
+
+Why a StatefulSet: each replica keeps its own model cache volume (volumeClaimTemplate
+"model-cache"), so a restarted or rescheduled pod finds the weights already downloaded. Pods are
+started in parallel (no ordering is needed between replicas, and a model load takes minutes).
+
+Replicas: always `spec.replicas`. That one field is the truth: `kubectl scale`, an HPA/KEDA (via
+the scale subresource) or -- with `spec.autoscaling.enabled` -- the operator's autoscaler write it,
+and the StatefulSet follows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from typing import Any, Mapping
+
+from pydantic.alias_generators import to_camel
+
+from rerank_operator.api.v1alpha1 import GPU_RESOURCE, RerankerDeploymentSpec
+
+from . import labels as L
+
+CONTAINER = "engine"
+PORT_NAME = "http"
+CACHE_VOLUME = "model-cache"
+CACHE_MOUNT = "/models"
+HF_HOME = "/models/cache"
+# Where a model PVC (spec.model.pvc) is mounted; the engine's --model points below it.
+MODEL_PVC_VOLUME = "model"
+MODEL_PVC_MOUNT = "/mnt/model"
+SHM_VOLUME = "dshm"
+HEALTH_PATH = "/health"
+
+# A model load (download + weights into GPU memory + warm-up) can take many minutes for the
+# larger rerankers: allow 30 minutes before the kubelet gives up on a starting pod.
+STARTUP_PERIOD_SECONDS = 10
+STARTUP_FAILURE_THRESHOLD = 180
+# Keep serving in-flight requests while the endpoints controller removes the pod from the
+# Services: the preStop sleep covers that propagation delay, the grace period the drain after it.
+PRESTOP_SLEEP_SECONDS = 10
+TERMINATION_GRACE_SECONDS = 60
+
+
+def shm_size(tensor_parallel_size: int) -> str:
+    """/dev/shm for the engine: NCCL and vLLM's worker processes exchange tensors through it, so it
+    grows with the number of tensor-parallel workers (the container default of 64 MiB is far too small)."""
+    return f"{2 * tensor_parallel_size}Gi"
+
+
+class SpecView:
+    """Attribute access to the spec as the API stores it (camelCase keys), under both spellings:
+    ``view.engine.tensorParallelSize`` and ``view.engine.tensor_parallel_size``. The serving
+    package's command-line builder reads the spec through this; a missing optional field reads
+    as None."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]):
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        data = self._data
+        key = name if name in data else to_camel(name)
+        value = data.get(key)
+        return SpecView(value) if isinstance(value, Mapping) else value
+
+
+def model_path(spec: RerankerDeploymentSpec) -> str | None:
+    """The engine's --model when the weights are on a PVC (None: a Hugging Face id)."""
+    if spec.model.pvc is None:
+        return None
+    return posixpath.join(MODEL_PVC_MOUNT, spec.model.pvc.path.strip("/")).rstrip("/")
+
+
+def engine_args(spec: RerankerDeploymentSpec) -> list[str]:
+    # Imported here: the serving package owns the vLLM command line (its flags follow vLLM releases).
+    from rerank_operator.serving.engine_args import engine_command
+
+    return [str(a) for a in engine_command(SpecView(spec.to_k8s()), model_path=model_path(spec))]
+
+
+def _extra_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
+    try:
+        from rerank_operator.serving.engine_args import engine_env as serving_env
+    except ImportError:  # the serving package may not need extra environment
+        return []
+    return [dict(e) for e in serving_env(SpecView(spec.to_k8s()))]
+
+
+def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": HF_HOME}]
+    token = spec.model.hf_token_secret_ref
+    if token is not None:
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
+    if spec.model.pvc is not None:
+        # Air-gapped: the weights are on the claim; never reach out to the Hub.
+        env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
+    seen = {e["name"] for e in env}
+    for extra in _extra_env(spec):
+        if extra["name"] not in seen:
+            env.append(extra)
+            seen.add(extra["name"])
+    for user in spec.engine.env:  # the user's own variables last, so they win over derived ones
+        item = user.to_k8s()
+        env = [e for e in env if e["name"] != item["name"]]
+        env.append(item)
+    return env
+
+
+def engine_resources(spec: RerankerDeploymentSpec) -> dict[str, Any]:
+    gpus = str(spec.engine.tensor_parallel_size)
+    requests = dict(spec.engine.resources.requests or {})
+    limits = dict(spec.engine.resources.limits or {})
+    # Extended resources must have requests == limits; the count is the tensor-parallel size.
+    requests[GPU_RESOURCE] = gpus
+    limits[GPU_RESOURCE] = gpus
+    return {"requests": requests, "limits": limits}
+
+
+def _probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT_NAME},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
+
+
+def template_hash(template: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> dict[str, Any]:
+    name = body["metadata"]["name"]
+    tp = spec.engine.tensor_parallel_size
+    mounts: list[dict[str, Any]] = [
+        {"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT},
+        {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm_size(tp)}},
+    ]
+    if spec.model.pvc is not None:
+        mounts.append({"name": MODEL_PVC_VOLUME, "mountPath": MODEL_PVC_MOUNT, "readOnly": True})
+        volumes.append({"name": MODEL_PVC_VOLUME,
+                        "persistentVolumeClaim": {"claimName": spec.model.pvc.claim_name, "readOnly": True}})
+
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": spec.engine.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": engine_args(spec),
+        "ports": [{"name": PORT_NAME, "containerPort": spec.engine.port, "protocol": "TCP"}],
+        "env": engine_env(spec),
+        "resources": engine_resources(spec),
+        "volumeMounts": mounts,
+        "startupProbe": _probe(HEALTH_PATH, STARTUP_PERIOD_SECONDS, STARTUP_FAILURE_THRESHOLD),
+        "readinessProbe": _probe(HEALTH_PATH, 5, 3),
+        "livenessProbe": _probe(HEALTH_PATH, 15, 4, timeout=10),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+        # The official vLLM image runs as root and writes caches (triton, torch compile) under its
+        # home, so no runAsNonRoot / read-only root here; everything else is locked down.
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "volumes": volumes,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "enableServiceLinks": False,  # thousands of Services would otherwise become env vars
+    }
+    scheduling = spec.scheduling
+    if scheduling.node_selector:
+        pod_spec["nodeSelector"] = dict(scheduling.node_selector)
+    if scheduling.tolerations:
+        pod_spec["tolerations"] = [t.to_k8s() for t in scheduling.tolerations]
+    if scheduling.affinity:
+        pod_spec["affinity"] = scheduling.affinity
+    if scheduling.priority_class_name:
+        pod_spec["priorityClassName"] = scheduling.priority_class_name
+
+    template: dict[str, Any] = {"metadata": {"labels": L.labels(name, L.ENGINE)}, "spec": pod_spec}
+    template["metadata"]["annotations"] = {L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
+
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": spec.cache.size}},
+    }
+    if spec.cache.storage_class_name:
+        claim_spec["storageClassName"] = spec.cache.storage_class_name
+
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": L.child_metadata(body, L.engine_name(name), L.ENGINE),
+        "spec": {
+            "replicas": spec.replicas,
+            "podManagementPolicy": "Parallel",
+            "serviceName": L.headless_name(name),
+            "selector": {"matchLabels": L.selector_labels(name, L.ENGINE)},
+            "updateStrategy": {"type": "RollingUpdate"},
+            # Caches go with the RerankerDeployment, but survive a scale-down (a later scale-up
+            # finds the weights already there).
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+            "template": template,
+            "volumeClaimTemplates": [{
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": CACHE_VOLUME, "labels": L.labels(name, L.ENGINE)},
+                "spec": claim_spec,
+            }],
+        },
+    }

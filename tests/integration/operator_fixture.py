@@ -1,0 +1,106 @@
+"""The operator as the cluster sees it: `python -m rerank_operator run` in its own process against
+the harness' API server (admin credentials; the chart's RBAC is tested with the Helm chart).
+
+`operator` (session): one operator for the whole session, watching only namespaces named
+`rrop-*` (so tests that drive the autoscaler by hand in other namespaces see no operator), with a
+3 s drift interval. `op_namespace` (function): a fresh `rrop-*` namespace for one test.
+Import both into a test module to use them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rerank_operator.api.crd import install_crd
+from rerank_operator.localdev.controlplane import free_ports
+
+NAMESPACE_PREFIX = "rrop-"
+DRIFT_INTERVAL = 3.0
+
+
+@dataclass
+class OperatorProcess:
+    popen: subprocess.Popen
+    log: Path
+    liveness_url: str
+    metrics_url: str
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+            return resp.read().decode()
+
+
+@pytest.fixture(scope="session")
+def crd_installed_once(control_plane) -> None:
+    install_crd(control_plane.api_client())
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane, crd_installed_once, tmp_path_factory) -> Iterator[OperatorProcess]:
+    liveness_port, metrics_port = free_ports(2)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    argv = [sys.executable, "-m", "rerank_operator", "run", "--standalone",
+            "--namespace", f"{NAMESPACE_PREFIX}*", "--drift-interval", str(DRIFT_INTERVAL),
+            "--liveness", f"http://127.0.0.1:{liveness_port}/healthz",
+            "--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1"]
+    env = {**control_plane.env(), "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as out:
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = OperatorProcess(popen, log, f"http://127.0.0.1:{liveness_port}/healthz",
+                           f"http://127.0.0.1:{metrics_port}/metrics")
+    deadline = time.monotonic() + 60
+    while True:
+        if popen.poll() is not None:
+            raise RuntimeError(f"the operator exited with {popen.returncode}:\n{proc.log_tail()}")
+        try:
+            with urllib.request.urlopen(proc.liveness_url, timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            popen.kill()
+            raise TimeoutError(f"the operator's liveness endpoint did not answer in 60 s:\n{proc.log_tail()}")
+        time.sleep(0.2)
+    try:
+        yield proc
+    finally:
+        popen.terminate()
+        try:
+            popen.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+        if os.environ.get("RERANK_OPERATOR_LOG"):
+            sys.stderr.write(proc.log_tail(400))
+
+
+@pytest.fixture
+def op_namespace(control_plane, operator, request) -> Iterator[str]:
+    from kubernetes import client
+
+    core = client.CoreV1Api(control_plane.api_client())
+    short = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:30].strip("-")
+    ns = core.create_namespace({"metadata": {"generateName": f"{NAMESPACE_PREFIX}{short}-"}}).metadata.name
+    deadline = time.monotonic() + 30
+    while not core.list_namespaced_service_account(ns, field_selector="metadata.name=default").items:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no default ServiceAccount in {ns} after 30 s")
+        time.sleep(0.1)
+    try:
+        yield ns
+    finally:
+        core.delete_namespace(ns, propagation_policy="Background")
+        core.api_client.close()

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from rerank_operator.cli import _parser
+from rerank_operator.reconcile.handlers import backoff
+from rerank_operator.reconcile.kube import ApiError, resource_path
+
+
+@pytest.mark.parametrize("args, path", [
+    (("v1", "Service", "ns", "rr"), "/api/v1/namespaces/ns/services/rr"),
+    (("apps/v1", "StatefulSet", "ns", "rr-engine"), "/apis/apps/v1/namespaces/ns/statefulsets/rr-engine"),
+    (("policy/v1", "PodDisruptionBudget", "ns", None), "/apis/policy/v1/namespaces/ns/poddisruptionbudgets"),
+    (("v1", "Node", None, None), "/api/v1/nodes"),
+    (("rerank.io/v1alpha1", "RerankerDeployment", "ns", "rr", "status"),
+     "/apis/rerank.io/v1alpha1/namespaces/ns/rerankerdeployments/rr/status"),
+])
+def test_resource_paths(args, path):
+    assert resource_path(*args) == path
+
+
+@pytest.mark.parametrize("status, transient", [(0, True), (409, True), (429, True), (500, True), (503, True),
+                                               (400, False), (403, False), (404, False), (422, False)])
+def test_which_api_errors_are_retried(status, transient):
+    assert ApiError(status, "r", "m").transient is transient
+
+
+def test_backoff_grows_and_is_capped():
+    assert 0.8 <= backoff(0, 60) <= 1.2
+    assert 6.4 <= backoff(3, 60) <= 9.6
+    assert backoff(20, 60) <= 72
+
+
+def test_run_arguments():
+    args = _parser().parse_args(["run", "--standalone", "-n", "a", "-n", "b", "--drift-interval", "5",
+                                 "--metrics-port", "0"])
+    assert (args.standalone, args.namespace, args.drift_interval, args.metrics_port) == (True, ["a", "b"], 5.0, 0)
+    assert _parser().parse_args(["run"]).liveness == "http://0.0.0.0:8080/healthz"
+
+
+def test_crd_command_prints_the_generated_crd():
+    out = subprocess.run([sys.executable, "-m", "rerank_operator", "crd"], check=True, capture_output=True,
+                         text=True).stdout
+    crd = yaml.safe_load(out)
+    assert crd["kind"] == "CustomResourceDefinition" and crd["spec"]["names"]["shortNames"] == ["rrd"]
+    assert crd["spec"]["versions"][0]["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
+
+
+class _FailingReconciler:
+    """Stand-in for the Reconciler whose API server answers with `status` (only the error path is
+    under test here; the real reconcile runs against the API server in tests/integration)."""
+
+    def __init__(self, status: int):
+        self.status = status
+
+    async def reconcile(self, body, retire=True):
+        raise ApiError(self.status, "Reason", "message")
+
+
+@pytest.mark.parametrize("status", [0, 409, 429, 500, 503])
+def test_transient_api_errors_retry_with_growing_backoff(status):
+    import asyncio
+
+    import kopf
+
+    from rerank_operator.reconcile.handlers import OperatorConfig, _reconcile
+
+    delays = []
+    for retry in (0, 4):
+        with pytest.raises(kopf.TemporaryError) as info:
+            asyncio.run(_reconcile(_FailingReconciler(status), {}, retry, OperatorConfig()))
+        delays.append(info.value.delay)
+    assert delays[0] < delays[1] <= 60 * 1.2
+
+
+@pytest.mark.parametrize("status", [400, 403, 422])
+def test_refusals_are_not_retried(status):
+    import asyncio
+
+    import kopf
+
+    from rerank_operator.reconcile.handlers import OperatorConfig, _reconcile
+
+    with pytest.raises(kopf.PermanentError):
+        asyncio.run(_reconcile(_FailingReconciler(status), {}, 0, OperatorConfig()))

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from rerank_operator.resources import ChildRef, desired_children, retired_children
+
+from tests.unit.resources.builder_support import assert_known_fields, child, make_body
+
+
+def refs(body):
+    return [(c["kind"], c["metadata"]["name"]) for c in desired_children(body)]
+
+
+def test_default_spec_children():
+    assert sorted(refs(make_body())) == sorted([
+        ("Service", "rr"), ("Service", "rr-engine-headless"), ("StatefulSet", "rr-engine"),
+        ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
+        ("Service", "rr-ui"),
+    ])
+    assert retired_children(make_body()) == [ChildRef("networking.k8s.io/v1", "Ingress", "rr-ui")]
+
+
+def test_switched_off_children_are_retired():
+    body = make_body({"ui": {"enabled": False}, "disruptionBudget": {"enabled": False}})
+    assert sorted(refs(body)) == [("Service", "rr"), ("Service", "rr-engine-headless"), ("StatefulSet", "rr-engine")]
+    assert {(r.kind, r.name) for r in retired_children(body)} == {
+        ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
+        ("Service", "rr-ui"), ("Ingress", "rr-ui")}
+
+
+@pytest.mark.parametrize("spec", [{}, {"ui": {"ingress": {"enabled": True, "host": "a.example.com"}}}])
+def test_every_child_is_owned_labelled_and_namespaced(spec):
+    body = make_body(spec, name="team-a", namespace="ml")
+    for c in desired_children(body):
+        meta = c["metadata"]
+        assert meta["namespace"] == "ml"
+        assert meta["ownerReferences"] == [{"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+                                            "name": "team-a", "uid": "0b3c-uid", "controller": True,
+                                            "blockOwnerDeletion": True}]
+        assert meta["labels"]["app.kubernetes.io/instance"] == "team-a"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "rerank-operator"
+        assert meta["labels"]["app.kubernetes.io/component"] in ("engine", "ui")
+
+
+def test_pdb_max_unavailable_and_selector():
+    body = make_body({"disruptionBudget": {"maxUnavailable": "25%"}})
+    pdb = child(body, "PodDisruptionBudget")
+    assert_known_fields(pdb, "V1PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "25%"
+    assert pdb["spec"]["selector"] == child(body, "StatefulSet")["spec"]["selector"]
+    assert child(make_body(), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+def test_a_spec_pydantic_rejects_raises_with_the_field_named():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="tensor_parallel_size|tensorParallelSize"):
+        desired_children(make_body({"engine": {"tensorParallelSize": 3}}))

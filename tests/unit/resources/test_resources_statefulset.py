@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import pytest
+
+from rerank_operator.resources import labels as L
+from rerank_operator.resources.statefulset import (
+    MODEL_PVC_MOUNT,
+    STARTUP_FAILURE_THRESHOLD,
+    STARTUP_PERIOD_SECONDS,
+    shm_size,
+)
+
+from tests.unit.resources.builder_support import assert_known_fields, child, make_body
+
+
+def engine(spec=None):
+    return child(make_body(spec), "StatefulSet")
+
+
+def container(sts):
+    (c,) = sts["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def env(c):
+    return {e["name"]: e for e in c["env"]}
+
+
+def test_defaults_give_a_parallel_statefulset_with_one_gpu_per_pod():
+    sts = engine()
+    assert_known_fields(sts, "V1StatefulSet")
+    assert sts["metadata"]["name"] == "rr-engine" and sts["metadata"]["namespace"] == "search"
+    spec = sts["spec"]
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["serviceName"] == "rr-engine-headless"
+    assert spec["replicas"] == 1
+    assert spec["selector"]["matchLabels"] == {"app.kubernetes.io/instance": "rr", "app.kubernetes.io/component": "engine"}
+    # Every selector label is on the pods.
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    c = container(sts)
+    assert c["image"] == "vllm/vllm-openai:v0.32.0"
+    assert c["resources"]["requests"]["nvidia.com/gpu"] == c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+
+
+def test_command_comes_from_the_serving_package_with_the_spec_values():
+    c = container(engine({"engine": {"tensorParallelSize": 4, "dtype": "bfloat16", "maxModelLen": 4096, "port": 8100},
+                          "model": {"name": "Qwen/Qwen3-Reranker-4B", "servedModelName": "rerank"}}))
+    cmd = c["command"]
+    assert cmd[:3] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+
+    def flag(name):
+        return cmd[cmd.index(name) + 1]
+
+    assert flag("--model") == "Qwen/Qwen3-Reranker-4B"
+    assert flag("--served-model-name") == "rerank"
+    assert flag("--tensor-parallel-size") == "4"
+    assert flag("--dtype") == "bfloat16"
+    assert flag("--max-model-len") == "4096"
+    assert flag("--port") == "8100"
+    assert "Qwen3ForSequenceClassification" in flag("--hf-overrides")
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert c["ports"][0]["containerPort"] == 8100
+
+
+@pytest.mark.parametrize("tp", [1, 2, 4, 8])
+def test_gpus_and_shared_memory_follow_the_tensor_parallel_size(tp):
+    sts = engine({"engine": {"tensorParallelSize": tp, "resources": {"requests": {"cpu": "4", "memory": "32Gi"},
+                                                                    "limits": {"memory": "48Gi"}}}})
+    c = container(sts)
+    assert c["resources"] == {
+        "requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": str(tp)},
+        "limits": {"memory": "48Gi", "nvidia.com/gpu": str(tp)},
+    }
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": shm_size(tp)}
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
+
+
+def test_model_cache_is_a_claim_template_with_hf_home_on_it():
+    sts = engine({"cache": {"size": "120Gi", "storageClassName": "fast-ssd"}})
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "model-cache"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "120Gi"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    c = container(sts)
+    assert {"name": "model-cache", "mountPath": "/models"} in c["volumeMounts"]
+    assert env(c)["HF_HOME"] == {"name": "HF_HOME", "value": "/models/cache"}
+    assert "storageClassName" not in engine()["spec"]["volumeClaimTemplates"][0]["spec"]
+
+
+def test_hf_token_comes_from_the_secret():
+    c = container(engine({"model": {"hfTokenSecretRef": {"name": "hf"}}}))
+    assert env(c)["HF_TOKEN"] == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}
+    assert "HF_TOKEN" not in env(container(engine()))
+
+
+def test_model_on_a_pvc_is_mounted_read_only_and_served_offline():
+    sts = engine({"model": {"name": "Qwen/Qwen3-Reranker-8B", "pvc": {"claimName": "models", "path": "qwen/8b"}}})
+    c = container(sts)
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["model"]["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert {"name": "model", "mountPath": MODEL_PVC_MOUNT, "readOnly": True} in c["volumeMounts"]
+    assert c["command"][c["command"].index("--model") + 1] == f"{MODEL_PVC_MOUNT}/qwen/8b"
+    assert env(c)["HF_HUB_OFFLINE"]["value"] == "1"
+    mount_paths = [m["mountPath"] for m in c["volumeMounts"]]
+    assert len(mount_paths) == len(set(mount_paths))
+    assert_known_fields(sts, "V1StatefulSet")
+
+
+def test_user_env_is_added_and_extra_args_reach_the_command():
+    c = container(engine({"engine": {"env": [{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"},
+                                            {"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+                                    "extraArgs": ["--enable-prefix-caching"]}}))
+    assert env(c)["VLLM_LOGGING_LEVEL"]["value"] == "DEBUG"
+    assert env(c)["X"]["valueFrom"] == {"secretKeyRef": {"name": "s", "key": "k"}}
+    assert c["command"][-1] == "--enable-prefix-caching"
+    names = [e["name"] for e in c["env"]]
+    assert len(names) == len(set(names))
+
+
+def test_probes_allow_a_long_model_load_and_termination_drains():
+    sts = engine()
+    c = container(sts)
+    assert c["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert STARTUP_FAILURE_THRESHOLD * STARTUP_PERIOD_SECONDS >= 30 * 60
+    assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= 30 * 60
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    pod = sts["spec"]["template"]["spec"]
+    sleep = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < sleep < pod["terminationGracePeriodSeconds"]
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_scheduling_fields_are_passed_through():
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["h100"]}]}]}}}
+    sts = engine({"scheduling": {
+        "nodeSelector": {"nvidia.com/gpu.product": "H100"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": affinity, "priorityClassName": "inference"}})
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "H100"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["affinity"] == affinity
+    assert pod["priorityClassName"] == "inference"
+    assert_known_fields(sts, "V1StatefulSet")
+    plain = engine()["spec"]["template"]["spec"]
+    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName"} & plain.keys()
+
+
+def test_replicas_follow_the_spec():
+    assert engine({"replicas": 0})["spec"]["replicas"] == 0
+    assert engine({"replicas": 5, "autoscaling": {"enabled": True, "maxReplicas": 8}})["spec"]["replicas"] == 5
+
+
+def test_template_hash_changes_with_what_the_pods_run_and_only_then():
+    def hash_of(spec):
+        return engine(spec)["spec"]["template"]["metadata"]["annotations"][L.TEMPLATE_HASH_ANNOTATION]
+
+    base = hash_of({})
+    assert hash_of({}) == base
+    assert hash_of({"replicas": 3}) == base          # scaling does not roll the pods
+    assert hash_of({"ui": {"enabled": False}}) == base
+    assert hash_of({"engine": {"maxNumSeqs": 64}}) != base
+    assert hash_of({"model": {"revision": "abc123"}}) != base
+
+
+def test_owned_by_the_reranker_deployment_with_the_standard_labels():
+    sts = engine()
+    assert sts["metadata"]["ownerReferences"] == [{
+        "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment", "name": "rr", "uid": "0b3c-uid",
+        "controller": True, "blockOwnerDeletion": True,
+    }]
+    assert sts["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "reranker", "app.kubernetes.io/instance": "rr",
+        "app.kubernetes.io/component": "engine", "app.kubernetes.io/managed-by": "rerank-operator",
+        "app.kubernetes.io/part-of": "rerank-operator",
+    }
