@@ -308,6 +308,13 @@ def test_sample_is_a_valid_reranker_deployment_only_when_enabled() -> None:
     parse_spec(sample["spec"])  # the operator's own model accepts it
 
 
+def test_the_sample_runs_on_cpu_with_one_set() -> None:
+    # What the README tells kind users without GPUs to pass: the free-form sample.spec carries it through.
+    sample = one(render(VALUE_SETS["sample"], sets=["sample.spec.engine.device=cpu"]), "RerankerDeployment")
+    engine = parse_spec(sample["spec"]).engine
+    assert (engine.device, engine.gpus) == ("cpu", 0)
+
+
 class StandInEngine(BaseHTTPRequestHandler):
     """Stands in for the engine's /v1/rerank (the real engine needs the model): answers a fixed ranking."""
 

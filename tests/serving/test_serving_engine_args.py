@@ -101,3 +101,10 @@ def test_the_command_is_pure():
     spec = view({"instruction": "x"})
     assert engine_command(spec) == engine_command(spec)
     assert engine_env(spec) == [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}]
+
+
+def test_cpu_device_sizes_the_kv_cache_by_env_not_by_gpu_memory_flag():
+    spec = view({"engine": {"device": "cpu", "dtype": "float32", "cpuKVCacheGiB": 2}})
+    f = flags(engine_command(spec))
+    assert "--gpu-memory-utilization" not in f and f["--dtype"] == "float32"
+    assert {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "2"} in engine_env(spec)

@@ -144,8 +144,8 @@ def open_api_schema() -> dict[str, Any]:
     spec["default"] = {}  # an object without spec gets every default
     return {
         "type": "object",
-        "description": "RerankerDeployment serves a Qwen3-Reranker model with vLLM on GPUs: an engine "
-        "StatefulSet (one pod per replica, tensorParallelSize GPUs each), a stable rerank endpoint "
+        "description": "RerankerDeployment serves a Qwen3-Reranker model with vLLM on GPUs (or CPUs, "
+        "spec.engine.device): an engine StatefulSet (one pod per replica, tensorParallelSize GPUs each), a stable rerank endpoint "
         "(Service <name>, POST /v1/rerank), an optional Gradio UI, a PodDisruptionBudget and queue-depth "
         "autoscaling.",
         "properties": {

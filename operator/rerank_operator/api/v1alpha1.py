@@ -43,6 +43,9 @@ DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 # Same release as the CPU build of vLLM the test suite serves with, so the command line the
 # operator writes (--runner pooling, --hf-overrides, ...) is the one that was exercised.
 DEFAULT_ENGINE_IMAGE = "vllm/vllm-openai:v0.32.0"
+# vLLM's own CPU build of the same release (x86-64 with AVX-512 or AVX2; also arm64), for
+# spec.engine.device cpu.
+DEFAULT_CPU_ENGINE_IMAGE = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0"
 DEFAULT_UI_IMAGE = "ghcr.io/rerank-operator/rerank-ui:0.1.0"
 # The instruction Qwen3-Reranker was trained with when none is given.
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
@@ -325,6 +328,12 @@ class EngineSpec(_Model):
                     field_path=".maxNumBatchedTokens",
                 ),
                 _cel(
+                    "!has(self.device) || self.device != 'cpu' || !has(self.tensorParallelSize) || self.tensorParallelSize == 1",
+                    "spec.engine.tensorParallelSize must be 1 with spec.engine.device cpu (the CPU engine does not "
+                    "split a model across processes; scale with replicas)",
+                    field_path=".tensorParallelSize",
+                ),
+                _cel(
                     "!has(self.quantization) || !has(self.dtype) || self.quantization == 'bitsandbytes' || self.dtype != 'float32'",
                     "spec.engine.dtype float32 cannot be combined with spec.engine.quantization (only "
                     "bitsandbytes runs float32 activations); use auto, half, float16 or bfloat16",
@@ -334,21 +343,37 @@ class EngineSpec(_Model):
         },
     )
 
-    image: str = Field(
-        default=DEFAULT_ENGINE_IMAGE, min_length=1, max_length=512,
+    device: Literal["gpu", "cpu"] = Field(
+        default="gpu",
+        description="What the engine runs on. gpu: each pod requests tensorParallelSize nvidia.com/gpu. cpu: "
+        "no GPU is requested and vLLM's CPU build runs the model in host memory (clusters without GPUs, e.g. "
+        "kind on a laptop or CI); tensorParallelSize must be 1, gpuMemoryUtilization is not used and the KV "
+        "cache size is cpuKVCacheGiB. Much slower than a GPU: for small models and tests.",
+    )
+    image: str | None = Field(
+        default=None, min_length=1, max_length=512,
         description="Container image of the vLLM OpenAI-compatible server (a release with \"--runner pooling\", "
-        "vLLM 0.10.2 or later). Pin a tag or digest.",
+        "vLLM 0.10.2 or later), built for spec.engine.device. Pin a tag or digest. Default: "
+        f"{DEFAULT_ENGINE_IMAGE} for gpu, {DEFAULT_CPU_ENGINE_IMAGE} for cpu.",
     )
     tensor_parallel_size: Literal[1, 2, 4, 8] = Field(
         default=1,
         description="GPUs per engine pod (vLLM --tensor-parallel-size): 1, 2, 4 or 8. The pod requests this "
         "many nvidia.com/gpu, so it must fit on one node. Use 1 for Qwen3-Reranker-0.6B/4B, 1-2 for 8B; scale "
-        "throughput with replicas rather than TP.",
+        "throughput with replicas rather than TP. Must be 1 with device cpu.",
     )
     dtype: Literal["auto", "half", "float16", "bfloat16", "float32"] = Field(
         default="auto",
-        description="Weights and activations precision (vLLM --dtype). auto: the checkpoint's dtype "
-        "(bfloat16 for Qwen3-Reranker). Use half/float16 on GPUs without bfloat16 (e.g. T4, V100).",
+        description="Weights and activations precision (vLLM --dtype). auto: the checkpoint's dtype on GPUs "
+        "(bfloat16 for Qwen3-Reranker). Use half/float16 on GPUs without bfloat16 (e.g. T4, V100). On device "
+        "cpu, vLLM turns auto into float16 for this pooling model, which loses accuracy on CPUs: set float32 "
+        "(accurate everywhere) or bfloat16 (faster on CPUs with AVX-512 BF16 / AMX).",
+    )
+    cpu_kv_cache_gib: int = Field(
+        default=4, ge=1, le=1024, alias="cpuKVCacheGiB",
+        description="KV cache size in GiB of host memory (vLLM's VLLM_CPU_KVCACHE_SPACE), used only with "
+        "device cpu. It comes on top of the model's weights, so the engine's memory limit must cover both. "
+        "Ignored with device gpu (the cache is sized by gpuMemoryUtilization).",
     )
     max_model_len: int = Field(
         default=8192, ge=128, le=131072,
@@ -359,7 +384,7 @@ class EngineSpec(_Model):
     gpu_memory_utilization: float = Field(
         default=0.9, gt=0, le=1,
         description="Fraction of each GPU's memory vLLM may use for weights, activations and KV cache "
-        "(vLLM --gpu-memory-utilization), in (0, 1].",
+        "(vLLM --gpu-memory-utilization), in (0, 1]. Not used with device cpu (see cpuKVCacheGiB).",
     )
     max_num_seqs: int = Field(
         default=256, ge=1, le=4096,
@@ -450,7 +475,21 @@ class EngineSpec(_Model):
                 raise ValueError("spec.engine.maxNumBatchedTokens must be >= spec.engine.maxNumSeqs")
         if self.quantization and self.quantization not in FLOAT32_QUANTIZATIONS and self.dtype == "float32":
             raise ValueError("spec.engine.dtype float32 cannot be combined with spec.engine.quantization")
+        if self.device == "cpu" and self.tensor_parallel_size != 1:
+            raise ValueError("spec.engine.tensorParallelSize must be 1 with spec.engine.device cpu")
         return self
+
+    @property
+    def gpus(self) -> int:
+        """nvidia.com/gpu each engine pod requests: tensorParallelSize on gpu, none on cpu."""
+        return self.tensor_parallel_size if self.device == "gpu" else 0
+
+
+def effective_image(engine: EngineSpec) -> str:
+    """The engine container's image: spec.engine.image, else the default vLLM build for the device."""
+    if engine.image:
+        return engine.image
+    return DEFAULT_CPU_ENGINE_IMAGE if engine.device == "cpu" else DEFAULT_ENGINE_IMAGE
 
 
 # --- autoscaling ---------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ every substitution is one rule below:
    stands in for kube-proxy (service_proxy.py), when one serves that Service port.
 5. Environment. The container's `env` (valueFrom resolved by the caller) over a minimal host
    environment (PATH, HOME, locale): a container does not inherit the host's variables either.
-6. CPU-only: on a GPU node the engine sizes its KV cache from GPU memory; the CPU build would take
-   a fraction of host RAM instead, so unless the container sets it, VLLM_CPU_KVCACHE_SPACE caps the
-   cache at `CPU_KVCACHE_GIB`.
+6. CPU-only: a GPU engine pod sizes its KV cache from GPU memory; the CPU build would take a
+   fraction of host RAM instead, so unless the container sets it (a `device: cpu` engine does),
+   VLLM_CPU_KVCACHE_SPACE caps the cache at `CPU_KVCACHE_GIB`.
 
 Security contexts, resource limits and GPU requests have no local equivalent and are not applied.
 """
@@ -92,6 +92,7 @@ VLLM = LocalImage(lambda: [_python(), "-m", "vllm.entrypoints.openai.api_server"
 IMAGES: dict[str, LocalImage] = {
     "vllm-openai": VLLM,
     "vllm-openai-cpu": VLLM,
+    "vllm-cpu-release-repo": VLLM,  # vLLM's CPU image, the default of spec.engine.device cpu
     "rerank-ui": LocalImage(lambda: [_python(), "-m", "rerank_ui.app"], _bind_gradio),
 }
 

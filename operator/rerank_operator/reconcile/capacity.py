@@ -38,8 +38,10 @@ def node_gpus(nodes: Iterable[Mapping[str, Any]]) -> list[tuple[dict[str, str], 
 
 def gpu_problem(tensor_parallel_size: int, node_selector: Mapping[str, str] | None,
                 nodes: list[tuple[dict[str, str], int]] | None) -> str | None:
-    """Why no node can host an engine pod, or None if one can (or if nodes are unknown)."""
-    if nodes is None:
+    """Why no node can host an engine pod, or None if one can (or if nodes are unknown).
+
+    ``tensor_parallel_size`` is the GPUs one pod requests: 0 for a CPU engine, which needs none."""
+    if nodes is None or tensor_parallel_size <= 0:
         return None
     selector = dict(node_selector or {})
     candidates = [gpus for labels, gpus in nodes if all(labels.get(k) == v for k, v in selector.items())]

@@ -158,7 +158,7 @@ class Reconciler:
         if permanent:
             result.failure = Failure(RECONCILE_FAILED, "; ".join(_describe(r, e) for r, e in permanent))
         else:
-            problem = await self.capacity.problem(spec.engine.tensor_parallel_size, spec.scheduling.node_selector)
+            problem = await self.capacity.problem(spec.engine.gpus, spec.scheduling.node_selector)
             if problem:
                 result.failure = Failure(INSUFFICIENT_GPUS, problem)
         if transient:
@@ -208,7 +208,7 @@ class Reconciler:
             return None  # the reconcile reports it
         failure = carried_failure(body.get("status"))
         if failure is None:
-            problem = await self.capacity.problem(spec.engine.tensor_parallel_size, spec.scheduling.node_selector)
+            problem = await self.capacity.problem(spec.engine.gpus, spec.scheduling.node_selector)
             failure = Failure(INSUFFICIENT_GPUS, problem) if problem else None
         status = await self.publish(body, wanted_of(body, spec), sts,
                                     observed_generation=(body.get("status") or {}).get("observedGeneration"),

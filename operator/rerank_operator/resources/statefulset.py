@@ -1,4 +1,5 @@
-"""The engine StatefulSet `<name>-engine`: one vLLM pod per replica, `tensorParallelSize` GPUs each.
+"""The engine StatefulSet `<name>-engine`: one vLLM pod per replica, `tensorParallelSize` GPUs each
+(none with `spec.engine.device: cpu`, which runs vLLM's CPU build).
 
 Why a StatefulSet: each replica keeps its own model cache volume (volumeClaimTemplate
 "model-cache"), so a restarted or rescheduled pod finds the weights already downloaded. Pods are
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 
 from pydantic.alias_generators import to_camel
 
-from rerank_operator.api.v1alpha1 import GPU_RESOURCE, RerankerDeploymentSpec
+from rerank_operator.api.v1alpha1 import GPU_RESOURCE, RerankerDeploymentSpec, effective_image
 
 from . import labels as L
 
@@ -110,12 +111,11 @@ def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
 
 
 def engine_resources(spec: RerankerDeploymentSpec) -> dict[str, Any]:
-    gpus = str(spec.engine.tensor_parallel_size)
     requests = dict(spec.engine.resources.requests or {})
     limits = dict(spec.engine.resources.limits or {})
-    # Extended resources must have requests == limits; the count is the tensor-parallel size.
-    requests[GPU_RESOURCE] = gpus
-    limits[GPU_RESOURCE] = gpus
+    if spec.engine.gpus:  # none on device cpu
+        # Extended resources must have requests == limits; the count is the tensor-parallel size.
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.engine.gpus)
     return {"requests": requests, "limits": limits}
 
 
@@ -149,7 +149,7 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
 
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": spec.engine.image,
+        "image": effective_image(spec.engine),
         "imagePullPolicy": "IfNotPresent",
         "command": engine_args(spec),
         "ports": [{"name": PORT_NAME, "containerPort": spec.engine.port, "protocol": "TCP"}],

@@ -72,7 +72,12 @@ def engine_command(spec: Any, *, model_path: str | None = None, port: int | None
         "--tensor-parallel-size", _number(engine.tensorParallelSize),
         "--dtype", str(engine.dtype),
         "--max-model-len", _number(engine.maxModelLen),
-        "--gpu-memory-utilization", _number(engine.gpuMemoryUtilization),
+    ]
+    if not on_cpu(spec):
+        # On the CPU build this flag would reserve that fraction of host RAM for the KV cache;
+        # there the cache is VLLM_CPU_KVCACHE_SPACE (see engine_env).
+        cmd += ["--gpu-memory-utilization", _number(engine.gpuMemoryUtilization)]
+    cmd += [
         "--max-num-seqs", _number(engine.maxNumSeqs),
     ]
     if _opt(engine, "maxNumBatchedTokens") is not None:
@@ -92,10 +97,19 @@ def engine_command(spec: Any, *, model_path: str | None = None, port: int | None
     return cmd
 
 
+def on_cpu(spec: Any) -> bool:
+    """spec.engine.device is cpu (vLLM's CPU build)."""
+    return (_opt(spec.engine, "device") or "gpu") == "cpu"
+
+
 def engine_env(spec: Any) -> list[dict[str, str]]:
     """Environment variables the engine needs besides the ones the StatefulSet builder sets."""
     # No usage-stats phone-home from inside a cluster (and none that an air-gapped one would block on).
-    return [
+    env = [
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
     ]
+    if on_cpu(spec):
+        # The CPU build's KV cache, in GiB of host memory (its stand-in for --gpu-memory-utilization).
+        env.append({"name": "VLLM_CPU_KVCACHE_SPACE", "value": _number(_opt(spec.engine, "cpuKVCacheGiB") or 4)})
+    return env

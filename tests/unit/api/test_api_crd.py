@@ -169,6 +169,7 @@ EXPECTED_CEL = {
     (".spec.model.pvc.path", None),
     (".spec.engine", ".maxNumBatchedTokens"),
     (".spec.engine", ".dtype"),
+    (".spec.engine", ".tensorParallelSize"),
     (".spec.engine.extraArgs", None),
     (".spec.engine.env", None),
     (".spec.engine.resources", ".limits"),

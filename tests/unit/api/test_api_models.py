@@ -23,6 +23,18 @@ def test_constants():
     assert repo == "vllm/vllm-openai"
     major, minor, *_ = (int(p) for p in tag.lstrip("v").split("."))
     assert (major, minor) >= (0, 11)
+    # The CPU build is the same vLLM release, so both devices get the command line that was exercised.
+    assert api.DEFAULT_CPU_ENGINE_IMAGE.rsplit(":", 1)[1] == tag
+
+
+def test_engine_image_defaults_per_device():
+    assert api.effective_image(parse_spec({}).engine) == api.DEFAULT_ENGINE_IMAGE
+    cpu = parse_spec({"engine": {"device": "cpu"}}).engine
+    assert (api.effective_image(cpu), cpu.gpus, cpu.cpu_kv_cache_gib) == (api.DEFAULT_CPU_ENGINE_IMAGE, 0, 4)
+    assert parse_spec({"engine": {"tensorParallelSize": 4}}).engine.gpus == 4
+    assert api.effective_image(parse_spec({"engine": {"device": "cpu", "image": "r/x:1"}}).engine) == "r/x:1"
+    # Stored without an image: the default follows the device, not the CRD version that stored it.
+    assert "image" not in parse_spec({}).to_k8s()["engine"]
 
 
 def test_empty_spec_gets_the_contract_defaults():

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from rerank_operator.api.v1alpha1 import parse_spec
+from rerank_operator.api.v1alpha1 import DEFAULT_CPU_ENGINE_IMAGE, parse_spec
 from rerank_operator.localdev import demo, local_pod
 from rerank_operator.localdev.local_pod import LocalPodError
 from rerank_operator.resources.statefulset import build_statefulset
@@ -17,8 +17,10 @@ from rerank_operator.resources.ui import build_ui_deployment
 POD_IP = "127.9.1.4"
 
 
-def _body() -> dict:
+def _body(device: str | None = None) -> dict:
     sample = yaml.safe_load(demo.SAMPLE.read_text())
+    if device:
+        sample["spec"]["engine"]["device"] = device
     return {"apiVersion": sample["apiVersion"], "kind": sample["kind"],
             "metadata": {"name": sample["metadata"]["name"], "namespace": "default", "uid": "0000-1111"},
             "spec": sample["spec"]}
@@ -32,6 +34,13 @@ def _pod(template_spec: dict, name: str) -> dict:
 @pytest.fixture
 def engine_pod() -> dict:
     body = _body()
+    sts = build_statefulset(body, parse_spec(body["spec"]))
+    return _pod(sts["spec"]["template"]["spec"], "reranker-engine-0")
+
+
+@pytest.fixture
+def gpu_engine_pod() -> dict:
+    body = _body("gpu")
     sts = build_statefulset(body, parse_spec(body["spec"]))
     return _pod(sts["spec"]["template"]["spec"], "reranker-engine-0")
 
@@ -61,6 +70,9 @@ def _flag(argv: list[str], flag: str) -> list[str]:
 
 def test_engine_runs_the_pod_command_with_only_local_substitutions(engine_pod, tmp_path):
     container, proc = _engine_process(engine_pod, tmp_path)
+    # The sample is a CPU engine: vLLM's CPU image, which runs as this machine's vLLM.
+    assert container["image"] == DEFAULT_CPU_ENGINE_IMAGE
+    assert local_pod.local_image(container["image"]) is local_pod.VLLM
     spec_argv = list(container["command"]) + list(container.get("args") or [])
     # The interpreter is this one; the module and every flag the operator wrote stay as written ...
     assert proc.argv[0] == sys.executable
@@ -89,13 +101,21 @@ def test_engine_environment_is_the_containers_not_the_hosts(engine_pod, tmp_path
     for name, value in spec_env.items():
         if name != "HF_HOME":
             assert proc.env[name] == value
+    # The sample is a CPU engine: its own KV cache size (spec.engine.cpuKVCacheGiB) is used as is.
+    assert proc.env["VLLM_CPU_KVCACHE_SPACE"] == spec_env["VLLM_CPU_KVCACHE_SPACE"]
+    assert not any("VLLM_CPU_KVCACHE_SPACE" in s for s in proc.substitutions)
+
+
+def test_a_gpu_engine_gets_a_capped_cpu_kv_cache(gpu_engine_pod, tmp_path):
+    container, proc = _engine_process(gpu_engine_pod, tmp_path)
+    assert not any(e["name"] == "VLLM_CPU_KVCACHE_SPACE" for e in container["env"])
     assert proc.env["VLLM_CPU_KVCACHE_SPACE"] == str(local_pod.CPU_KVCACHE_GIB)
     assert any("VLLM_CPU_KVCACHE_SPACE" in s for s in proc.substitutions)
 
 
-def test_a_containers_own_kv_cache_setting_wins(engine_pod, tmp_path):
-    engine_pod["spec"]["containers"][0]["env"].append({"name": "VLLM_CPU_KVCACHE_SPACE", "value": "3"})
-    _, proc = _engine_process(engine_pod, tmp_path)
+def test_a_containers_own_kv_cache_setting_wins(gpu_engine_pod, tmp_path):
+    gpu_engine_pod["spec"]["containers"][0]["env"].append({"name": "VLLM_CPU_KVCACHE_SPACE", "value": "3"})
+    _, proc = _engine_process(gpu_engine_pod, tmp_path)
     assert proc.env["VLLM_CPU_KVCACHE_SPACE"] == "3"
 
 
@@ -191,6 +211,7 @@ def test_entrypoints(command, args, expected):
 
 @pytest.mark.parametrize(("image", "key"), [
     ("vllm/vllm-openai:v0.32.0", "vllm-openai"),
+    ("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0", "vllm-cpu-release-repo"),
     ("ghcr.io/rerank-operator/rerank-ui:0.1.0", "rerank-ui"),
     ("registry:5000/team/rerank-ui@sha256:abc", "rerank-ui"),
     ("rerank-ui", "rerank-ui"),

@@ -28,6 +28,14 @@ def test_too_many_gpus_per_pod_is_explained():
     assert gpu_problem(1, None, []) is not None  # no GPU node at all
 
 
+def test_a_cpu_engine_needs_no_gpu_node():
+    from rerank_operator.api.v1alpha1 import parse_spec
+
+    no_gpus = node_gpus([node("cpu")])
+    assert gpu_problem(parse_spec({"engine": {"device": "cpu"}}).engine.gpus, None, no_gpus) is None
+    assert gpu_problem(parse_spec({}).engine.gpus, None, no_gpus) is not None
+
+
 def test_unknown_nodes_never_report_a_problem():
     assert gpu_problem(8, None, None) is None
 

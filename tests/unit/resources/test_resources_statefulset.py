@@ -77,6 +77,35 @@ def test_gpus_and_shared_memory_follow_the_tensor_parallel_size(tp):
     assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
 
 
+def test_cpu_engine_requests_no_gpu_and_runs_the_cpu_build():
+    sts = engine({"engine": {"device": "cpu", "dtype": "float32", "cpuKVCacheGiB": 6,
+                             "resources": {"requests": {"cpu": "4"}, "limits": {"memory": "16Gi"}}}})
+    assert_known_fields(sts, "V1StatefulSet")
+    c = container(sts)
+    assert c["resources"] == {"requests": {"cpu": "4"}, "limits": {"memory": "16Gi"}}
+    assert c["image"] == "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0"
+    assert env(c)["VLLM_CPU_KVCACHE_SPACE"] == {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "6"}
+    cmd = c["command"]
+    # On the CPU build this flag would reserve a fraction of host RAM: the KV cache env var sizes it instead.
+    assert not any(a.startswith("--gpu-memory-utilization") for a in cmd)
+    assert cmd[cmd.index("--dtype") + 1] == "float32"
+    assert cmd[cmd.index("--tensor-parallel-size") + 1] == "1"
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": shm_size(1)}
+
+
+def test_cpu_engine_defaults_and_an_explicit_image_wins():
+    c = container(engine({"engine": {"device": "cpu"}}))
+    assert env(c)["VLLM_CPU_KVCACHE_SPACE"]["value"] == "4"
+    assert container(engine({"engine": {"device": "cpu", "image": "registry.local/vllm-cpu:1"}}))["image"] == (
+        "registry.local/vllm-cpu:1")
+    # The GPU engine keeps its flag and sets no CPU cache size.
+    g = container(engine({"engine": {"gpuMemoryUtilization": 0.8, "cpuKVCacheGiB": 6}}))
+    assert g["command"][g["command"].index("--gpu-memory-utilization") + 1] == "0.8"
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env(g)
+    assert container(engine({"engine": {"image": "registry.local/vllm:1"}}))["image"] == "registry.local/vllm:1"
+
+
 def test_model_cache_is_a_claim_template_with_hf_home_on_it():
     sts = engine({"cache": {"size": "120Gi", "storageClassName": "fast-ssd"}})
     (claim,) = sts["spec"]["volumeClaimTemplates"]
