@@ -9,7 +9,9 @@ Import both into a test module to use them.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +27,11 @@ from rerank_operator.localdev.controlplane import free_ports
 
 NAMESPACE_PREFIX = "rrop-"
 DRIFT_INTERVAL = 3.0
+
+
+def _die_with_parent() -> None:
+    # In the child before exec: SIGKILL when the parent dies (PR_SET_PDEATHSIG), however it dies.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 @dataclass
@@ -57,7 +64,9 @@ def operator(control_plane, crd_installed_once, tmp_path_factory) -> Iterator[Op
             "--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1"]
     env = {**control_plane.env(), "PYTHONUNBUFFERED": "1"}
     with open(log, "wb") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        # Dies with the test process even if that is killed (no operator left behind).
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                 preexec_fn=_die_with_parent)
     proc = OperatorProcess(popen, log, f"http://127.0.0.1:{liveness_port}/healthz",
                            f"http://127.0.0.1:{metrics_port}/metrics")
     deadline = time.monotonic() + 60

@@ -11,8 +11,8 @@
   the framework from holding a live copy of each object, which matters at thousands of them.
 * StatefulSet events (the engine's) -> status refresh (ready replicas, rollout progress); a
   deleted StatefulSet is re-created at once.
-* ``spec.autoscaling.enabled`` -> a per-object daemon running the queue-depth autoscaler; it
-  stops when autoscaling is switched off.
+* ``spec.autoscaling.enabled`` -> a per-object loop running the queue-depth autoscaler
+  (``autoscalers``); it stops when autoscaling is switched off.
 
 Who owns ``spec.replicas``: the user (``kubectl scale``) or an external HPA/KEDA through the
 scale subresource while autoscaling is off; the operator's autoscaler while it is on (it writes
@@ -35,6 +35,7 @@ from rerank_operator.autoscaling import operator_metrics
 from rerank_operator.autoscaling.loop import autoscaler_daemon
 from rerank_operator.resources import labels as L
 
+from .autoscalers import Autoscalers
 from .events import EventPoster
 from .kube import ApiError, KubeClient
 from .reconciler import Reconciler, ReconcileResult
@@ -56,6 +57,8 @@ class OperatorConfig:
     """Cap of the retry delay after transient API errors."""
     connections: int = 32
     """Requests of the reconcile loop in flight at once (also: objects reconciled at once)."""
+    workers: int = 64
+    """Objects of one kind (RerankerDeployments, StatefulSets) handled at once by the framework."""
     framework_connections: int = 32
     """Further connections for kopf: its watch streams (one per watched resource and namespace)
     and its own requests."""
@@ -75,6 +78,7 @@ class _State:
         self.kube: KubeClient | None = None
         self.sync_api: k8s_client.ApiClient | None = None
         self.emit: EventPoster | None = None
+        self.autoscalers: Autoscalers | None = None
         # The RerankerDeployments in the operator's scope, for the drift loop.
         self.known: set[tuple[str, str]] = set()
         self.drift_task: asyncio.Task | None = None
@@ -149,6 +153,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=L.GROUP, key="last-handled-configuration")
         settings.persistence.finalizer = f"{L.GROUP}/finalizer"
+        # Back-pressure: at most this many objects of a kind are being handled at once; further
+        # watch events wait unread in the stream. Without it a thousand objects created together
+        # are parsed and held all at once, and the operator's memory peaks with the backlog.
+        settings.queueing.worker_limit = config.workers
+        settings.queueing.idle_timeout = 1.0
         state.kube = KubeClient(configuration, connections=config.connections,
                                 framework_connections=config.framework_connections)
         state.sync_api = k8s_client.ApiClient(configuration)
@@ -157,12 +166,15 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         # clears Degraded/InsufficientGPUs by the next check).
         state.reconciler = Reconciler(state.kube, emit=state.emit, node_ttl=min(15.0, config.drift_interval),
                                       max_concurrent=config.connections)
+        state.autoscalers = Autoscalers(state.sync_api, autoscaler_daemon)
         state.drift_task = asyncio.get_running_loop().create_task(drift_loop(state, config.drift_interval))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         if state.drift_task is not None:
             state.drift_task.cancel()
+        if state.autoscalers is not None:
+            await state.autoscalers.close()
         if state.emit is not None:
             await state.emit.drain()
         if state.kube is not None:
@@ -197,14 +209,18 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         await _reconcile(state.reconciler, body, retry, config)
 
     @kopf.on.event(*RESOURCE, registry=registry, id="track")
-    async def track(event: Mapping[str, Any], namespace: str, name: str, **_: Any) -> None:
-        if event.get("type") == "DELETED":
+    async def track(event: Mapping[str, Any], body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        deleted = event.get("type") == "DELETED"
+        if deleted:
             state.known.discard((namespace, name))
             if state.reconciler is not None:
                 state.reconciler.forget(namespace, name)
             operator_metrics.forget(namespace, name)
         else:
             state.known.add((namespace, name))
+        if state.autoscalers is not None:
+            deleting = deleted or bool(body.get("metadata", {}).get("deletionTimestamp"))
+            state.autoscalers.sync(namespace, name, body.get("spec"), deleting=deleting)
 
     @kopf.on.event("apps", "v1", "statefulsets", labels=CHILD_LABELS, registry=registry, id="engine-status")
     async def engine_changed(event: Mapping[str, Any], body: kopf.Body, namespace: str,
@@ -223,10 +239,3 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
                 await state.reconciler.refresh_status(namespace, owner, body)
         except ApiError as exc:  # the next event or the drift timer catches up
             logger.warning("status refresh of %s/%s failed: %s", namespace, owner, exc)
-
-    def autoscaling_on(spec: Mapping[str, Any], **_: Any) -> bool:
-        return bool((spec.get("autoscaling") or {}).get("enabled"))
-
-    @kopf.daemon(*RESOURCE, registry=registry, id="autoscaler", when=autoscaling_on, cancellation_timeout=10.0)
-    async def autoscaler(body: kopf.Body, stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any) -> None:
-        await autoscaler_daemon(state.sync_api, body, stopped, logger)

@@ -223,8 +223,8 @@ class Reconciler:
         """Write the status (if it changed) and the UI's status ConfigMap (if its content changed)."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        before = body.get("status") or {}
         new: dict[str, Any] = {}
+        replaced: Mapping[str, Any] | None = None  # the status our write replaced (None: no write)
         for _ in range(5):
             new = compute_status(body, wanted, sts, now=self.clock(), observed_generation=observed_generation,
                                  failure=failure)
@@ -237,6 +237,7 @@ class Reconciler:
                     {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch}, subresource="status",
                     parse=False,
                 )
+                replaced = body.get("status") or {}
                 break
             except ApiError as exc:
                 if exc.status == 404:
@@ -251,7 +252,9 @@ class Reconciler:
         else:
             raise ApiError(409, "Conflict", f"status of {namespace}/{name} kept changing while being written")
 
-        went_bad = degraded_transition(before, new)
+        # One Warning per problem: only the write that turned Degraded on announces it (a
+        # concurrent refresh that finds it already written stays quiet).
+        went_bad = degraded_transition(replaced, new) if replaced is not None else None
         if went_bad is not None:
             self.emit(body, "Warning", went_bad["reason"], went_bad["message"])
 

@@ -87,3 +87,25 @@ def test_refusals_are_not_retried(status):
 
     with pytest.raises(kopf.PermanentError):
         asyncio.run(_reconcile(_FailingReconciler(status), {}, 0, OperatorConfig()))
+
+
+def test_event_manifest_names_the_reranker_deployment():
+    from rerank_operator.reconcile.events import event_manifest
+
+    obj = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+           "metadata": {"name": "rr", "namespace": "ns", "uid": "u1", "resourceVersion": "7"}}
+    event = event_manifest(obj, "Warning", "InsufficientGPUs", "x" * 5000, 1_767_225_600.0, host="op-0")
+    assert event["involvedObject"] == {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+                                       "name": "rr", "namespace": "ns", "uid": "u1", "resourceVersion": "7"}
+    assert (event["type"], event["reason"], len(event["message"])) == ("Warning", "InsufficientGPUs", 1024)
+    assert event["metadata"]["name"].startswith("rr.") and event["metadata"]["namespace"] == "ns"
+    assert event["firstTimestamp"] == event["lastTimestamp"] == "2026-01-01T00:00:00Z"
+    assert event_manifest(obj, "Normal", "Created", "m", 0.0)["metadata"]["name"] != event["metadata"]["name"]
+
+
+def test_framework_connections_leave_room_for_every_watch():
+    from rerank_operator.cli import framework_connections
+
+    assert framework_connections([]) >= 2 + 16
+    assert framework_connections(["a", "b", "c"]) == framework_connections(["a"]) + 4
+    assert framework_connections(["team-*"]) >= 2 * 16

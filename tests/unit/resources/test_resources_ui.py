@@ -4,6 +4,7 @@ import json
 
 import jsonschema
 
+from rerank_operator.resources import desired_children
 from rerank_operator.resources.children import spec_of
 from rerank_operator.resources.status_configmap import status_document
 from rerank_operator.resources.ui import ui_url
@@ -80,8 +81,7 @@ def test_ui_service_maps_80_to_gradio():
 
 
 def test_ingress_only_when_enabled_with_class_host_tls_and_annotations():
-    kinds = lambda body: [c["kind"] for c in __import__("rerank_operator.resources", fromlist=["x"]).desired_children(body)]  # noqa: E731
-    assert "Ingress" not in kinds(make_body())
+    assert "Ingress" not in [c["kind"] for c in desired_children(make_body())]
     body = make_body({"ui": {"ingress": {"enabled": True, "className": "nginx", "host": "rerank.example.com",
                                          "tls": {"secretName": "rerank-tls"},
                                          "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}}}})

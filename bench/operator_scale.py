@@ -1,0 +1,288 @@
+"""How fast the operator turns N RerankerDeployments into their children, against the raw limit.
+
+    .venv/bin/python bench/operator_scale.py [--count 200] [--rss-count 1000] [--kubeconfig PATH]
+
+Starts its own local control plane (or uses --kubeconfig's cluster, with the CRD installed), then:
+
+1. Raw limit: the same child objects N RerankerDeployments have (7 each with the default spec:
+   2 engine Services, StatefulSet, PodDisruptionBudget, status ConfigMap, UI Deployment and
+   Service) created by a tight parallel client (aiohttp, --concurrency connections) -> seconds.
+2. Operator: `rerank-operator run` as its own process; N RerankerDeployments are created at once
+   and the clock stops when every one has a current status (status.observedGeneration ==
+   metadata.generation, written only after all its children were applied); the children are then
+   counted to confirm. Ratio = raw seconds / operator seconds (1.0: as fast as the raw client).
+3. Peak RSS of the operator process while it manages --rss-count RerankerDeployments (more are
+   created up to that number, and it settles for --settle seconds).
+
+Engine and UI replicas are 0 by default so that the kube-controller-manager's pod creation does
+not dominate a small machine; the operator's own work does not depend on them. Targets: ratio >=
+0.5, RSS <= 150 MB. Prints one line per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from rerank_operator.localdev.controlplane import LocalControlPlane, free_ports
+from rerank_operator.reconcile.kube import ApiError, KubeClient, load_configuration
+from rerank_operator.resources import desired_children
+
+GROUP, VERSION, PLURAL = "rerank.io", "v1alpha1", "rerankerdeployments"
+
+
+def _die_with_parent() -> None:
+    # In the child before exec: SIGKILL when the parent dies (PR_SET_PDEATHSIG), however it dies.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def cr_spec(args: argparse.Namespace) -> dict[str, Any]:
+    return {"replicas": args.engine_replicas, "ui": {"replicas": args.ui_replicas}}
+
+
+def fake_body(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RerankerDeployment",
+            "metadata": {"name": name, "namespace": namespace, "uid": "0", "generation": 1}, "spec": spec}
+
+
+async def create_namespace(kube: KubeClient, name: str) -> None:
+    try:
+        await kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+
+
+async def gather_limited(coros: list, limit: int) -> None:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(coro):
+        async with semaphore:
+            return await coro
+
+    await asyncio.gather(*(one(c) for c in coros))
+
+
+async def raw_phase(kube: KubeClient, namespace: str, count: int, spec: dict[str, Any], concurrency: int) -> tuple[float, int]:
+    """Seconds for a tight parallel client to create every child of `count` objects."""
+    await create_namespace(kube, namespace)
+    manifests = []
+    for i in range(count):
+        for child in desired_children(fake_body(f"bench-{i}", namespace, spec)):
+            child["metadata"].pop("ownerReferences")  # no owner exists; garbage collection would remove them
+            manifests.append(child)
+
+    async def create(m: dict[str, Any]) -> None:
+        await kube.create(m["apiVersion"], m["kind"], namespace, m)
+
+    started = time.perf_counter()
+    await gather_limited([create(m) for m in manifests], concurrency)
+    return time.perf_counter() - started, len(manifests)
+
+
+async def wait_current(kube: KubeClient, namespace: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        items = (await kube.request("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"))[1]["items"]
+        current = sum(1 for o in items
+                      if (o.get("status") or {}).get("observedGeneration") == o["metadata"].get("generation"))
+        if current >= count:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{current} of {count} RerankerDeployments current after {timeout:.0f} s")
+        await asyncio.sleep(0.25)
+
+
+async def operator_phase(kube: KubeClient, namespace: str, first: int, count: int, spec: dict[str, Any],
+                         concurrency: int, timeout: float) -> float:
+    """Seconds from creating RerankerDeployments first..count-1 until all `count` have a current status."""
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+
+    async def create(i: int) -> None:
+        await kube.request("POST", path, body={"apiVersion": f"{GROUP}/{VERSION}", "kind": "RerankerDeployment",
+                                               "metadata": {"name": f"bench-{i}"}, "spec": spec})
+
+    started = time.perf_counter()
+    await gather_limited([create(i) for i in range(first, count)], concurrency)
+    await wait_current(kube, namespace, count, timeout)
+    return time.perf_counter() - started
+
+
+async def count_children(kube: KubeClient, namespace: str) -> int:
+    total = 0
+    for api_version, kind in (("v1", "Service"), ("apps/v1", "StatefulSet"), ("policy/v1", "PodDisruptionBudget"),
+                              ("v1", "ConfigMap"), ("apps/v1", "Deployment")):
+        items = await kube.list(api_version, kind, namespace, "app.kubernetes.io/managed-by=rerank-operator")
+        total += len(items)
+    return total
+
+
+class PeakRSS:
+    """Samples a process' resident set size every 0.1 s in a thread."""
+
+    def __init__(self, pid: int):
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> "PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    result = {}
+    for name, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+            result[name] = times.user + times.system
+        except psutil.Error:
+            pass
+    return result
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(f"{name} {after[name] - before.get(name, 0.0):.1f}" for name in after)
+
+
+def api_requests(metrics_url: str) -> str:
+    """The operator's own API requests by verb and resource (its reconcile client; kopf's are not counted)."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("rerank_operator_api_requests_total{"):
+            labels, value = line[len("rerank_operator_api_requests_total{"):].rsplit("} ", 1)
+            fields = dict(item.split("=", 1) for item in labels.split(","))
+            key = f"{fields['verb'].strip(chr(34))} {fields['resource'].strip(chr(34))} {fields['code'].strip(chr(34))}"
+            counts[key] = counts.get(key, 0) + float(value)
+    return ", ".join(f"{k}: {v:.0f}" for k, v in sorted(counts.items()))
+
+
+def start_operator(kubeconfig: str, namespace: str, log: Path, metrics_port: int) -> subprocess.Popen:
+    (liveness,) = free_ports(1)
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "rerank_operator", "run", "--standalone", "--namespace", namespace,
+            "--liveness", f"http://127.0.0.1:{liveness}/healthz", "--metrics-port", str(metrics_port),
+            "--metrics-address", "127.0.0.1"]
+    with open(log, "wb") as out:
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                 preexec_fn=_die_with_parent)
+    deadline = time.monotonic() + 60
+    while True:
+        if popen.poll() is not None:
+            raise RuntimeError(f"operator exited: {log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=2).read()
+            return popen
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"operator not live after 60 s: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+
+async def run(args: argparse.Namespace, kubeconfig: str, workdir: Path, cluster_pids: dict[str, int]) -> None:
+    spec = cr_spec(args)
+    kube = KubeClient(load_configuration(kubeconfig), connections=args.concurrency, timeout=120)
+    try:
+        before = cpu_seconds(cluster_pids)
+        raw_s, objects = await raw_phase(kube, "bench-raw", args.count, spec, args.concurrency)
+        print(f"raw client: {objects} child objects in {raw_s:.2f} s ({objects / raw_s:.0f} objects/s); "
+              f"CPU s: {cpu_line(before, cpu_seconds(cluster_pids))}", flush=True)
+        await asyncio.sleep(args.settle)  # let the controllers finish reacting to the raw objects
+
+        await create_namespace(kube, "bench-op")
+        log = workdir / "operator.log"
+        (metrics_port,) = free_ports(1)
+        popen = start_operator(kubeconfig, "bench-op", log, metrics_port)
+        try:
+            with PeakRSS(popen.pid) as rss:
+                idle_rss = psutil.Process(popen.pid).memory_info().rss
+                pids = {**cluster_pids, "operator": popen.pid}
+                before = cpu_seconds(pids)
+                op_s = await operator_phase(kube, "bench-op", 0, args.count, spec, args.concurrency, args.timeout)
+                used = cpu_line(before, cpu_seconds(pids))
+                children = await count_children(kube, "bench-op")
+                print(f"operator: {args.count} RerankerDeployments with {children} children and a current status "
+                      f"in {op_s:.2f} s ({children / op_s:.0f} children/s); CPU s: {used}", flush=True)
+                print(f"operator API requests: {api_requests(f'http://127.0.0.1:{metrics_port}/metrics')}", flush=True)
+                assert children == objects, f"{children} children, expected {objects}"
+                print(f"ratio raw/operator: {raw_s / op_s:.2f} (target >= 0.5)", flush=True)
+                if args.rss_count > args.count:
+                    rss_s = await operator_phase(kube, "bench-op", args.count, args.rss_count, spec,
+                                                 args.concurrency, args.timeout)
+                    await asyncio.sleep(args.settle)
+                    print(f"operator: {args.rss_count} RerankerDeployments current after {rss_s:.1f} s more", flush=True)
+            print(f"operator RSS: idle {idle_rss / 2**20:.0f} MB, peak {rss.peak / 2**20:.0f} MB with "
+                  f"{max(args.rss_count, args.count)} RerankerDeployments (target <= 150 MB)", flush=True)
+        finally:
+            popen.terminate()
+            try:
+                popen.wait(15)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+        errors = [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line]
+        if errors:
+            print(f"operator log has {len(errors)} ERROR lines, e.g. {errors[0][:300]}", flush=True)
+    finally:
+        await kube.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=200, help="RerankerDeployments applied at once")
+    parser.add_argument("--rss-count", type=int, default=1000, help="RerankerDeployments for the RSS figure (0: skip)")
+    parser.add_argument("--engine-replicas", type=int, default=0)
+    parser.add_argument("--ui-replicas", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=64, help="parallel requests of the raw client")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds to let the cluster settle between phases")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--kubeconfig", default=None, help="use this cluster instead of starting a local one")
+    args = parser.parse_args()
+
+    with ExitStack() as stack:
+        cluster_pids: dict[str, int] = {}
+        if args.kubeconfig:
+            kubeconfig = args.kubeconfig
+            workdir = Path(os.environ.get("TMPDIR", "/tmp"))
+        else:
+            started = time.monotonic()
+            cp = stack.enter_context(LocalControlPlane())
+            print(f"local control plane up in {time.monotonic() - started:.1f} s", flush=True)
+            from rerank_operator.api.crd import install_crd
+
+            install_crd(cp.api_client())
+            kubeconfig = str(cp.admin_kubeconfig)
+            workdir = cp.dir
+            cluster_pids = {k: v for k, v in cp.processes().items() if k in ("etcd", "kube-apiserver")}
+        asyncio.run(run(args, kubeconfig, workdir, cluster_pids))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
