@@ -1,9 +1,11 @@
 """Time from a queue-depth step to the engine StatefulSet's replicas changing, on the real stack.
 
-    .venv/bin/python bench/autoscaler_latency.py --kubeconfig PATH [--trials 5] [--interval 5]
+    .venv/bin/python bench/autoscaler_latency.py [--trials 5] [--interval 5]
+    .venv/bin/python bench/autoscaler_latency.py --kubeconfig PATH ...   # an existing cluster
 
-Needs a running control plane whose pods get loopback IPs (the local kwok harness), the CRD
-installed and the operator running against it (``rerank-operator run``). The script creates a
+Without --kubeconfig it starts the local control plane (kwok pods get loopback IPs), installs the
+CRD and runs the operator (``rerank-operator run``) itself. With --kubeconfig, that cluster must
+give pods loopback IPs and already run the operator. The script creates a
 RerankerDeployment with autoscaling on, binds a real HTTP server at each engine pod's IP and
 engine port serving vLLM ``/metrics`` text (captured from a real vLLM,
 ``tests/fixtures/data/vllm_metrics.txt``) with queue values it controls, then per trial: keeps
@@ -16,8 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from tests.unit.autoscaling.engine_metrics_text import with_queue  # noqa: E402
 
 from rerank_operator.autoscaling.loop import _is_ready, engine_pod_selector  # noqa: E402
+from rerank_operator.localdev.volumes import provision_pending  # noqa: E402
 
 PORT = 8000
 
@@ -45,7 +52,10 @@ class Endpoints:
 
     async def follow(self, core: client.CoreV1Api, ns: str, name: str) -> None:
         """Serve metrics on every Ready engine pod's IP (new pods included) until cancelled."""
+        volumes = Path(tempfile.mkdtemp(prefix="autoscaler-latency-"))
         while True:
+            # Local mode's hostPath provisioner stands in for a storage class (the cache claims).
+            await asyncio.to_thread(provision_pending, core, ns, volumes)
             pods = await asyncio.to_thread(core.list_namespaced_pod, ns, label_selector=engine_pod_selector(name))
             for p in pods.items:
                 ip = p.status.pod_ip if _is_ready(p) else None
@@ -59,14 +69,41 @@ class Endpoints:
             await asyncio.sleep(0.2)
 
 
+@contextlib.contextmanager
+def local_stack(namespace: str):
+    """The local control plane with the CRD and the operator running against it; yields its kubeconfig."""
+    from rerank_operator.api.crd import install_crd
+    from rerank_operator.localdev.controlplane import LocalControlPlane
+
+    with LocalControlPlane() as cp, open(os.environ.get("RERANK_BENCH_OPERATOR_LOG", os.devnull), "wb") as log:
+        install_crd(cp.api_client())
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "rerank_operator", "run", "--standalone", "--namespace", namespace,
+             "--liveness", "off", "--metrics-port", "0"],
+            env={**cp.env(), "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield str(cp.admin_kubeconfig)
+        finally:
+            operator.terminate()
+            operator.wait(timeout=30)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--kubeconfig", default=None, help="an existing cluster (default: start the local one)")
     parser.add_argument("--namespace", default="autoscaler-latency")
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--interval", type=float, default=5.0, help="scrapeIntervalSeconds")
     args = parser.parse_args()
+    if args.kubeconfig is None:
+        with local_stack(args.namespace) as kubeconfig:
+            args.kubeconfig = kubeconfig
+            await measure(args)
+    else:
+        await measure(args)
 
+
+async def measure(args: argparse.Namespace) -> None:
     api = config.new_client_from_config(config_file=args.kubeconfig)
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
     ns, name = args.namespace, "latency"
@@ -100,6 +137,8 @@ async def main() -> None:
             endpoints.waiting, endpoints.running = 0, 4
             deadline = time.monotonic() + 120
             while not (sts_replicas() == 1 and endpoints.runners):
+                if follower.done():
+                    follower.result()  # raises what stopped it
                 if time.monotonic() > deadline:
                     raise SystemExit("the StatefulSet did not settle at 1 replica (is the operator running?)")
                 await asyncio.sleep(0.2)

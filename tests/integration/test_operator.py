@@ -221,7 +221,8 @@ def test_kubectl_scale_reaches_the_statefulset_and_ready_follows_the_pods(cluste
     cluster.cp.kubectl("-n", cluster.ns, "scale", "rrd/rr", "--replicas", "3")
     wait_for(lambda: cluster.apps.read_namespaced_stateful_set("rr-engine", cluster.ns).spec.replicas == 3, 30,
              "StatefulSet replicas 3", operator)
-    assert "Scaled" in [e.reason for e in cluster.events("rr")]
+    # The event is posted right after the StatefulSet is patched, so it may trail the read above.
+    wait_for(lambda: "Scaled" in [e.reason for e in cluster.events("rr")], 15, "a Scaled event", operator)
 
     def ready():
         # Local mode's provisioner stands in for a storage class: the cache claims get volumes,

@@ -346,7 +346,8 @@ class LocalStack:
             if self.runner.errors:
                 pod, why = next(iter(self.runner.errors.items()))
                 raise DemoError(f"pod {pod} cannot run locally: {why}")
-            for s in self.runner.snapshot():
+            running = self.runner.snapshot()
+            for s in running:
                 if s["restarts"] >= 3:
                     raise DemoError(f"{s['pod']}/{s['container']} keeps exiting (code {s['last_exit']}); "
                                     f"log {s['log']}:\n{_tail(Path(s['log']))}")
@@ -354,7 +355,10 @@ class LocalStack:
             ready = conditions.get("Ready", {}).get("status") == "True"
             engine_backends = self._backends(self.name, self.service_port)
             ui_backends = self._backends(f"{self.name}-ui", 80) if ui_enabled else [None]
-            if ready and engine_backends and ui_backends:
+            # kwok marks every pod Ready the moment it runs; only our own probes of the local processes
+            # say the engine really answers, so wait for those too (else the first request is refused).
+            processes_ready = bool(running) and all(s["ready"] for s in running)
+            if ready and engine_backends and ui_backends and processes_ready:
                 return
             line = self._engine_state(rrd)
             if ui_enabled:
