@@ -74,7 +74,7 @@ def _describe(ref: ChildRef, exc: ApiError) -> str:
 class Reconciler:
     def __init__(self, kube: KubeClient, *, emit: Emit, capacity: NodeCapacity | None = None,
                  field_manager: str = FIELD_MANAGER, clock: Callable[[], float] = time.time, node_ttl: float = 15.0,
-                 max_concurrent: int = 32):
+                 max_concurrent: int = 32, sts_wait: float = 2.0):
         self.kube = kube
         self.emit = emit
         self.capacity = capacity or NodeCapacity(self.list_nodes, ttl=node_ttl)
@@ -84,9 +84,19 @@ class Reconciler:
         # a StatefulSet event bringing nothing new costs no API call.
         self._sts_seen: dict[tuple[str, str], dict[str, Any]] = {}
         self._published: dict[tuple[str, str], str] = {}
+        # A just-created StatefulSet gets its first status from its controller within moments; the
+        # reconcile that created it waits (up to ``sts_wait`` seconds, holding no slot) for that
+        # watch event and writes one status with it, instead of a status now and another one
+        # (plus a second status ConfigMap apply) when the event arrives.
+        self.sts_wait = sts_wait
+        self._sts_waiters: dict[tuple[str, str], asyncio.Future] = {}
         # Objects reconciled at once. A thousand objects created together are then worked through
         # a few at a time (each finishing sooner) instead of all holding half-done work in memory.
         self._slots = asyncio.Semaphore(max_concurrent)
+        # Status refreshes (StatefulSet events) take at most a quarter of those slots, so that a
+        # burst of them never holds back the reconciles of objects still waiting for their
+        # children (the same requests, only reordered: refreshes catch up right after).
+        self._refresh_slots = asyncio.Semaphore(max(1, max_concurrent // 4))
 
     async def list_nodes(self) -> list[dict] | None:
         try:
@@ -106,10 +116,30 @@ class Reconciler:
     async def reconcile(self, body: Mapping[str, Any], *, retire: bool = True) -> ReconcileResult:
         """Apply every child, delete switched-off ones (``retire``; pointless for a brand-new
         object, which cannot own anything yet), write the status."""
-        async with self._slots:
-            return await self._reconcile(body, retire)
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        mine: list[asyncio.Future] = []  # the waiter this call registered, if any
+        try:
+            async with self._slots:
+                outcome = await self._reconcile(body, retire, mine)
+            if isinstance(outcome, ReconcileResult):
+                return outcome
+            finish, waiter = outcome
+            sts = None
+            try:
+                sts = await asyncio.wait_for(asyncio.shield(waiter), self.sts_wait)
+            except asyncio.TimeoutError:
+                pass
+            if sts is None and waiter.done() and not waiter.cancelled():
+                sts = waiter.result()  # handed over just as the wait ran out
+            if self._sts_waiters.get(key) is waiter:
+                del self._sts_waiters[key]
+            async with self._slots:
+                return await finish(sts)
+        finally:
+            if mine and self._sts_waiters.get(key) is mine[0]:
+                del self._sts_waiters[key]
 
-    async def _reconcile(self, body: Mapping[str, Any], retire: bool) -> ReconcileResult:
+    async def _reconcile(self, body: Mapping[str, Any], retire: bool, mine: list[asyncio.Future]) -> Any:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         try:
@@ -123,7 +153,7 @@ class Reconciler:
         desired = desired_children(body, spec=spec)
         configmaps = [c for c in desired if c["kind"] == "ConfigMap"]
         others = [c for c in desired if c["kind"] != "ConfigMap"]
-        outcomes = await asyncio.gather(*(self._apply(c) for c in others), return_exceptions=True)
+        outcomes = await asyncio.gather(*(self._apply(c, (namespace, name), mine) for c in others), return_exceptions=True)
         to_retire = retired_children(body, desired) if retire else []
         retired = await asyncio.gather(*(self._retire(body, ref) for ref in to_retire), return_exceptions=True)
 
@@ -165,17 +195,32 @@ class Reconciler:
             result.transient = transient[0][1]
         # Claim the generation only when it was fully applied (a retry follows a transient error).
         generation = meta.get("generation") if not transient else (body.get("status") or {}).get("observedGeneration")
-        result.status = await self.publish(body, wanted_of(body, spec), sts, observed_generation=generation,
-                                           failure=result.failure, ui_enabled=bool(configmaps),
-                                           force_configmap=True)
-        if sts is not None:
-            self._sts_seen[(namespace, name)] = sts_state(sts)
-        return result
 
-    async def _apply(self, manifest: Mapping[str, Any]) -> tuple[int, dict | None]:
+        async def finish(latest: Mapping[str, Any] | None) -> ReconcileResult:
+            current = latest if latest is not None else sts
+            result.status = await self.publish(body, wanted_of(body, spec), current, observed_generation=generation,
+                                               failure=result.failure, ui_enabled=bool(configmaps),
+                                               force_configmap=True)
+            if current is not None:
+                self._sts_seen[(namespace, name)] = sts_state(current)
+            return result
+
+        if mine:
+            return finish, mine[0]
+        return await finish(None)
+
+    async def _apply(self, manifest: Mapping[str, Any], key: tuple[str, str], mine: list[asyncio.Future]) -> tuple[int, dict | None]:
         # Only the StatefulSet's answer is read (its status feeds ours); the rest is dropped unparsed.
-        return await self.kube.apply(manifest, field_manager=self.field_manager,
-                                     parse=manifest["kind"] == "StatefulSet")
+        is_sts = manifest["kind"] == "StatefulSet"
+        code, obj = await self.kube.apply(manifest, field_manager=self.field_manager, parse=is_sts)
+        if is_sts and code == 201 and self.sts_wait > 0 and obj is not None:
+            # Just created: its controller's first status is moments away (see ``sts_wait``).
+            # Registered before anything else runs, so that no later event of it is missed.
+            self._sts_seen[key] = sts_state(obj)
+            waiter = asyncio.get_running_loop().create_future()
+            self._sts_waiters[key] = waiter
+            mine.append(waiter)
+        return code, obj
 
     async def _retire(self, body: Mapping[str, Any], ref: ChildRef) -> bool:
         namespace = body["metadata"]["namespace"]
@@ -194,7 +239,11 @@ class Reconciler:
         state = sts_state(sts)
         if state and self._sts_seen.get((namespace, name)) == state:
             return None
-        async with self._slots:
+        waiter = self._sts_waiters.get((namespace, name))
+        if waiter is not None and not waiter.done() and state:
+            waiter.set_result(sts)  # the reconcile that just created it writes the status with it
+            return None
+        async with self._refresh_slots, self._slots:
             return await self._refresh_status(namespace, name, sts, state)
 
     async def _refresh_status(self, namespace: str, name: str, sts: Mapping[str, Any] | None,
