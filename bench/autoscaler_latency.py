@@ -27,13 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from aiohttp import web
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.unit.autoscaling.engine_metrics_text import with_queue  # noqa: E402
+from tests.unit.autoscaling.engine_metrics_text import MetricEndpoints  # noqa: E402
 
 from rerank_operator.autoscaling.loop import _is_ready, engine_pod_selector  # noqa: E402
 from rerank_operator.localdev.volumes import provision_pending  # noqa: E402
@@ -41,32 +40,17 @@ from rerank_operator.localdev.volumes import provision_pending  # noqa: E402
 PORT = 8000
 
 
-class Endpoints:
-    def __init__(self) -> None:
-        self.waiting = 0.0
-        self.running = 0.0
-        self.runners: dict[str, web.AppRunner] = {}
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=with_queue(self.waiting, self.running), content_type="text/plain")
-
-    async def follow(self, core: client.CoreV1Api, ns: str, name: str) -> None:
-        """Serve metrics on every Ready engine pod's IP (new pods included) until cancelled."""
-        volumes = Path(tempfile.mkdtemp(prefix="autoscaler-latency-"))
-        while True:
-            # Local mode's hostPath provisioner stands in for a storage class (the cache claims).
-            await asyncio.to_thread(provision_pending, core, ns, volumes)
-            pods = await asyncio.to_thread(core.list_namespaced_pod, ns, label_selector=engine_pod_selector(name))
-            for p in pods.items:
-                ip = p.status.pod_ip if _is_ready(p) else None
-                if ip and ip not in self.runners:
-                    app = web.Application()
-                    app.router.add_get("/metrics", self._metrics)
-                    runner = web.AppRunner(app, shutdown_timeout=0.1)
-                    await runner.setup()
-                    await web.TCPSite(runner, ip, PORT).start()
-                    self.runners[ip] = runner
-            await asyncio.sleep(0.2)
+async def follow_ready_pods(endpoints: MetricEndpoints, core: client.CoreV1Api, ns: str, name: str) -> None:
+    """Serve metrics on every Ready engine pod's IP (new pods included) until cancelled."""
+    volumes = Path(tempfile.mkdtemp(prefix="autoscaler-latency-"))
+    while True:
+        # Local mode's hostPath provisioner stands in for a storage class (the cache claims).
+        await asyncio.to_thread(provision_pending, core, ns, volumes)
+        pods = await asyncio.to_thread(core.list_namespaced_pod, ns, label_selector=engine_pod_selector(name))
+        for p in pods.items:
+            if _is_ready(p):
+                await endpoints.serve(p.status.pod_ip)
+        await asyncio.sleep(0.2)
 
 
 @contextlib.contextmanager
@@ -120,8 +104,8 @@ async def measure(args: argparse.Namespace) -> None:
                                  "targetQueueDepthPerReplica": 32, "scrapeIntervalSeconds": args.interval,
                                  "scaleDownStabilizationSeconds": 0}},
     })
-    endpoints = Endpoints()
-    follower = asyncio.create_task(endpoints.follow(core, ns, name))
+    endpoints = MetricEndpoints(PORT)
+    follower = asyncio.create_task(follow_ready_pods(endpoints, core, ns, name))
 
     def sts_replicas() -> int | None:
         try:
@@ -153,8 +137,7 @@ async def measure(args: argparse.Namespace) -> None:
             print(f"trial {trial + 1}: StatefulSet replicas changed {latencies[-1]:.2f} s after the load step")
     finally:
         follower.cancel()
-        for runner in endpoints.runners.values():
-            await runner.cleanup()
+        await endpoints.close()
         custom.delete_namespaced_custom_object("rerank.io", "v1alpha1", ns, "rerankerdeployments", name)
     print(f"median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s over {len(latencies)} trials; "
           f"target <= {2 * args.interval:g} s (2 scrape intervals of {args.interval:g} s)")

@@ -21,7 +21,7 @@ from aiohttp import web
 from kubernetes import client
 
 from rerank_operator.autoscaling import loop
-from tests.unit.autoscaling.engine_metrics_text import with_queue
+from tests.unit.autoscaling.engine_metrics_text import MetricEndpoints
 
 pytestmark = pytest.mark.cluster
 
@@ -39,32 +39,6 @@ def crd_installed(control_plane, tmp_path_factory):
     path.write_text(crd_yaml)
     control_plane.kubectl("apply", "-f", str(path))
     control_plane.kubectl("wait", "--for=condition=Established", "crd/rerankerdeployments.rerank.io", "--timeout=60s")
-
-
-class MetricEndpoints:
-    """One aiohttp server per engine pod IP, all serving the same test-set queue depth per pod."""
-
-    def __init__(self) -> None:
-        self.waiting = 0.0
-        self.running = 0.0
-        self.runners: dict[str, web.AppRunner] = {}
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=with_queue(self.waiting, self.running), content_type="text/plain")
-
-    async def serve(self, ip: str) -> None:
-        if ip in self.runners:
-            return
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        await web.TCPSite(runner, ip, ENGINE_PORT).start()
-        self.runners[ip] = runner
-
-    async def close(self) -> None:
-        for runner in self.runners.values():
-            await runner.cleanup()
 
 
 def _engine_pod(name: str, index: int, node: str) -> dict:
@@ -139,7 +113,7 @@ def test_queue_depth_scales_up_then_down_after_the_window(control_plane, namespa
                                                    NAME).get("status") or {}
 
     async def scenario() -> None:
-        endpoints = MetricEndpoints()
+        endpoints = MetricEndpoints(ENGINE_PORT)
         try:
             await _sync_engine_pods(core, namespace, node, 1, endpoints)
 
@@ -270,7 +244,7 @@ def test_operator_scales_the_statefulset_by_the_pods_queue_depth(control_plane, 
         return time.monotonic() - started
 
     async def scenario() -> None:
-        endpoints = MetricEndpoints()
+        endpoints = MetricEndpoints(ENGINE_PORT)
         try:
             endpoints.waiting, endpoints.running = 60, 30  # 90 pairs on one pod -> ceil(90 / 32) = 3
             await serve_ready_pods(endpoints, 1)

@@ -39,3 +39,36 @@ def with_queue(waiting: float, running: float, text: str | None = None) -> str:
 def independent_sum(text: str, family: str) -> float:
     """Sum of a family's sample values by plain line splitting: an oracle for the parser tests."""
     return sum(float(text.splitlines()[i].rpartition(" ")[2]) for i in _sample_lines(text, family))
+
+
+class MetricEndpoints:
+    """Test-controlled engine /metrics servers: one aiohttp server per pod IP, all serving the same queue
+    depth (set ``waiting`` / ``running``). Used by the autoscaling integration tests and
+    bench/autoscaler_latency.py, where kwok pods get loopback IPs a real server can bind."""
+
+    def __init__(self, port: int = 8000) -> None:
+        self.port = port
+        self.waiting = 0.0
+        self.running = 0.0
+        self.runners: dict = {}  # pod IP -> aiohttp.web.AppRunner
+
+    async def _metrics(self, request):
+        from aiohttp import web
+
+        return web.Response(text=with_queue(self.waiting, self.running), content_type="text/plain")
+
+    async def serve(self, ip: str) -> None:
+        from aiohttp import web
+
+        if ip in self.runners:
+            return
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, ip, self.port).start()
+        self.runners[ip] = runner
+
+    async def close(self) -> None:
+        for runner in self.runners.values():
+            await runner.cleanup()
