@@ -24,6 +24,7 @@ import pytest
 
 from rerank_operator.api.crd import install_crd
 from rerank_operator.localdev.controlplane import free_ports
+from tests.fixtures.cluster import dns_safe_test_name, fresh_namespace
 
 NAMESPACE_PREFIX = "rrop-"
 DRIFT_INTERVAL = 3.0
@@ -98,18 +99,6 @@ def operator(control_plane, crd_installed_once, tmp_path_factory) -> Iterator[Op
 
 @pytest.fixture
 def op_namespace(control_plane, operator, request) -> Iterator[str]:
-    from kubernetes import client
-
-    core = client.CoreV1Api(control_plane.api_client())
-    short = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:30].strip("-")
-    ns = core.create_namespace({"metadata": {"generateName": f"{NAMESPACE_PREFIX}{short}-"}}).metadata.name
-    deadline = time.monotonic() + 30
-    while not core.list_namespaced_service_account(ns, field_selector="metadata.name=default").items:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no default ServiceAccount in {ns} after 30 s")
-        time.sleep(0.1)
-    try:
+    # The operator watches only NAMESPACE_PREFIX* namespaces, so other tests' objects never reach it.
+    with fresh_namespace(control_plane, f"{NAMESPACE_PREFIX}{dns_safe_test_name(request, 30)}-") as ns:
         yield ns
-    finally:
-        core.delete_namespace(ns, propagation_policy="Background")
-        core.api_client.close()
