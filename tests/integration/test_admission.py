@@ -19,7 +19,7 @@ from kubernetes.client.rest import ApiException
 
 from rerank_operator.api import crd as crdmod
 from rerank_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION, parse_spec
-from tests.unit.api.admission_cases import INVALID, VALID
+from tests.unit.api.admission_cases import INVALID, VALID, get_path, leaf_paths
 
 pytestmark = pytest.mark.cluster
 
@@ -68,18 +68,6 @@ def _create(custom: client.CustomObjectsApi, ns: str, name: str, spec: dict[str,
                                                   field_validation="Strict")
 
 
-def _leaf_paths(value: Any, path: str = "") -> set[str]:
-    if isinstance(value, dict) and value:
-        return set().union(*(_leaf_paths(v, f"{path}.{k}") for k, v in value.items()))
-    return {path}
-
-
-def _get(obj: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = obj[part]
-    return obj
-
-
 def test_crd_is_established_with_its_names(control_plane, rerank_crd):
     names = rerank_crd["status"]["acceptedNames"]
     assert names["kind"] == "RerankerDeployment" and names["shortNames"] == ["rrd"]
@@ -116,11 +104,11 @@ def test_valid_spec_is_accepted_with_server_defaults_matching_pydantic(case, cus
     try:
         stored = created["spec"]
         for dotted, expected in case.expect.items():
-            assert _get(stored, dotted) == expected, dotted
+            assert get_path(stored, dotted) == expected, dotted
         # The API server filled exactly the defaults pydantic fills, with the same values.
         parsed = parse_spec(case.spec)
         assert parse_spec(stored) == parsed
-        assert _leaf_paths(stored) == _leaf_paths(parsed.to_k8s())
+        assert leaf_paths(stored) == leaf_paths(parsed.to_k8s())
     finally:
         custom.delete_namespaced_custom_object(GROUP, VERSION, admission_ns, PLURAL, name)
 

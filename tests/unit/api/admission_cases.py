@@ -185,3 +185,16 @@ VALID: list[Valid] = [
         "disruptionBudget": {"maxUnavailable": 2},
     }, {"engine.resources.requests.cpu": 4}),
 ]
+
+
+def leaf_paths(value: Any, path: str = "") -> set[str]:
+    """Dotted paths of every leaf of a nested dict (``.spec.engine.dtype`` ...), to compare defaults field by field."""
+    if isinstance(value, dict) and value:
+        return set().union(*(leaf_paths(v, f"{path}.{k}") for k, v in value.items()))
+    return {path}
+
+
+def get_path(obj: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = obj[part]
+    return obj

@@ -13,7 +13,7 @@ import yaml
 
 from rerank_operator.api import crd as crdmod
 from rerank_operator.api.v1alpha1 import MAX_NAME_LENGTH, NAME_PATTERN, name_problem, parse_spec
-from tests.unit.api.admission_cases import INVALID, VALID
+from tests.unit.api.admission_cases import INVALID, VALID, get_path, leaf_paths
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -55,18 +55,6 @@ def apply_structural_defaults(schema: dict[str, Any], value: Any) -> Any:
         for item in value:
             apply_structural_defaults(schema["items"], item)
     return value
-
-
-def _leaf_paths(value: Any, path: str = "") -> set[str]:
-    if isinstance(value, dict) and value:
-        return set().union(*(_leaf_paths(v, f"{path}.{k}") for k, v in value.items()))
-    return {path}
-
-
-def _get(obj: dict[str, Any], dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = obj[part]
-    return obj
 
 
 # --- the file the chart ships --------------------------------------------------------------------
@@ -210,12 +198,12 @@ def test_valid_specs_pass_the_schema_and_defaults_agree(case, spec_schema):
     defaulted = apply_structural_defaults(spec_schema, copy.deepcopy(case.spec))
     jsonschema.Draft4Validator(spec_schema).validate(defaulted)
     for dotted, expected in case.expect.items():
-        assert _get(defaulted, dotted) == expected, dotted
+        assert get_path(defaulted, dotted) == expected, dotted
     # The API server's defaults and pydantic's are the same: the defaulted object parses to the
     # same spec as the raw one, and fills exactly the fields pydantic reports.
     parsed = parse_spec(case.spec)
     assert parse_spec(defaulted) == parsed
-    assert _leaf_paths(defaulted) == _leaf_paths(parsed.to_k8s())
+    assert leaf_paths(defaulted) == leaf_paths(parsed.to_k8s())
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c.id)
