@@ -7,13 +7,12 @@ import json
 import pytest
 
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
-from rerank_operator.resources.statefulset import SpecView
 from rerank_operator.serving.engine_args import ENGINE_ENTRYPOINT, engine_command, engine_env, served_model_name
 from rerank_operator.serving.prompt import DEFAULT_INSTRUCTION, score_template
 
 
-def view(spec: dict | None = None) -> SpecView:
-    return SpecView(RerankerDeploymentSpec.model_validate(spec or {}).to_k8s())
+def view(spec: dict | None = None) -> RerankerDeploymentSpec:
+    return RerankerDeploymentSpec.model_validate(spec or {})
 
 
 def flags(cmd: list[str]) -> dict[str, str]:

@@ -17,9 +17,11 @@ import json
 import posixpath
 from typing import Any, Mapping
 
-from pydantic.alias_generators import to_camel
 
 from rerank_operator.api.v1alpha1 import GPU_RESOURCE, RerankerDeploymentSpec, effective_image
+# The serving package owns the vLLM command line (its flags follow vLLM releases).
+from rerank_operator.serving.engine_args import engine_command
+from rerank_operator.serving.engine_args import engine_env as serving_engine_env
 
 from . import labels as L
 
@@ -50,24 +52,6 @@ def shm_size(tensor_parallel_size: int) -> str:
     return f"{2 * tensor_parallel_size}Gi"
 
 
-class SpecView:
-    """Attribute access to the spec as the API stores it (camelCase keys), under both spellings:
-    ``view.engine.tensorParallelSize`` and ``view.engine.tensor_parallel_size``. The serving
-    package's command-line builder reads the spec through this; a missing optional field reads
-    as None."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping[str, Any]):
-        self._data = data
-
-    def __getattr__(self, name: str) -> Any:
-        data = self._data
-        key = name if name in data else to_camel(name)
-        value = data.get(key)
-        return SpecView(value) if isinstance(value, Mapping) else value
-
-
 def model_path(spec: RerankerDeploymentSpec) -> str | None:
     """The engine's --model when the weights are on a PVC (None: a Hugging Face id)."""
     if spec.model.pvc is None:
@@ -76,18 +60,7 @@ def model_path(spec: RerankerDeploymentSpec) -> str | None:
 
 
 def engine_args(spec: RerankerDeploymentSpec) -> list[str]:
-    # Imported here: the serving package owns the vLLM command line (its flags follow vLLM releases).
-    from rerank_operator.serving.engine_args import engine_command
-
-    return [str(a) for a in engine_command(SpecView(spec.to_k8s()), model_path=model_path(spec))]
-
-
-def _extra_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
-    try:
-        from rerank_operator.serving.engine_args import engine_env as serving_env
-    except ImportError:  # the serving package may not need extra environment
-        return []
-    return [dict(e) for e in serving_env(SpecView(spec.to_k8s()))]
+    return engine_command(spec, model_path=model_path(spec))
 
 
 def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
@@ -99,7 +72,7 @@ def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
         # Air-gapped: the weights are on the claim; never reach out to the Hub.
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     seen = {e["name"] for e in env}
-    for extra in _extra_env(spec):
+    for extra in serving_engine_env(spec):
         if extra["name"] not in seen:
             env.append(extra)
             seen.add(extra["name"])

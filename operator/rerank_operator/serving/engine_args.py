@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 from rerank_operator.serving.prompt import ANSWER_TOKENS, score_template
 
 # `python -m` rather than the `vllm` console script: the script resolves the distribution named
@@ -25,17 +26,12 @@ QWEN3_RERANKER_OVERRIDES = {
 }
 
 
-def _opt(obj: Any, name: str, default: Any = None) -> Any:
-    """``obj.name`` tolerating a missing sub-object (e.g. ``spec.engine`` left out)."""
-    return default if obj is None else getattr(obj, name, default)
-
-
-def served_model_name(spec: Any) -> str:
+def served_model_name(spec: RerankerDeploymentSpec) -> str:
     """The model name clients send (and vLLM labels its metrics with)."""
-    return _opt(spec.model, "servedModelName") or spec.model.name
+    return spec.model.served_model_name or spec.model.name
 
 
-def model_location(spec: Any, model_path: str | None = None) -> str:
+def model_location(spec: RerankerDeploymentSpec, model_path: str | None = None) -> str:
     """What ``--model`` points at: ``model_path`` if given, else the Hugging Face id.
 
     A model on a PVC has no location of its own here: where the claim is mounted is the
@@ -43,7 +39,7 @@ def model_location(spec: Any, model_path: str | None = None) -> str:
     """
     if model_path is not None:
         return model_path
-    if _opt(spec.model, "pvc") is not None:
+    if spec.model.pvc is not None:
         raise ValueError("spec.model.pvc is set: pass model_path, the directory where the claim is mounted")
     return spec.model.name
 
@@ -55,34 +51,34 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-def engine_command(spec: Any, *, model_path: str | None = None, port: int | None = None) -> list[str]:
+def engine_command(spec: RerankerDeploymentSpec, *, model_path: str | None = None, port: int | None = None) -> list[str]:
     """The engine container's full command + args for ``spec`` (a RerankerDeploymentSpec).
 
     ``model_path``/``port`` replace the model location and the listening port (the local demo and
     the tests serve a locally built model on a free port); nothing else differs.
     """
     engine = spec.engine
-    local_model = model_path is not None or _opt(spec.model, "pvc") is not None
+    local_model = model_path is not None or spec.model.pvc is not None
     cmd = [*ENGINE_ENTRYPOINT, "--model", model_location(spec, model_path)]
-    revision = _opt(spec.model, "revision")
+    revision = spec.model.revision
     if revision and not local_model:  # a revision only means something for a hub download
         cmd += ["--revision", revision]
     cmd += [
         "--served-model-name", served_model_name(spec),
-        "--tensor-parallel-size", _number(engine.tensorParallelSize),
+        "--tensor-parallel-size", _number(engine.tensor_parallel_size),
         "--dtype", str(engine.dtype),
-        "--max-model-len", _number(engine.maxModelLen),
+        "--max-model-len", _number(engine.max_model_len),
     ]
     if not on_cpu(spec):
         # On the CPU build this flag would reserve that fraction of host RAM for the KV cache;
         # there the cache is VLLM_CPU_KVCACHE_SPACE (see engine_env).
-        cmd += ["--gpu-memory-utilization", _number(engine.gpuMemoryUtilization)]
+        cmd += ["--gpu-memory-utilization", _number(engine.gpu_memory_utilization)]
     cmd += [
-        "--max-num-seqs", _number(engine.maxNumSeqs),
+        "--max-num-seqs", _number(engine.max_num_seqs),
     ]
-    if _opt(engine, "maxNumBatchedTokens") is not None:
-        cmd += ["--max-num-batched-tokens", _number(engine.maxNumBatchedTokens)]
-    if _opt(engine, "quantization"):
+    if engine.max_num_batched_tokens is not None:
+        cmd += ["--max-num-batched-tokens", _number(engine.max_num_batched_tokens)]
+    if engine.quantization:
         cmd += ["--quantization", str(engine.quantization)]
     cmd += [
         "--port", _number(port if port is not None else engine.port),
@@ -90,19 +86,19 @@ def engine_command(spec: Any, *, model_path: str | None = None, port: int | None
         "--runner", "pooling",
         "--hf-overrides", json.dumps(QWEN3_RERANKER_OVERRIDES, separators=(",", ":")),
         # A literal Jinja template (vLLM treats a value with braces/newlines as the template itself).
-        "--chat-template", score_template(_opt(spec, "instruction")),
+        "--chat-template", score_template(spec.instruction),
     ]
     # Last, so that a user's flag overrides one of ours (argparse keeps the last occurrence).
-    cmd += [str(a) for a in (_opt(engine, "extraArgs") or [])]
+    cmd += [str(a) for a in engine.extra_args]
     return cmd
 
 
-def on_cpu(spec: Any) -> bool:
+def on_cpu(spec: RerankerDeploymentSpec) -> bool:
     """spec.engine.device is cpu (vLLM's CPU build)."""
-    return (_opt(spec.engine, "device") or "gpu") == "cpu"
+    return spec.engine.device == "cpu"
 
 
-def engine_env(spec: Any) -> list[dict[str, str]]:
+def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, str]]:
     """Environment variables the engine needs besides the ones the StatefulSet builder sets."""
     # No usage-stats phone-home from inside a cluster (and none that an air-gapped one would block on).
     env = [
@@ -111,5 +107,5 @@ def engine_env(spec: Any) -> list[dict[str, str]]:
     ]
     if on_cpu(spec):
         # The CPU build's KV cache, in GiB of host memory (its stand-in for --gpu-memory-utilization).
-        env.append({"name": "VLLM_CPU_KVCACHE_SPACE", "value": _number(_opt(spec.engine, "cpuKVCacheGiB") or 4)})
+        env.append({"name": "VLLM_CPU_KVCACHE_SPACE", "value": _number(spec.engine.cpu_kv_cache_gib)})
     return env
