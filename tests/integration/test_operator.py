@@ -88,6 +88,11 @@ def owned_by(obj, rrd: dict) -> bool:
     return any(r.uid == rrd["metadata"]["uid"] and r.controller and r.block_owner_deletion for r in refs)
 
 
+
+def wait_for_event(cluster, name: str, reason: str, operator) -> None:
+    # Events are posted after the change they report, so they may trail the object read just before.
+    wait_for(lambda: reason in [e.reason for e in cluster.events(name)], 15, f"a {reason} event", operator)
+
 def test_apply_creates_every_child_and_a_current_status(cluster, operator):
     spec = {"model": {"name": "Qwen/Qwen3-Reranker-4B", "hfTokenSecretRef": {"name": "hf"}},
             "engine": {"tensorParallelSize": 2, "maxModelLen": 4096},
@@ -141,7 +146,7 @@ def test_apply_creates_every_child_and_a_current_status(cluster, operator):
     assert {c["type"] for c in status["conditions"]} >= {"Ready", "Progressing", "Degraded"}
     # The server-side apply identity is the operator's.
     assert any(m.manager == "rerank-operator" and m.operation == "Apply" for m in sts.metadata.managed_fields)
-    assert "Created" in [e.reason for e in cluster.events("rr")]
+    wait_for_event(cluster, "rr", "Created", operator)
 
 
 def test_spec_update_propagates_and_switched_off_children_go(cluster, operator):
@@ -170,7 +175,7 @@ def test_spec_update_propagates_and_switched_off_children_go(cluster, operator):
     status = wait_for(lambda: (s := cluster.rrd("rr")["status"]).get("observedGeneration") == 2 and s, 30,
                       "observedGeneration 2", operator)
     assert "uiURL" not in status
-    assert "Updated" in [e.reason for e in cluster.events("rr")]
+    wait_for_event(cluster, "rr", "Updated", operator)
 
 
 def test_deleted_or_edited_children_are_restored(cluster, operator):
@@ -195,7 +200,7 @@ def test_deleted_or_edited_children_are_restored(cluster, operator):
     wait_for(lambda: json.loads(cluster.core.read_namespaced_config_map("rr-status", cluster.ns)
                                 .data["status.json"]).get("conditions"), 4 * DRIFT_INTERVAL + 10,
              "the status file rewritten", operator)
-    assert "Restored" in [e.reason for e in cluster.events("rr")]
+    wait_for_event(cluster, "rr", "Restored", operator)
 
 
 def test_deleting_the_reranker_deployment_collects_its_children(cluster, operator):
@@ -221,8 +226,7 @@ def test_kubectl_scale_reaches_the_statefulset_and_ready_follows_the_pods(cluste
     cluster.cp.kubectl("-n", cluster.ns, "scale", "rrd/rr", "--replicas", "3")
     wait_for(lambda: cluster.apps.read_namespaced_stateful_set("rr-engine", cluster.ns).spec.replicas == 3, 30,
              "StatefulSet replicas 3", operator)
-    # The event is posted right after the StatefulSet is patched, so it may trail the read above.
-    wait_for(lambda: "Scaled" in [e.reason for e in cluster.events("rr")], 15, "a Scaled event", operator)
+    wait_for_event(cluster, "rr", "Scaled", operator)
 
     def ready():
         # Local mode's provisioner stands in for a storage class: the cache claims get volumes,
