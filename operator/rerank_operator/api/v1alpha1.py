@@ -548,6 +548,12 @@ class AutoscalingSpec(_Model):
         default=None, ge=1, le=1000,
         description="Most replicas added in one scaling decision. Default: no limit (up to maxReplicas).",
     )
+    max_scale_up_factor: float = Field(
+        default=4.0, ge=1, le=1000,
+        description="One scale-up asks for at most this many times the Ready replicas. New replicas take "
+        "minutes to load the model, and the queue that grows meanwhile would otherwise ask for replicas that "
+        "arrive after the backlog has drained; once they serve, the next scale-up grows from the larger count.",
+    )
     tolerance: float = Field(
         default=0.1, ge=0, lt=1,
         description="Relative deviation from the target queue depth that triggers no scaling, in [0, 1), "

@@ -19,11 +19,20 @@ query-document pair):
    scale-up already in flight is not repeated for the same load. If the measured pods want more
    capacity but counting the pending replicas says "fewer", the count is held (the HPA's
    "direction changed" rule).
-4. Stabilization: a scale-down happens only to the highest recommendation made within the
+4. Queue growth is not demand: while new replicas load the model (minutes), the waiting queue
+   keeps growing, and ``ceil(queue / target)`` would ask for far more replicas than the arrival
+   rate needs -- replicas that come up after the backlog has drained. So one recommendation
+   asks for at most ``max_scale_up_factor`` x the Ready replicas; if those are still too few once
+   the new ones serve, the next recommendation grows again from the larger Ready count.
+5. Scale-down headroom: a scale-down goes to ``ceil(load / (target * (1 - tolerance)))``, so the
+   remaining replicas sit at the bottom of the tolerance band rather than at its top, where the
+   next bit of noise would scale straight back up.
+6. Stabilization: a scale-down happens only to the highest recommendation made within the
    down-stabilization window (so every recommendation in the window must allow it); a scale-up
    goes to the lowest recommendation within the up window (0 s by default: at once).
-5. Limits: at most ``max_scale_up_step`` replicas added per decision, and the result is clamped
-   to ``[min_replicas, max_replicas]``; hitting one of these sets ``limited_reason``.
+7. Limits: at most ``max_scale_up_step`` replicas added per decision, and the result is clamped
+   to ``[min_replicas, max_replicas]``; hitting one of these (or the factor of rule 4) sets
+   ``limited_reason``.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ class AutoscalingPolicy:
     scale_down_stabilization_seconds: float = 300.0
     scale_up_stabilization_seconds: float = 0.0
     max_scale_up_step: int | None = None
+    max_scale_up_factor: float | None = 4.0
 
     def __post_init__(self) -> None:
         if self.min_replicas < 1:
@@ -80,6 +90,8 @@ class AutoscalingPolicy:
             raise PolicyConfigError("spec.autoscaling.scaleUpStabilizationSeconds must be >= 0")
         if self.max_scale_up_step is not None and self.max_scale_up_step < 1:
             raise PolicyConfigError("spec.autoscaling.maxScaleUpStep must be >= 1 (or null)")
+        if self.max_scale_up_factor is not None and self.max_scale_up_factor < 1:
+            raise PolicyConfigError("spec.autoscaling.maxScaleUpFactor must be >= 1 (or null)")
 
     @classmethod
     def from_spec(cls, autoscaling: Mapping[str, Any] | None) -> "AutoscalingPolicy":
@@ -87,6 +99,7 @@ class AutoscalingPolicy:
         a = dict(autoscaling or {})
         defaults = cls()
         step = a.get("maxScaleUpStep")
+        factor = a.get("maxScaleUpFactor", defaults.max_scale_up_factor)
         return cls(
             min_replicas=int(a.get("minReplicas", defaults.min_replicas)),
             max_replicas=int(a.get("maxReplicas", defaults.max_replicas)),
@@ -99,6 +112,7 @@ class AutoscalingPolicy:
                 a.get("scaleUpStabilizationSeconds", defaults.scale_up_stabilization_seconds)
             ),
             max_scale_up_step=None if step is None else int(step),
+            max_scale_up_factor=None if factor is None else float(factor),
         )
 
     def clamp(self, replicas: int) -> int:
@@ -226,6 +240,15 @@ def decide(
             # Pending replicas already cover the load the ready pods see (or the imputed loads
             # point the other way): the HPA keeps the count when the direction flips.
             raw, reason = current_replicas, AWAITING_PENDING_REPLICAS
+        elif raw < current_replicas:
+            # Rule 5: land at the bottom of the tolerance band, not at its edge.
+            raw = min(current_replicas, _ceil_div(load, target * (1.0 - policy.tolerance)))
+    factor_limited = False
+    if policy.max_scale_up_factor is not None and raw > current_replicas:
+        # Rule 4: grow from what serves now; pending replicas already cover part of the bound.
+        bound = max(current_replicas, math.ceil(policy.max_scale_up_factor * (len(measured) + missing) - _EPSILON))
+        if raw > bound:
+            raw, factor_limited = bound, True
     recommended = policy.clamp(raw)
 
     # Stabilization over the recorded recommendations plus this one.
@@ -243,7 +266,7 @@ def decide(
     elif recommended > current_replicas and desired < recommended:
         reason = SCALE_UP_STABILIZED
 
-    limited: str | None = None
+    limited: str | None = SCALE_UP_LIMIT if factor_limited and desired == recommended else None
     if policy.max_scale_up_step is not None and desired > current_replicas + policy.max_scale_up_step:
         desired = current_replicas + policy.max_scale_up_step
         limited = SCALE_UP_LIMIT
@@ -259,7 +282,8 @@ def decide(
         reason = SCALED_DOWN
     elif reason in (SCALED_UP, SCALED_DOWN):
         # The raw recommendation moved, but a limit held the count where it is.
-        reason = WITHIN_TOLERANCE if raw == current_replicas else (limited or reason)
+        held_at_raw = raw == current_replicas and not factor_limited
+        reason = WITHIN_TOLERANCE if held_at_raw else (limited or reason)
 
     kept = compact_history(list(history) + [Recommendation(now, recommended)], now, policy)
     message = (
@@ -267,6 +291,8 @@ def decide(
         f"{missing} unreadable, {pending} pending): recommend {recommended}, "
         f"{current_replicas} -> {desired}"
     )
+    if factor_limited:
+        message += f" (a scale-up asks for at most {policy.max_scale_up_factor:g} x the ready pods)"
     return result(desired, recommended, reason, message, limited, kept)
 
 
