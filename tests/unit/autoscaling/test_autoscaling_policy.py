@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from rerank_operator.api.v1alpha1 import AutoscalingSpec
 from rerank_operator.autoscaling.policy import (
     AT_MAX_REPLICAS,
     AT_MIN_REPLICAS,
@@ -174,6 +175,7 @@ def test_compacted_history_gives_the_same_decisions():
         ({"tolerance": 1.5}, "tolerance"),
         ({"scaleDownStabilizationSeconds": -1}, "scaleDownStabilizationSeconds"),
         ({"maxScaleUpStep": 0}, "maxScaleUpStep"),
+        ({"maxScaleUpFactor": 0.5}, "maxScaleUpFactor"),
     ],
 )
 def test_invalid_settings_name_the_field(spec, field):
@@ -183,10 +185,14 @@ def test_invalid_settings_name_the_field(spec, field):
 
 def test_from_spec_reads_camel_case_and_defaults():
     p = AutoscalingPolicy.from_spec({"minReplicas": 2, "maxReplicas": 8, "targetQueueDepthPerReplica": 16,
-                                     "scaleDownStabilizationSeconds": 10, "maxScaleUpStep": 3})
+                                     "scaleDownStabilizationSeconds": 10, "maxScaleUpStep": 3,
+                                     "maxScaleUpFactor": 2.5})
     assert (p.min_replicas, p.max_replicas, p.target_per_replica) == (2, 8, 16.0)
-    assert (p.scale_down_stabilization_seconds, p.max_scale_up_step, p.tolerance) == (10.0, 3, 0.1)
+    assert (p.scale_down_stabilization_seconds, p.max_scale_up_step, p.max_scale_up_factor, p.tolerance) == (
+        10.0, 3, 2.5, 0.1)
     assert AutoscalingPolicy.from_spec(None) == AutoscalingPolicy()
+    # The CRD's defaults and the policy's agree.
+    assert AutoscalingPolicy.from_spec(AutoscalingSpec().model_dump(by_alias=True)) == AutoscalingPolicy()
 
 
 def test_backlog_growing_while_replicas_load_does_not_scale_further():
