@@ -17,7 +17,7 @@ step, a diurnal and a bursty trace, under:
 
 Prints replica-seconds, p50/p99 queue wait, SLO violations (share of pairs queued longer than
 the SLO) and flaps (a scale in the opposite direction within 5 min of the previous one), then an
-equal-latency comparison: the operator's target and scale-down window are swept, and for each
+equal-latency comparison: the operator's target and both stabilization windows are swept, and for each
 baseline the cheapest flap-free setting whose p99 wait is no worse than the baseline's is
 compared on replica-seconds. Every autoscaler starts from the same fleet with its history
 pre-filled (KubeAI's moving average, KEDA's and the operator's recommendation windows).
@@ -52,6 +52,7 @@ MIN_REPLICAS = 1
 MAX_REPLICAS = 24
 SWEEP_TARGETS = (24, 32, 48, 64, 96, 128, 160, 192)
 SWEEP_DOWN_WINDOWS = (300, 600, 900)
+SWEEP_UP_WINDOWS = (0, 15, 30)
 
 
 def ours(target: float, initial: int, up_window: float = 0.0, down_window: float = 300.0,
@@ -91,7 +92,7 @@ def main() -> None:
     parser.add_argument("--load-time", type=float, default=120.0, help="model load time of a new replica (s)")
     parser.add_argument("--target", type=float, default=32.0, help="the operator's targetQueueDepthPerReplica")
     parser.add_argument("--up-window", type=float, default=30.0,
-                        help="the operator's scaleUpStabilizationSeconds for the tuned rows and the sweep")
+                        help="the operator's scaleUpStabilizationSeconds for the tuned rows")
     parser.add_argument("--slo", type=float, default=1.0, help="queue-wait SLO in seconds")
     parser.add_argument("--traces", default="step,diurnal,bursty")
     args = parser.parse_args()
@@ -134,16 +135,17 @@ def main() -> None:
         for r in results:
             print(row(r, base))
 
-        # Equal-latency comparison: the operator's target and scale-down window are swept (at the
-        # --up-window scale-up window); for each baseline, the cheapest flap-free setting that is
-        # no slower at p99 is compared on replica-seconds.
-        sweep = {(t, w): run(ours(float(t), n0, up_window=args.up_window, down_window=float(w)))
-                 for w in SWEEP_DOWN_WINDOWS for t in SWEEP_TARGETS}
-        print(f"  operator sweep at scaleUpStabilizationSeconds={args.up_window:g} "
-              "(down window: target replica-s/p99 s/flaps):")
-        for w in SWEEP_DOWN_WINDOWS:
-            print(f"    {w:>4}s: " + ", ".join(f"t{t} {s.replica_seconds:,.0f}/{s.p99_wait:.2f}/{s.flaps}"
-                                        for (t, ww), s in sweep.items() if ww == w))
+        # Equal-latency comparison: the operator's target and stabilization windows are swept; for
+        # each baseline, the cheapest flap-free setting that is no slower at p99 is compared on
+        # replica-seconds.
+        sweep = {(t, up, w): run(ours(float(t), n0, up_window=float(up), down_window=float(w)))
+                 for up in SWEEP_UP_WINDOWS for w in SWEEP_DOWN_WINDOWS for t in SWEEP_TARGETS}
+        print("  operator sweep (up window/down window: target replica-s/p99 s/flaps):")
+        for up in SWEEP_UP_WINDOWS:
+            for w in SWEEP_DOWN_WINDOWS:
+                print(f"    {up:>2}s/{w:>3}s: " + ", ".join(
+                    f"t{t} {s.replica_seconds:,.0f}/{s.p99_wait:.2f}/{s.flaps}"
+                    for (t, uu, ww), s in sweep.items() if (uu, ww) == (up, w)))
         for baseline in results[3:6]:
             no_slower = [(k, s) for k, s in sweep.items() if s.p99_wait <= baseline.p99_wait]
             flap_free = [(k, s) for k, s in no_slower if s.flaps == 0]
@@ -151,9 +153,9 @@ def main() -> None:
                 line = (f"{name:<8} vs {baseline.autoscaler:<36}: no operator setting in the sweep reaches its "
                         f"p99 {baseline.p99_wait:.2f} s")
             else:
-                (t, w), best = min(flap_free or no_slower, key=lambda ks: ks[1].replica_seconds)
+                (t, up, w), best = min(flap_free or no_slower, key=lambda ks: ks[1].replica_seconds)
                 saving = 100 * (1 - best.replica_seconds / baseline.replica_seconds)
-                line = (f"{name:<8} vs {baseline.autoscaler:<36}: target {t:>3}, down {w:>3}s -> "
+                line = (f"{name:<8} vs {baseline.autoscaler:<36}: target {t:>3}, up {up:>2}s, down {w:>3}s -> "
                         f"{best.replica_seconds:>9,.0f} vs {baseline.replica_seconds:>9,.0f} replica-s "
                         f"({saving:+.1f}% saved) at p99 {best.p99_wait:.2f} <= {baseline.p99_wait:.2f} s, "
                         f"flaps {best.flaps} vs {baseline.flaps}")
