@@ -319,3 +319,30 @@ def test_teardown_leaves_no_process_port_or_directory_even_when_the_body_fails()
     assert not [p for p in ports if port_open(p)]
     assert not directory.exists()
     assert _processes_mentioning(str(directory)) == []
+
+
+def test_pods_can_start_not_ready_for_a_runner_to_report_readiness():
+    # Local mode's setting: kwok makes the pod Running with a loopback IP but leaves Ready to
+    # whoever runs the containers, and does not undo what that runner reports.
+    with LocalControlPlane(nodes=[{"name": "solo"}], pods_ready_on_start=False) as cp:
+        core = client.CoreV1Api(cp.api_client())
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe-me"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        core.create_namespaced_pod("default", pod)
+
+        def running():
+            p = core.read_namespaced_pod("probe-me", "default")
+            return p if p.status.phase == "Running" and p.status.pod_ip else None
+
+        p = wait_for(running, what="pod Running with an IP")
+        assert ipaddress.ip_address(p.status.pod_ip).is_loopback
+        conditions = {c.type: c for c in p.status.conditions}
+        assert (conditions["Ready"].status, conditions["Ready"].reason) == ("False", "ContainersNotReady")
+        assert conditions["ContainersReady"].status == "False"
+        assert [s.ready for s in p.status.container_statuses] == [False]
+
+        core.patch_namespaced_pod_status("probe-me", "default", {"status": {"conditions": [
+            {"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}]}})
+        time.sleep(3)  # give kwok the chance to (wrongly) rewrite it
+        conditions = {c.type: c.status for c in core.read_namespaced_pod("probe-me", "default").status.conditions}
+        assert (conditions["Ready"], conditions["ContainersReady"]) == ("True", "True")

@@ -11,7 +11,9 @@ kubeconfigs: an admin (system:masters) and one that stands for the operator's Se
 (`system:serviceaccount:rerank-system:rerank-operator`), so RBAC written for that ServiceAccount (the
 Helm chart's) is enforced on requests made with `operator_kubeconfig`.
 
-kwok turns the nodes it manages Ready and every pod scheduled there Running/Ready. Each node gets a
+kwok turns the nodes it manages Ready and every pod scheduled there Running/Ready (with
+`pods_ready_on_start=False`: Running but not Ready, for local mode, whose pod runner runs the
+containers and reports readiness from their probes). Each node gets a
 pod CIDR inside 127.0.0.0/8, so pod IPs are loopback addresses: a test or the local demo can bind a
 real server at a pod's IP (Linux routes all of 127/8 to `lo`) and reach it the way a Service would.
 
@@ -59,6 +61,7 @@ GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_NAME = "rerank-local"
 KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
+KWOK_POD_STARTED_STAGE = Path(__file__).with_name("kwok-stage-pod-started.yaml")
 DIR_PREFIX = "rerank-cp-"
 
 # Default topology: two CPU nodes and two 8-GPU nodes.
@@ -170,6 +173,20 @@ def _kubeconfig(server: str, ca_file: Path, user: str, token: str) -> dict[str, 
     }
 
 
+def kwok_stages(pods_ready_on_start: bool = True) -> str:
+    """The kwok stage configuration: kwok's defaults, or with its `pod-ready` stage swapped for
+    one that leaves pods Running but not Ready (kwok-stage-pod-started.yaml)."""
+    if pods_ready_on_start:
+        return KWOK_STAGES.read_text()
+    replacement = yaml.safe_load(KWOK_POD_STARTED_STAGE.read_text())
+    docs = [doc for doc in yaml.safe_load_all(KWOK_STAGES.read_text()) if doc]
+    names = [doc["metadata"]["name"] for doc in docs]
+    if replacement["metadata"]["name"] not in names:
+        raise ControlPlaneError(f"kwok-stages.yaml has no stage {replacement['metadata']['name']!r} to replace")
+    docs = [replacement if doc["metadata"]["name"] == replacement["metadata"]["name"] else doc for doc in docs]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
 class LocalControlPlane:
     """See the module docstring. `nodes`: Node specs for `add_node` (default: 2 CPU + 2 GPU nodes)."""
 
@@ -179,8 +196,10 @@ class LocalControlPlane:
         nodes: Iterable[Mapping[str, Any]] | None = None,
         start_timeout: float = 120.0,
         keep_dir: bool | None = None,
+        pods_ready_on_start: bool = True,
     ) -> None:
         self._bin_dir = Path(bin_dir) if bin_dir else None
+        self.pods_ready_on_start = pods_ready_on_start
         self._default_nodes = [dict(n) for n in (DEFAULT_NODES if nodes is None else nodes)]
         self.start_timeout = start_timeout
         # RERANK_CONTROLPLANE_KEEP=1 keeps the directory (logs, etcd data) after stop, for post-mortems.
@@ -394,10 +413,14 @@ class LocalControlPlane:
         ], ports=[self.ports["scheduler"]])
 
         (d / "kwok-home").mkdir()
+        stages = KWOK_STAGES
+        if not self.pods_ready_on_start:
+            stages = d / "kwok-stages.yaml"
+            stages.write_text(kwok_stages(pods_ready_on_start=False))
         self._spawn("kwok", [
             str(bin_dir / "kwok"),
             f"--kubeconfig={kwok_kc}",
-            f"--config={KWOK_STAGES}",
+            f"--config={stages}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
             "--node-ip=127.0.0.1",

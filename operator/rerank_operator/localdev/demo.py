@@ -187,7 +187,9 @@ class LocalStack:
         self.done(t0, f"cached in {bin_dir}" if cached else f"built into {bin_dir}")
 
         t0 = self.begin("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-        self.cp = LocalControlPlane(bin_dir=bin_dir, nodes=NODES)
+        # Pods start Running but not Ready: the pod runner reports readiness from the local
+        # processes' own probes, as a kubelet would.
+        self.cp = LocalControlPlane(bin_dir=bin_dir, nodes=NODES, pods_ready_on_start=False)
         self.cp.start()
         nodes = ", ".join(n["name"] + (f" ({n['gpus']} simulated GPUs)" if n.get("gpus") else "") for n in NODES)
         self.done(t0, f"ready: nodes {nodes}")
@@ -355,10 +357,7 @@ class LocalStack:
             ready = conditions.get("Ready", {}).get("status") == "True"
             engine_backends = self._backends(self.name, self.service_port)
             ui_backends = self._backends(f"{self.name}-ui", 80) if ui_enabled else [None]
-            # kwok marks every pod Ready the moment it runs; only our own probes of the local processes
-            # say the engine really answers, so wait for those too (else the first request is refused).
-            processes_ready = bool(running) and all(s["ready"] for s in running)
-            if ready and engine_backends and ui_backends and processes_ready:
+            if ready and engine_backends and ui_backends:
                 return
             line = self._engine_state(rrd)
             if ui_enabled:

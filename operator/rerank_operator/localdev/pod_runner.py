@@ -1,14 +1,16 @@
 """The kubelet's part in local mode: runs the containers of chosen pods as local processes.
 
-kwok marks a scheduled pod Running and gives it a (loopback) IP, but runs nothing. For each such
-pod that this runner selects, `sync()`:
+kwok marks a scheduled pod Running and gives it a (loopback) IP, but runs nothing (local mode
+starts kwok with `pods_ready_on_start=False`, so the pod is not Ready either). For each such pod
+that this runner selects, `sync()`:
 
 * starts every container as a local process built from the pod's own spec (local_pod.py lists
   the substitutions) once its volumes can be resolved (volumes.py);
 * executes the container's readinessProbe against the pod IP and writes the outcome to the pod's
-  Ready/ContainersReady conditions, as the kubelet does. kwok reports every pod Ready at once; this
-  puts the truth back, so the EndpointSlice controller, the StatefulSet's readyReplicas and the
-  RerankerDeployment's status all follow whether the engine really answers;
+  Ready/ContainersReady conditions, as the kubelet does, so the EndpointSlice controller, the
+  StatefulSet's readyReplicas and the RerankerDeployment's status all follow whether the engine
+  really answers (with kwok's default stages, which report every pod Ready at once, this also
+  puts the truth back);
 * restarts a container that exits (restartPolicy Always, with back-off) and counts it in
   `restartCount`;
 * stops the processes of a pod that is deleted or no longer selected.
@@ -207,15 +209,21 @@ class PodRunner:
             self._spawn(p, c)
 
     def _not_started(self, pod: Mapping[str, Any]) -> None:
-        """kwok reports a pod Ready the moment it is scheduled; until its processes run, say it is not."""
+        """Until a pod's processes run, its Ready condition says why (kwok's default stages would
+        report it Ready the moment it is scheduled)."""
         name = pod["metadata"]["name"]
-        current = {c["type"]: c.get("status") for c in (pod.get("status") or {}).get("conditions") or []}
-        if current.get("Ready") == "False":
-            return
         why = self.errors.get(name) or self.waiting.get(name) or "not started yet"
-        patch = {"status": {"conditions": [
-            {"type": t, "status": "False", "lastTransitionTime": _now(), "reason": "ContainersNotReady",
-             "message": f"local mode: {why}"} for t in ("Ready", "ContainersReady")]}}
+        current = {c["type"]: c for c in (pod.get("status") or {}).get("conditions") or []}
+        ready = current.get("Ready") or {}
+        if ready.get("status") == "False" and ready.get("message") == f"local mode: {why}":
+            return
+        conditions = []
+        for type_ in ("Ready", "ContainersReady"):
+            cond = {"type": type_, "status": "False", "reason": "ContainersNotReady", "message": f"local mode: {why}"}
+            if (current.get(type_) or {}).get("status") != "False":
+                cond["lastTransitionTime"] = _now()
+            conditions.append(cond)
+        patch = {"status": {"conditions": conditions}}
         from kubernetes.client.rest import ApiException
 
         try:
