@@ -14,17 +14,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 import yaml
 
 from rerank_operator.localdev.controlplane import (OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, LocalControlPlane,
                                                    free_ports)
+
+from tests.fixtures.waiting import wait_for
 
 from .chart import CHART, DATA, RELEASE, VALUE_SETS, retarget_namespaces, template
 
@@ -33,17 +34,6 @@ SAMPLE = "qwen3-reranker"
 SAMPLE_CHILDREN = [("service", SAMPLE), ("service", f"{SAMPLE}-engine-headless"), ("statefulset", f"{SAMPLE}-engine"),
                    ("poddisruptionbudget", f"{SAMPLE}-engine"), ("configmap", f"{SAMPLE}-status"),
                    ("deployment", f"{SAMPLE}-ui"), ("service", f"{SAMPLE}-ui")]
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from rerank_operator.localdev import versions
+from tests.fixtures.waiting import wait_for
 from rerank_operator.localdev.controlplane import (
     GPU_PRESENT_LABEL,
     KWOK_ANNOTATION,
@@ -30,17 +31,6 @@ from rerank_operator.localdev.controlplane import (
 )
 
 pytestmark = pytest.mark.cluster
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def deployment(name: str, replicas: int = 1, resources: dict | None = None) -> str:

@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from rerank_operator.localdev.volumes import provision_pending
+from tests.fixtures import waiting
 from tests.integration.operator_fixture import DRIFT_INTERVAL, crd_installed_once, op_namespace, operator  # noqa: F401
 
 pytestmark = pytest.mark.cluster
@@ -63,19 +64,10 @@ class Cluster:
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, operator=None) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (AssertionError, KeyError, TypeError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.25)
-    log = f"\noperator log:\n{operator.log_tail()}" if operator is not None else ""
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}{log}")
+    # Children and status are written piecewise: a half-written object is "not yet".
+    context = (lambda: f"operator log:\n{operator.log_tail()}") if operator is not None else None
+    return waiting.wait_for(check, timeout, what, interval=0.25, retry_on=(AssertionError, KeyError, TypeError),
+                            context=context)
 
 
 @pytest.fixture

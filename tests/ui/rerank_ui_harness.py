@@ -39,14 +39,6 @@ def closed_endpoint() -> str:
     return f"http://127.0.0.1:{free_port()}/v1/rerank"
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.02)
-
-
 # --- test servers -------------------------------------------------------------------------------------
 
 @dataclass

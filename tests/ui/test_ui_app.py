@@ -16,10 +16,10 @@ from rerank_ui_harness import (
     running_ui,
     running_ui_process,
     status_file,
-    wait_for,
 )
 
 from rerank_ui.app import main
+from tests.fixtures.waiting import wait_for
 from rerank_ui.config import Settings
 
 
