@@ -7,7 +7,7 @@ venv:
 	./scripts/bootstrap.sh
 
 binaries: venv
-	$(VENV)/bin/python -m rerank_operator.localdev.binaries ensure
+	$(VENV)/bin/python -m rerank_localdev.binaries ensure
 
 local: binaries
 	$(VENV)/bin/rerank-operator local

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from tests.unit.autoscaling.engine_metrics_text import MetricEndpoints  # noqa: E402
 
 from rerank_operator.autoscaling.loop import _is_ready, engine_pod_selector  # noqa: E402
-from rerank_operator.localdev.volumes import provision_pending  # noqa: E402
+from rerank_localdev.volumes import provision_pending  # noqa: E402
 
 PORT = 8000
 
@@ -57,7 +57,7 @@ async def follow_ready_pods(endpoints: MetricEndpoints, core: client.CoreV1Api, 
 def local_stack(namespace: str):
     """The local control plane with the CRD and the operator running against it; yields its kubeconfig."""
     from rerank_operator.api.crd import install_crd
-    from rerank_operator.localdev.controlplane import LocalControlPlane
+    from rerank_localdev.controlplane import LocalControlPlane
 
     with LocalControlPlane() as cp, open(os.environ.get("RERANK_BENCH_OPERATOR_LOG", os.devnull), "wb") as log:
         install_crd(cp.api_client())

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
-from rerank_operator.localdev import binaries  # noqa: E402
-from rerank_operator.localdev.controlplane import LocalControlPlane  # noqa: E402
+from rerank_localdev import binaries  # noqa: E402
+from rerank_localdev.controlplane import LocalControlPlane  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:

@@ -37,7 +37,7 @@ from typing import Any
 
 import psutil
 
-from rerank_operator.localdev.controlplane import LocalControlPlane, free_ports
+from rerank_localdev.controlplane import LocalControlPlane, free_ports
 from rerank_operator.reconcile.kube import ApiError, KubeClient, load_configuration
 from rerank_operator.resources import desired_children
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, idempotently:
 # the Python virtualenv (operator, UI, CPU vLLM, test tools) and Debian's Chromium for browser tests.
-# The Kubernetes binaries are built on first use by rerank_operator.localdev (cached under ~/.cache).
+# The Kubernetes binaries are built on first use by rerank_localdev (cached under ~/.cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

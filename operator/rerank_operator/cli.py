@@ -4,7 +4,7 @@
                         [--liveness http://0.0.0.0:8080/healthz] [--metrics-port 9090]
                         [--drift-interval 300] [--kubeconfig PATH] [--context NAME] [--verbose]
     rerank-operator crd            # the CustomResourceDefinition YAML (kubectl apply -f -)
-    rerank-operator local [...]    # the whole stack on this machine (see rerank_operator.localdev.demo)
+    rerank-operator local [...]    # the whole stack on this machine (see rerank_localdev.demo)
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def print_crd() -> int:
 
 def run_local(rest: Sequence[str]) -> int:
     # Imported only here: the demo pulls in the local control plane and serving stack.
-    from rerank_operator.localdev.demo import main as demo_main
+    from rerank_localdev.demo import main as demo_main
 
     if inspect.signature(demo_main).parameters:
         result = demo_main(list(rest))

@@ -1,6 +1,6 @@
 """Rendering the Helm chart for tests: `helm template` with isolated Helm state, parsed into objects.
 
-The helm binary is the project's pinned one (rerank_operator.localdev.binaries, built on first use).
+The helm binary is the project's pinned one (rerank_localdev.binaries, built on first use).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from rerank_operator.localdev import binaries, versions
+from rerank_localdev import binaries, versions
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "rerank-operator"

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from rerank_operator.localdev.controlplane import (OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, LocalControlPlane,
+from rerank_localdev.controlplane import (OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, LocalControlPlane,
                                                    free_ports)
 
 from tests.fixtures.waiting import wait_for

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from rerank_operator.api.crd import install_crd
-from rerank_operator.localdev.controlplane import free_ports
+from rerank_localdev.controlplane import free_ports
 from tests.fixtures.cluster import dns_safe_test_name, fresh_namespace
 
 NAMESPACE_PREFIX = "rrop-"

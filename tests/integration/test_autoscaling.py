@@ -192,7 +192,7 @@ def test_autoscaling_off_leaves_replicas_alone(control_plane, namespace, crd_ins
 
 # --- end to end, through the operator -------------------------------------------------------------
 
-from rerank_operator.localdev.volumes import provision_pending  # noqa: E402
+from rerank_localdev.volumes import provision_pending  # noqa: E402
 from tests.integration.operator_fixture import crd_installed_once, op_namespace, operator  # noqa: E402,F401
 
 

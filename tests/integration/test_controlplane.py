@@ -19,9 +19,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from rerank_operator.localdev import versions
+from rerank_localdev import versions
 from tests.fixtures.waiting import wait_for
-from rerank_operator.localdev.controlplane import (
+from rerank_localdev.controlplane import (
     GPU_PRESENT_LABEL,
     KWOK_ANNOTATION,
     OPERATOR_USER,

@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from rerank_operator.localdev.volumes import provision_pending
+from rerank_localdev.volumes import provision_pending
 from tests.fixtures import waiting
 from tests.integration.operator_fixture import DRIFT_INTERVAL, crd_installed_once, op_namespace, operator  # noqa: F401
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from rerank_operator.api.v1alpha1 import parse_spec
-from rerank_operator.localdev import demo
+from rerank_localdev import demo
 
 
 def test_the_sample_is_valid_and_matches_what_the_demo_offers():

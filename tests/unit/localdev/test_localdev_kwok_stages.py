@@ -7,7 +7,7 @@ import difflib
 
 import yaml
 
-from rerank_operator.localdev.controlplane import KWOK_POD_STARTED_STAGE, KWOK_STAGES, kwok_stages
+from rerank_localdev.controlplane import KWOK_POD_STARTED_STAGE, KWOK_STAGES, kwok_stages
 
 
 def _by_name(text: str) -> dict:

@@ -1,4 +1,4 @@
-"""Pod spec -> local process: each substitution rule of rerank_operator.localdev.local_pod, on the
+"""Pod spec -> local process: each substitution rule of rerank_localdev.local_pod, on the
 pods the operator's own builders produce."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from rerank_operator.api.v1alpha1 import DEFAULT_CPU_ENGINE_IMAGE, parse_spec
-from rerank_operator.localdev import demo, local_pod
-from rerank_operator.localdev.local_pod import LocalPodError
+from rerank_localdev import demo, local_pod
+from rerank_localdev.local_pod import LocalPodError
 from rerank_operator.resources.statefulset import build_statefulset
 from rerank_operator.resources.ui import build_ui_deployment
 

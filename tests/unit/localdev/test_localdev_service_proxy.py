@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from rerank_operator.localdev.service_proxy import ServiceProxy, port_free, ready_backends
+from rerank_localdev.service_proxy import ServiceProxy, port_free, ready_backends
 
 SERVICE = {"metadata": {"name": "reranker"},
            "spec": {"selector": {"app": "rr", "component": "engine"},

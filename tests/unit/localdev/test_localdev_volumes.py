@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from rerank_operator.localdev import volumes
+from rerank_localdev import volumes
 
 
 def _claim(name="model-cache-reranker-engine-0", phase="Pending", volume_name=None, sc=None):

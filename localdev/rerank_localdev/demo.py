@@ -46,7 +46,7 @@ import yaml
 
 from .local_pod import RUN_ID_ENV
 
-log = logging.getLogger("rerank_operator.localdev")
+log = logging.getLogger("rerank_localdev")
 
 MODE = ("local mode: a real control plane with simulated nodes (kwok); the engine and UI run as "
         "local processes started from the pods' own specs")

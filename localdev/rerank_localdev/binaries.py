@@ -6,7 +6,7 @@ Order of lookup: `$KUBEBUILDER_ASSETS` (the envtest convention), then the cache 
 
 `k8s.io/kubernetes` cannot be `go install`ed (its go.mod replaces the staging modules with local paths),
 so we build from a small wrapper module that requires it and replaces every staging module with its
-published version.  Usage: `python -m rerank_operator.localdev.binaries ensure`.
+published version.  Usage: `python -m rerank_localdev.binaries ensure`.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["build"]:
         print(build())
         return 0
-    print("usage: python -m rerank_operator.localdev.binaries ensure|build", file=sys.stderr)
+    print("usage: python -m rerank_localdev.binaries ensure|build", file=sys.stderr)
     return 2
 
 
