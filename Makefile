@@ -1,6 +1,6 @@
 # The two entry points of the README. Both install what they need first (scripts/bootstrap.sh), and both build
 # the local Kubernetes control plane from source on first use (cached under ~/.cache/rerank-operator/bin).
-.PHONY: local test venv binaries
+.PHONY: local test venv binaries images
 VENV ?= .venv
 
 venv:
@@ -12,7 +12,13 @@ binaries: venv
 local: binaries
 	$(VENV)/bin/rerank-operator local
 
-# The browser tests need Debian's Chromium: installed here, not for `make local`.
+# The container images (every images/<name>/Dockerfile) as ghcr.io/rerank-operator/rerank-<name>:<version>,
+# built with Debian's podman on a local Debian base (no Docker or registry needed): rerank_localdev/images.py.
+images: venv
+	WITH_IMAGES=1 ./scripts/bootstrap.sh
+	$(VENV)/bin/python -m rerank_localdev.images build
+
+# The browser tests need Debian's Chromium, the image tests podman: installed here, not for `make local`.
 test: binaries
-	WITH_BROWSER=1 ./scripts/bootstrap.sh
+	WITH_BROWSER=1 WITH_IMAGES=1 ./scripts/bootstrap.sh
 	$(VENV)/bin/python -m pytest

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, idempotently:
-# the Python virtualenv (operator, UI, CPU vLLM, test tools) and Debian's Chromium for browser tests.
+# the Python virtualenv (operator, UI, CPU vLLM, test tools), Debian's Chromium for browser tests and
+# Debian's podman/buildah/runc/debootstrap for building and running the container images.
 # The Kubernetes binaries are built on first use by rerank_localdev (cached under ~/.cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,11 @@ fi
 # Fonts: without CJK and emoji fonts Chromium draws the UI's Chinese example as empty boxes in screenshots.
 if [ "${WITH_BROWSER:-0}" = 1 ] && ! { command -v chromium >/dev/null && [ -d /usr/share/fonts/opentype/noto ]; }; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk fonts-noto-color-emoji
+fi
+
+# Container images without Docker: podman builds and runs them (with runc: crun refuses hybrid cgroup v1 hosts),
+# debootstrap makes their local Debian base (rerank_localdev/images.py).
+if [ "${WITH_IMAGES:-0}" = 1 ] && ! command -v podman buildah runc debootstrap >/dev/null; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    podman buildah runc debootstrap containernetworking-plugins
 fi

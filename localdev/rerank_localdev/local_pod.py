@@ -92,7 +92,8 @@ VLLM = LocalImage(lambda: [_python(), "-m", "vllm.entrypoints.openai.api_server"
 IMAGES: dict[str, LocalImage] = {
     "vllm-openai": VLLM,
     "vllm-openai-cpu": VLLM,
-    "vllm-cpu-release-repo": VLLM,  # vLLM's CPU image, the default of spec.engine.device cpu
+    "vllm-cpu-release-repo": VLLM,  # vLLM's own CPU release image
+    "rerank-engine-cpu": VLLM,  # the project's CPU engine image (images/engine-cpu), the default on cpu
     "rerank-ui": LocalImage(lambda: [_python(), "-m", "rerank_ui.app"], _bind_gradio),
 }
 

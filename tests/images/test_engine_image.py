@@ -1,0 +1,80 @@
+"""The CPU engine image serves the tiny reranker from a mounted directory, started with exactly the command
+line and environment the operator's StatefulSet builder writes, as uid/gid 1000 with a read-only root
+filesystem, and its scores equal the project's virtualenv engine's (<= 1e-6).
+
+The deployment here keeps its model on a PersistentVolumeClaim (``spec.model.pvc``), so the builder's own
+``--model`` is the claim's mount path; the test mounts the tiny model there and the model cache volume on
+/models, as the pod would. Its port is a free one (``spec.engine.port``), since the container shares the
+host's network. Nothing in the builder's argv is swapped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rerank_localdev.controlplane import free_ports
+from tests.fixtures.engine import ENGINE_SPEC, engine_container
+
+from .containers import built_image, running_container, wait_for_http
+
+pytestmark = [pytest.mark.images, pytest.mark.vllm]
+
+STARTUP_TIMEOUT = 600.0
+QUERIES = [
+    ("What is the capital of France?", ["Paris is the capital and largest city of France.",
+                                        "The quick brown fox jumps over the lazy dog.",
+                                        "Berlin is the capital of Germany."]),
+    ("How do I read a large CSV file in Python?", ["Use pandas.read_csv with chunksize.",
+                                                   "CSV stands for comma-separated values.", "日本の首都は東京です。"]),
+]
+
+
+def rerank(base_url: str, model: str, query: str, documents: list[str]) -> list[float]:
+    body = json.dumps({"model": model, "query": query, "documents": documents}).encode()
+    request = urllib.request.Request(base_url + "/v1/rerank", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=300) as response:
+        results = json.loads(response.read())["results"]
+    return [score for _, score in sorted((r["index"], r["relevance_score"]) for r in results)]
+
+
+def test_engine_container_serves_the_builders_command_with_the_venv_engines_scores(rerank_engine,
+                                                                                   tmp_path: Path) -> None:
+    from rerank_operator.resources.statefulset import CACHE_MOUNT, MODEL_PVC_MOUNT
+
+    ref = built_image("engine-cpu")
+    (port,) = free_ports(1)
+    spec = {**ENGINE_SPEC, "model": {**ENGINE_SPEC["model"], "pvc": {"claimName": "models", "path": "tiny"}},
+            "engine": {**ENGINE_SPEC["engine"], "port": port}}
+    container_spec = engine_container(spec)
+    argv = container_spec["command"] + container_spec.get("args", [])
+    assert argv[argv.index("--model") + 1] == f"{MODEL_PVC_MOUNT}/tiny"
+
+    # The claim (read-only) and the cache volume, readable/writable by uid 1000 as fsGroup would make them.
+    model = tmp_path / "claim" / "tiny"
+    shutil.copytree(rerank_engine.model_path, model)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for path in [tmp_path, *tmp_path.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shutil.chown(cache, 1000, 1000)
+
+    # The builder's env, plus the hub switched off as for the venv engine (nothing to download here).
+    env = {e["name"]: e["value"] for e in container_spec["env"] if "value" in e}
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    options = ["--read-only", "--tmpfs", "/tmp:rw,mode=1777", "--user", "1000:1000", "--shm-size", "1g",
+               "-v", f"{model.parent}:{MODEL_PVC_MOUNT}:ro", "-v", f"{cache}:{CACHE_MOUNT}:rw",
+               "--entrypoint", argv[0]]
+    for name, value in sorted(env.items()):
+        options += ["-e", f"{name}={value}"]
+    with running_container(ref, *argv[1:], options=options) as container:
+        wait_for_http(container, f"http://127.0.0.1:{port}/health", timeout=STARTUP_TIMEOUT)
+        served_model = spec["model"]["name"]
+        for query, documents in QUERIES:
+            in_image = rerank(f"http://127.0.0.1:{port}", served_model, query, documents)
+            in_venv = rerank(rerank_engine.base_url, rerank_engine.model, query, documents)
+            assert in_image == pytest.approx(in_venv, abs=1e-6), (query, in_image, in_venv)
