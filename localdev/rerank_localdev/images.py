@@ -177,41 +177,52 @@ def ensure_base(*, echo: bool = True) -> str:
     """The local Debian base image, made by debootstrap unless the tag for the current inputs exists."""
     ref = base_ref()
     with _lock("base-image"):
-        if image_exists(ref):
-            return ref
-        require("debootstrap", "podman")
-        with tempfile.TemporaryDirectory(prefix="rerank-base-", dir="/var/tmp") as tmp:
-            root = Path(tmp) / "root"
-            code, output = _run_streaming(
-                ["debootstrap", "--variant=minbase", f"--include={','.join(sorted(BASE_PACKAGES))}",
-                 BASE_SUITE, str(root), BASE_MIRROR], echo=echo)
-            if code != 0:
-                raise ImageBuildError(f"debootstrap of Debian {BASE_SUITE} failed: {explain_failure(output)}")
-            (root / "etc/apt/sources.list").write_text(
-                f"deb {BASE_MIRROR} {BASE_SUITE} main\n"
-                f"deb {BASE_MIRROR} {BASE_SUITE}-updates main\n"
-                f"deb {BASE_SECURITY_MIRROR} {BASE_SUITE}-security main\n")
-            for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
-                for path in (root / leftover).glob("*"):
-                    if path.is_file():
-                        path.unlink()
-            tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-            label = json.dumps(base_recipe(), sort_keys=True)
-            imported = subprocess.run(
-                ["podman", "import", "--change", 'CMD ["/bin/bash"]',
-                 "--change", f"LABEL io.rerank-operator.base-recipe={label!r}", "-", ref],
-                stdin=tar.stdout, env=environment(), capture_output=True, text=True)
-            assert tar.stdout is not None
-            tar.stdout.close()
-            if tar.wait() != 0 or imported.returncode != 0:
-                podman("rmi", "--force", ref, check=False)
-                raise ImageBuildError(f"podman import of the base failed: {imported.stderr.strip()}")
+        if not image_exists(ref):
+            make_base(ref, echo=echo)
     return ref
 
 
-def build_command(dockerfile: Path, base: str, iidfile: Path) -> list[str]:
-    cmd = ["podman", "build", "--layers", "--format", "docker", "--network", "host", "--file", str(dockerfile),
+def make_base(ref: str, *, echo: bool = True) -> None:
+    """debootstrap the pinned suite and packages into a directory and import it as ``ref``."""
+    require("debootstrap", "podman")
+    with tempfile.TemporaryDirectory(prefix="rerank-base-", dir="/var/tmp") as tmp:
+        root = Path(tmp) / "root"
+        code, output = _run_streaming(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(sorted(BASE_PACKAGES))}",
+             BASE_SUITE, str(root), BASE_MIRROR], echo=echo)
+        if code != 0:
+            raise ImageBuildError(f"debootstrap of Debian {BASE_SUITE} failed: {explain_failure(output)}")
+        (root / "etc/apt/sources.list").write_text(
+            f"deb {BASE_MIRROR} {BASE_SUITE} main\n"
+            f"deb {BASE_MIRROR} {BASE_SUITE}-updates main\n"
+            f"deb {BASE_SECURITY_MIRROR} {BASE_SUITE}-security main\n")
+        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for path in (root / leftover).glob("*"):
+                if path.is_file():
+                    path.unlink()
+        tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        label = json.dumps(base_recipe(), sort_keys=True)
+        imported = subprocess.run(
+            ["podman", "import", "--change", 'CMD ["/bin/bash"]',
+             "--change", f"LABEL io.rerank-operator.base-recipe={label!r}", "-", ref],
+            stdin=tar.stdout, env=environment(), capture_output=True, text=True)
+        assert tar.stdout is not None
+        tar.stdout.close()
+        if tar.wait() != 0 or imported.returncode != 0:
+            podman("rmi", "--force", ref, check=False)
+            raise ImageBuildError(f"podman import of the base failed: {imported.stderr.strip()}")
+
+
+def build_command(dockerfile: Path, base: str, iidfile: Path, *, context: Path = REPO,
+                  no_cache: bool = False) -> list[str]:
+    # --no-cache builds every step anew and keeps no intermediate layers (a cold build, for the benchmark).
+    cache = ["--no-cache", "--layers=false"] if no_cache else ["--layers"]
+    cmd = ["podman", "build", *cache, "--format", "docker", "--network", "host", "--file", str(dockerfile),
            "--build-arg", f"BASE_IMAGE={base}", "--iidfile", str(iidfile)]
+    # BuildKit's convention, which podman does not follow by itself: <Dockerfile>.dockerignore beside it.
+    ignorefile = dockerfile.with_name(dockerfile.name + ".dockerignore")
+    if ignorefile.is_file():
+        cmd += ["--ignorefile", str(ignorefile)]
     for context, path in named_contexts(dockerfile.read_text()).items():
         cmd += ["--build-context", f"{context}={path}"]
         for arg, value in CONTEXT_BUILD_ARGS.get(context, {}).items():
@@ -219,7 +230,7 @@ def build_command(dockerfile: Path, base: str, iidfile: Path) -> list[str]:
     for path in HOST_TRUST:
         if Path(path).is_file():
             cmd += ["--volume", f"{path}:{path}:ro"]
-    return [*cmd, str(REPO)]
+    return [*cmd, str(context)]
 
 
 def check_contexts(dockerfile: Path) -> None:
@@ -231,9 +242,10 @@ def check_contexts(dockerfile: Path) -> None:
 
 
 def build(name: str, *, base: str | None = None, echo: bool = True, dockerfile: Path | None = None,
-          ref: str | None = None) -> str:
+          ref: str | None = None, context: Path = REPO, no_cache: bool = False) -> str:
     """Builds images/<name>/Dockerfile (or ``dockerfile``) on the local base and tags it ``image_ref(name)``
-    (or ``ref``) once the build has succeeded; returns the tag."""
+    (or ``ref``) once the build has succeeded; returns the tag. ``context`` is the build context (the
+    repository root, or a copy of it)."""
     dockerfile = dockerfile or IMAGES_DIR / name / "Dockerfile"
     if not dockerfile.is_file():
         raise ImageBuildError(f"no images/{name}/Dockerfile (images: {', '.join(image_names())})")
@@ -243,7 +255,8 @@ def build(name: str, *, base: str | None = None, echo: bool = True, dockerfile: 
     ref = ref or image_ref(name)
     with tempfile.TemporaryDirectory(prefix="rerank-image-") as tmp:
         iidfile = Path(tmp) / "iid"
-        code, output = _run_streaming(build_command(dockerfile, base, iidfile), echo=echo)
+        code, output = _run_streaming(build_command(dockerfile, base, iidfile, context=context, no_cache=no_cache),
+                                      echo=echo)
         if code != 0 or not iidfile.is_file():
             raise ImageBuildError(f"building {ref} failed at `{last_step(output)}`: {explain_failure(output)}; "
                                   "no image was tagged")
