@@ -223,9 +223,9 @@ def build_command(dockerfile: Path, base: str, iidfile: Path, *, context: Path =
     ignorefile = dockerfile.with_name(dockerfile.name + ".dockerignore")
     if ignorefile.is_file():
         cmd += ["--ignorefile", str(ignorefile)]
-    for context, path in named_contexts(dockerfile.read_text()).items():
-        cmd += ["--build-context", f"{context}={path}"]
-        for arg, value in CONTEXT_BUILD_ARGS.get(context, {}).items():
+    for named, path in named_contexts(dockerfile.read_text()).items():
+        cmd += ["--build-context", f"{named}={path}"]
+        for arg, value in CONTEXT_BUILD_ARGS.get(named, {}).items():
             cmd += ["--build-arg", f"{arg}={value}"]
     for path in HOST_TRUST:
         if Path(path).is_file():

@@ -57,3 +57,14 @@ def test_failure_messages_name_the_missing_piece() -> None:
         "Error: creating build container: initializing source docker://python:3.11.14-slim-bookworm: "
         "pinging container registry registry-1.docker.io: dial tcp: lookup failed\n")
     assert images.last_step("STEP 1/3: FROM x\nSTEP 2/3: RUN pip install y\nERROR\n") == "RUN pip install y"
+
+
+def test_the_build_command_passes_the_base_the_wheels_and_the_context(tmp_path) -> None:
+    dockerfile = images.IMAGES_DIR / "engine-cpu" / "Dockerfile"
+    cmd = images.build_command(dockerfile, "localhost/base:1", tmp_path / "iid", context=tmp_path)
+    assert cmd[:2] == ["podman", "build"] and cmd[-1] == str(tmp_path)
+    assert "BASE_IMAGE=localhost/base:1" in cmd and f"wheels={images.WHEELS_DIR}" in cmd
+    assert "TORCH_INDEX_URL=" in cmd  # local wheels replace PyTorch's index
+    assert cmd[cmd.index("--ignorefile") + 1] == str(dockerfile) + ".dockerignore"
+    assert "--layers" in cmd and "--no-cache" not in cmd
+    assert "--no-cache" in images.build_command(dockerfile, "b", tmp_path / "iid", no_cache=True)
