@@ -161,6 +161,7 @@ def open_api_schema() -> dict[str, Any]:
                 f"self.metadata.name.matches('{api.NAME_PATTERN}')",
                 "message": api.NAME_RULE_MESSAGE,
                 "reason": "FieldValueInvalid",
+                "fieldPath": ".metadata.name",
             },
         ],
     }

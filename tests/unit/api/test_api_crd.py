@@ -139,7 +139,7 @@ def test_every_field_is_described(spec_schema, crd):
 
 def test_preserve_unknown_fields_only_where_pass_through(spec_schema, crd):
     preserved = {path for path, node in _nodes(spec_schema) if node.get("x-kubernetes-preserve-unknown-fields")}
-    assert preserved == {".scheduling.affinity", ".engine.env[].valueFrom"}
+    assert preserved == {".scheduling.affinity"}
     status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert status["x-kubernetes-preserve-unknown-fields"] is True
 
@@ -148,20 +148,33 @@ def test_int_or_string_fields(spec_schema):
     int_or_string = {path for path, node in _nodes(spec_schema) if node.get("x-kubernetes-int-or-string")}
     assert int_or_string == {
         ".engine.resources.requests.*", ".engine.resources.limits.*", ".cache.size", ".disruptionBudget.maxUnavailable",
+        ".engine.env[].valueFrom.resourceFieldRef.divisor",
     }
 
 
 EXPECTED_CEL = {
-    (".", None),  # metadata.name
+    (".", ".metadata.name"),
+    (".spec.instruction", None),
     (".spec.model", ".revision"),
+    (".spec.model.revision", None),
     (".spec.model.pvc.path", None),
     (".spec.engine", ".maxNumBatchedTokens"),
     (".spec.engine", ".dtype"),
     (".spec.engine", ".tensorParallelSize"),
     (".spec.engine.extraArgs", None),
     (".spec.engine.env", None),
+    (".spec.engine.env[]", ".valueFrom"),
+    (".spec.engine.env[].valueFrom", None),
     (".spec.engine.resources", ".limits"),
     (".spec.engine.resources", ".requests"),
+    (".spec.engine.resources.requests", None),
+    (".spec.engine.resources.limits", None),
+    (".spec.scheduling.nodeSelector", None),
+    (".spec.scheduling.tolerations[]", ".operator"),
+    (".spec.scheduling.tolerations[]", ".key"),
+    (".spec.cache.size", None),
+    (".spec.ui.ingress.host", None),
+    (".spec.ui.ingress.annotations", None),
     (".spec.autoscaling", ".minReplicas"),
     (".spec.scheduling.tolerations[]", ".value"),
     (".spec.scheduling.tolerations[]", ".tolerationSeconds"),
@@ -177,7 +190,7 @@ def test_cel_rules_inventory_and_messages_name_their_field():
     for path, rule in rules:
         target = (path + rule.get("fieldPath", "")).lstrip(".") or "metadata.name"
         assert rule["message"].startswith(target), (target, rule["message"])
-        assert rule["reason"] in ("FieldValueInvalid", "FieldValueRequired", "FieldValueForbidden")
+        assert rule["reason"] in ("FieldValueInvalid", "FieldValueRequired", "FieldValueForbidden", "FieldValueTooLong")
 
 
 def test_cel_rules_have_bounded_inputs(spec_schema):
