@@ -32,7 +32,8 @@ _FLAG_CHARS = re.compile(r"^--?[a-z][-a-z]*$")
 OWNED_LONG_FLAGS: tuple[str, ...] = (
     # written by the operator (serving.engine_args)
     "--model", "--host", "--port", "--served-model-name", "--tensor-parallel-size", "--runner",
-    "--hf-overrides", "--dtype", "--max-model-len", "--gpu-memory-utilization", "--max-num-seqs",
+    "--hf-overrides", "--dtype", "--max-model-len", "--gpu-memory-utilization", "--device-memory-utilization",
+    "--max-num-seqs",
     "--max-num-batched-tokens", "--quantization", "--revision", "--download-dir", "--chat-template",
     # change the prompt the reranker is scored with
     "--chat-template-content-format", "--default-chat-template-kwargs", "--trust-request-chat-template",

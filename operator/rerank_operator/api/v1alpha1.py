@@ -404,7 +404,7 @@ class EnvVar(_Model):
     @model_validator(mode="after")
     def _one_value(self) -> "EnvVar":
         if self.value_from is not None and self.value:
-            raise ValueError("spec.engine.env[] may not have both value and valueFrom")
+            raise ValueError("spec.engine.env[].valueFrom may not be set together with a non-empty value")
         return self
 
 
@@ -494,7 +494,7 @@ class ResourceRequirements(_Model):
             if key in limits and parse_quantity(request) > parse_quantity(limits[key]):
                 raise ValueError(f"spec.engine.resources.requests.{key} must not exceed the limit ({limits[key]})")
             if _non_overcommittable(key) and (key not in limits or parse_quantity(request) != parse_quantity(limits[key])):
-                raise ValueError(f"spec.engine.resources: the request of {key} must have an equal limit")
+                raise ValueError(f"spec.engine.resources.limits.{key} must equal its request (it cannot be overcommitted)")
         return self
 
 
