@@ -31,6 +31,7 @@ API_REQUESTS = Counter(
 KINDS: dict[str, tuple[str, bool]] = {
     "Service": ("services", True),
     "ConfigMap": ("configmaps", True),
+    "ServiceAccount": ("serviceaccounts", True),
     "Event": ("events", True),
     "Pod": ("pods", True),
     "Node": ("nodes", False),
