@@ -151,7 +151,8 @@ def open_api_schema() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "APIVersion of this object: rerank.io/v1alpha1."},
             "kind": {"type": "string", "description": "Kind of this object: RerankerDeployment."},
-            "metadata": {"type": "object"},
+            # Declared so that the name rule below can point its fieldPath at metadata.name.
+            "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
             "spec": spec,
             "status": status_schema(),
         },

@@ -155,7 +155,7 @@ def _quantity_to_str(value: Any) -> Any:
 
 Quantity = Annotated[
     str,
-    Field(pattern=QUANTITY_PATTERN, json_schema_extra={"x-kubernetes-int-or-string": True}),
+    Field(max_length=64, pattern=QUANTITY_PATTERN, json_schema_extra={"x-kubernetes-int-or-string": True}),
 ]
 
 
@@ -175,6 +175,12 @@ class _Model(BaseModel):
     def to_k8s(self) -> dict[str, Any]:
         """The object as the API stores it: camelCase keys, unset optional fields left out."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# On a list of objects: a map written in its place (env: {A: "1"}) is then reported as "must be of
+# type array" instead of "unknown field spec.engine.env.A" (strict decoding would read the map's keys
+# as unknown fields). Only a wrong-typed map is kept: list items are still pruned by their own schema.
+WRONG_TYPE_IS_A_TYPE_ERROR = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 def _list(description: str, max_items: int, **extra: Any) -> Any:
@@ -594,8 +600,9 @@ class EngineSpec(_Model):
         description="Port the engine listens on inside the pod (container port \"http\"; also serves "
         "/metrics and /health).",
     )
-    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=list, max_length=64,
+    # Bounds sized to the API server's CEL cost budget (the owned-flag rule runs a regex over each).
+    extra_args: list[Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=list, max_length=32,
         description="Additional vLLM command-line arguments, appended as given, e.g. "
         "[\"--enable-prefix-caching\", \"--max-logprobs=0\"]. Flags the operator owns are refused in every "
         "spelling vLLM accepts ('_' for '-', --flag=value, an abbreviation, a dotted sub-key): those it sets "
@@ -622,6 +629,7 @@ class EngineSpec(_Model):
             "default": [],
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
+            **WRONG_TYPE_IS_A_TYPE_ERROR,
             "x-kubernetes-validations": [
                 _cel(
                     "self.all(e, !(e.name in ['" + "', '".join(MANAGED_ENGINE_ENV) + "']))",
@@ -845,7 +853,7 @@ class SchedulingSpec(_Model):
 
     tolerations: list[Toleration] = _list(
         "Tolerations of the engine pods, e.g. {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} "
-        "for tainted GPU nodes.", 64,
+        "for tainted GPU nodes.", 64, **WRONG_TYPE_IS_A_TYPE_ERROR,
     )
     affinity: dict[str, Any] | None = Field(
         default=None,
@@ -1077,7 +1085,7 @@ class RerankerDeploymentSpec(_Model):
         + DEFAULT_INSTRUCTION + "\". Write it in English, even for other languages.",
         json_schema_extra={"x-kubernetes-validations": [
             _cel(f"size(self) <= {INSTRUCTION_MAX_CHARS}",
-                 f"spec.instruction must be at most {INSTRUCTION_MAX_CHARS} characters", reason="FieldValueTooLong"),
+                 f"spec.instruction must be at most {INSTRUCTION_MAX_CHARS} characters"),
         ]},
     )
     replicas: int = Field(
