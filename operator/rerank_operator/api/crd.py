@@ -97,6 +97,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
             elif isinstance(value, dict):
                 out[key] = _convert(value, defs, f"{path}.*")
             # False: dropped (see the module docstring).
+        elif key == "const":
+            # A one-value Literal: OpenAPI v3.0 (the API server's dialect) has no const; it would be ignored.
+            out["enum"] = [copy.deepcopy(value)]
         elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True

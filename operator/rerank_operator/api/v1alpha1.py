@@ -449,6 +449,12 @@ class ResourceRequirements(_Model):
                     field_path=".requests",
                 ),
                 _cel(
+                    "[has(self.requests) ? self.requests : {}, has(self.limits) ? self.limits : {}].all(m, "
+                    "m.all(k, !k.contains('/') || quantity(string(m[k])).isInteger()))",
+                    "spec.engine.resources.limits and requests of extended resources must be whole numbers",
+                    field_path=".limits",
+                ),
+                _cel(
                     "!has(self.requests) || self.requests.all(k, !(k.contains('/') || k.startsWith('hugepages-')) "
                     "|| (has(self.limits) && k in self.limits && "
                     "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) == 0))",
@@ -496,6 +502,10 @@ class ResourceRequirements(_Model):
             if GPU_RESOURCE in (getattr(self, part) or {}):
                 raise ValueError(f"spec.engine.resources.{part} must not set {GPU_RESOURCE}")
         requests, limits = self.requests or {}, self.limits or {}
+        for key, value in [*requests.items(), *limits.items()]:
+            if "/" in key and parse_quantity(value) != parse_quantity(value).to_integral_value():
+                raise ValueError(f"spec.engine.resources.limits and requests of extended resources must be whole "
+                                 f"numbers ({key}: {value})")
         for key, request in requests.items():
             if key in limits and parse_quantity(request) > parse_quantity(limits[key]):
                 raise ValueError(f"spec.engine.resources.requests.{key} must not exceed the limit ({limits[key]})")
