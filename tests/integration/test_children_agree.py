@@ -77,7 +77,19 @@ POOLS: dict[str, list[Any]] = {
                                [{"key": "k", "effect": "NoSchedule"}], [{"key": "k", "operator": "Exists",
                                                                           "effect": "PreferNoSchedule"}]],
     "scheduling.affinity": [None, {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["h100"]}]}]}}}],
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["h100"]}]}]}}},
+        {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "gpu", "operator": "Exists", "values": ["x"]}]}]}}},
+        {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1", "n2"]}]}]}}},
+        {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                "labelSelector": {"matchLabels": {"app": "x"}}}}]}},
+        {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "bad key", "labelSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}]}},
+        {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "gpus", "operator": "Gt", "values": ["4"]}]}]}}},
+        {"nodeAffinity": {"bogus": 1}}],
     "scheduling.priorityClassName": [None, "high"],
     "cache.size": [None, "1", "100Gi", "1.5Gi", "0.5", "1m", "0", 0, 10],
     "cache.storageClassName": [None, "fast"],

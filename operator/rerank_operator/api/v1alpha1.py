@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Mapping, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from . import engine_flags
@@ -840,6 +840,160 @@ class Toleration(_Model):
         return self
 
 
+# --- affinity (core v1 Affinity, typed so that admission checks what the StatefulSet would) ------
+
+_LabelKey = Annotated[str, Field(min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN)]
+_LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+
+
+def _requirement_rules(where: str, operators_with_values: str, operators_without: str) -> list[dict[str, str]]:
+    return [
+        _cel(f"!(self.operator in [{operators_with_values}]) || (has(self.values) && size(self.values) > 0)",
+             f"{where}.values must be non-empty for operator In or NotIn", field_path=".values"),
+        _cel(f"!(self.operator in [{operators_without}]) || !has(self.values) || size(self.values) == 0",
+             f"{where}.values must be empty for operator Exists or DoesNotExist", field_path=".values"),
+    ]
+
+
+def _requirement_values(operator: str | None, values: list[str] | None) -> list[str] | None:
+    given = values or []
+    if operator in ("In", "NotIn") and not given:
+        raise ValueError("values must be non-empty for operator In or NotIn")
+    if operator in ("Exists", "DoesNotExist") and given:
+        raise ValueError("values must be empty for operator Exists or DoesNotExist")
+    if operator in ("Gt", "Lt") and (len(given) != 1 or not re.fullmatch(r"-?[0-9]+", given[0])):
+        raise ValueError("values must be one integer for Gt or Lt")
+    return values
+
+
+class NodeSelectorRequirement(_Model):
+    """A node label requirement (core v1 NodeSelectorRequirement)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _requirement_rules(
+        "spec.scheduling.affinity.nodeAffinity...matchExpressions[]", "'In', 'NotIn'", "'Exists', 'DoesNotExist'") + [
+        _cel("!(self.operator in ['Gt', 'Lt']) || (has(self.values) && size(self.values) == 1 && "
+             "self.values[0].matches('^-?[0-9]+$'))",
+             "spec.scheduling.affinity.nodeAffinity...matchExpressions[].values must be one integer for Gt or Lt",
+             field_path=".values"),
+    ]})
+
+    key: _LabelKey = Field(description="Node label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] = Field(description="How key and values relate.")
+    values: list[_LabelValue] | None = Field(default=None, max_length=64, description="Label values.",
+                                             validate_default=True)
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return _requirement_values(info.data.get("operator"), value)
+
+
+class NodeFieldRequirement(_Model):
+    """A node field requirement: only metadata.name, with In or NotIn and one value."""
+
+    key: Literal["metadata.name"] = Field(description="metadata.name (the only node field supported).")
+    operator: Literal["In", "NotIn"] = Field(description="In or NotIn.")
+    values: list[Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] = Field(
+        min_length=1, max_length=1, description="Exactly one node name.")
+
+
+class NodeSelectorTerm(_Model):
+    """Requirements that must all hold (core v1 NodeSelectorTerm)."""
+
+    match_expressions: list[NodeSelectorRequirement] | None = Field(default=None, max_length=32,
+                                                                    description="Node label requirements.")
+    match_fields: list[NodeFieldRequirement] | None = Field(default=None, max_length=8,
+                                                            description="Node field requirements.")
+
+
+class NodeSelector(_Model):
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1, max_length=16,
+                                                        description="Terms of which one must hold.")
+
+
+class PreferredSchedulingTerm(_Model):
+    weight: int = Field(ge=1, le=100, description="Weight, 1-100.")
+    preference: NodeSelectorTerm = Field(description="The preferred nodes.")
+
+
+class NodeAffinity(_Model):
+    """Node affinity of the engine pods."""
+
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = Field(
+        default=None, description="Nodes the pods must run on.")
+    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] | None = Field(
+        default=None, max_length=16, description="Nodes the pods prefer.")
+
+
+class LabelSelectorRequirement(_Model):
+    """A pod label requirement (meta v1 LabelSelectorRequirement)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _requirement_rules(
+        "spec.scheduling.affinity...labelSelector.matchExpressions[]", "'In', 'NotIn'", "'Exists', 'DoesNotExist'")})
+
+    key: _LabelKey = Field(description="Pod label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="How key and values relate.")
+    values: list[_LabelValue] | None = Field(default=None, max_length=64, description="Label values.",
+                                             validate_default=True)
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return _requirement_values(info.data.get("operator"), value)
+
+
+class LabelSelector(_Model):
+    match_labels: dict[str, _LabelValue] | None = Field(default=None, description="Labels the pods must have.",
+                                                        json_schema_extra={"maxProperties": 32})
+    match_expressions: list[LabelSelectorRequirement] | None = Field(default=None, max_length=32,
+                                                                     description="Label requirements.")
+
+    @field_validator("match_labels")
+    @classmethod
+    def _keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if not re.fullmatch(LABEL_KEY_PATTERN, key):
+                raise ValueError(f"matchLabels key {key!r} is not a valid label key")
+        return value
+
+
+class PodAffinityTerm(_Model):
+    """Pods (by label) the engine pods should (not) share a topology domain with."""
+
+    label_selector: LabelSelector | None = Field(default=None, description="The pods, by label.")
+    namespace_selector: LabelSelector | None = Field(default=None, description="Their namespaces, by label.")
+    namespaces: list[Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]] | None = Field(
+        default=None, max_length=32, description="Their namespaces, by name.")
+    topology_key: _LabelKey = Field(description="Node label that defines a topology domain, e.g. "
+                                                "kubernetes.io/hostname.")
+    match_label_keys: list[_LabelKey] | None = Field(default=None, max_length=16, description="Label keys whose "
+                                                     "values the pod's own must match.")
+    mismatch_label_keys: list[_LabelKey] | None = Field(default=None, max_length=16, description="Label keys "
+                                                        "whose values must differ from the pod's own.")
+
+
+class WeightedPodAffinityTerm(_Model):
+    weight: int = Field(ge=1, le=100, description="Weight, 1-100.")
+    pod_affinity_term: PodAffinityTerm = Field(description="The pod affinity term.")
+
+
+class PodAffinity(_Model):
+    """Pod (anti-)affinity of the engine pods."""
+
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] | None = Field(
+        default=None, max_length=16, description="Terms that must hold.")
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] | None = Field(
+        default=None, max_length=16, description="Terms that should hold.")
+
+
+class Affinity(_Model):
+    """Affinity of the engine pods (core v1 Affinity)."""
+
+    node_affinity: NodeAffinity | None = Field(default=None, description="Node affinity.")
+    pod_affinity: PodAffinity | None = Field(default=None, description="Pod affinity.")
+    pod_anti_affinity: PodAffinity | None = Field(default=None, description="Pod anti-affinity.")
+
+
 class SchedulingSpec(_Model):
     """Where engine pods may run."""
 
@@ -865,11 +1019,10 @@ class SchedulingSpec(_Model):
         "Tolerations of the engine pods, e.g. {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} "
         "for tainted GPU nodes.", 64, **WRONG_TYPE_IS_A_TYPE_ERROR,
     )
-    affinity: dict[str, Any] | None = Field(
+    affinity: Affinity | None = Field(
         default=None,
         description="Affinity of the engine pods (core v1 Affinity: nodeAffinity, podAffinity, "
-        "podAntiAffinity), passed through unchanged.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        "podAntiAffinity), checked at admission as the StatefulSet would.",
     )
     priority_class_name: str | None = Field(
         default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,

@@ -189,7 +189,7 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
     if scheduling.tolerations:
         pod_spec["tolerations"] = [t.to_k8s() for t in scheduling.tolerations]
     if scheduling.affinity:
-        pod_spec["affinity"] = scheduling.affinity
+        pod_spec["affinity"] = scheduling.affinity.to_k8s()
     if scheduling.priority_class_name:
         pod_spec["priorityClassName"] = scheduling.priority_class_name
 

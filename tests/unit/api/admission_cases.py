@@ -156,6 +156,36 @@ INVALID: list[Invalid] = [
             {"engine": {"env": [{"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu",
                                                                                  "containerName": "other"}}}]}},
             "spec.engine.env[0].valueFrom.resourceFieldRef.containerName", "schema"),
+    Invalid("affinity-operator-unknown",
+            {"scheduling": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "Bogus"}]}]}}}}},
+            "spec.scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+            ".matchExpressions[0].operator", "schema"),
+    Invalid("affinity-in-without-values",
+            {"scheduling": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "In"}]}]}}}}},
+            "spec.scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+            ".matchExpressions[0].values", "cel"),
+    Invalid("affinity-without-terms",
+            {"scheduling": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": []}}}}},
+            "spec.scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms",
+            "schema"),
+    Invalid("anti-affinity-without-topology-key",
+            {"scheduling": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"a": "b"}}}]}}}},
+            "spec.scheduling.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey",
+            "schema"),
+    Invalid("affinity-weight-zero",
+            {"scheduling": {"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 0, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}}},
+            "spec.scheduling.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+            "schema"),
+    Invalid("affinity-gt-not-integer",
+            {"scheduling": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpus", "operator": "Gt", "values": ["x"]}]}]}}}}},
+            "spec.scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+            ".matchExpressions[0].values", "cel"),
     Invalid("cpu-as-float", {"engine": {"resources": {"requests": {"cpu": 0.5}}}},
             "spec.engine.resources.requests.cpu", "schema"),
     Invalid("node-selector-key-invalid", {"scheduling": {"nodeSelector": {"gpu type": "h100"}}},

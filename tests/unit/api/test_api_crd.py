@@ -139,7 +139,7 @@ def test_every_field_is_described(spec_schema, crd):
 
 def test_preserve_unknown_fields_only_where_pass_through(spec_schema, crd):
     preserved = {path for path, node in _nodes(spec_schema) if node.get("x-kubernetes-preserve-unknown-fields")}
-    assert preserved == {".scheduling.affinity", ".engine.env", ".scheduling.tolerations"}
+    assert preserved == {".engine.env", ".scheduling.tolerations"}
     # On the lists only so that a map in their place is a type error (their items are pruned).
     for path, node in _nodes(spec_schema):
         if path in (".engine.env", ".scheduling.tolerations"):
@@ -190,6 +190,13 @@ EXPECTED_CEL = {
 
 def test_cel_rules_inventory_and_messages_name_their_field():
     rules = crdmod.cel_rules()
+    # Affinity's requirement rules sit on every matchExpressions list of the typed core v1 Affinity.
+    affinity = [(path, rule) for path, rule in rules if path.startswith(".spec.scheduling.affinity.")]
+    assert len(affinity) >= 12
+    for path, rule in affinity:
+        assert path.endswith("matchExpressions[]") and rule["fieldPath"] == ".values"
+        assert rule["message"].startswith("spec.scheduling.affinity") and ".values must" in rule["message"]
+    rules = [(path, rule) for path, rule in rules if not path.startswith(".spec.scheduling.affinity.")]
     assert {(path, rule.get("fieldPath")) for path, rule in rules} == EXPECTED_CEL
     for path, rule in rules:
         target = (path + rule.get("fieldPath", "")).lstrip(".") or "metadata.name"
