@@ -101,3 +101,11 @@ def test_readme_helm_install_and_explain_work_against_a_real_api_server(control_
         assert time.monotonic() < deadline, explained.stderr
         time.sleep(1)
     assert "targetQueueDepthPerReplica" in explained.stdout
+
+
+def test_readme_lists_exactly_the_owned_engine_flags():
+    from rerank_operator.api.v1alpha1 import MANAGED_ENGINE_FLAGS
+
+    section = README.split("## What the API refuses", 1)[1].split("\n## ", 1)[0]
+    listed = section.split("Owned:", 1)[1].split("(the ones", 1)[0]
+    assert re.findall(r"`(-[-a-z]+)`", listed) == list(MANAGED_ENGINE_FLAGS)

@@ -39,10 +39,11 @@ NAMESPACED_RULES = {
     ("apps", "deployments"): CRUD,
     ("", "services"): CRUD,
     ("", "configmaps"): CRUD,
+    ("", "serviceaccounts"): CRUD,
     ("networking.k8s.io", "ingresses"): CRUD,
     ("policy", "poddisruptionbudgets"): CRUD,
     ("", "pods"): READ,
-    ("", "events"): {"create", "patch"},
+    ("", "events"): {"create", "patch", "list"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }
 CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): READ}

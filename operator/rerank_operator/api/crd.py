@@ -97,6 +97,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
             elif isinstance(value, dict):
                 out[key] = _convert(value, defs, f"{path}.*")
             # False: dropped (see the module docstring).
+        elif key == "const":
+            # A one-value Literal: OpenAPI v3.0 (the API server's dialect) has no const; it would be ignored.
+            out["enum"] = [copy.deepcopy(value)]
         elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
@@ -151,7 +154,8 @@ def open_api_schema() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "APIVersion of this object: rerank.io/v1alpha1."},
             "kind": {"type": "string", "description": "Kind of this object: RerankerDeployment."},
-            "metadata": {"type": "object"},
+            # Declared so that the name rule below can point its fieldPath at metadata.name.
+            "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
             "spec": spec,
             "status": status_schema(),
         },
@@ -161,6 +165,7 @@ def open_api_schema() -> dict[str, Any]:
                 f"self.metadata.name.matches('{api.NAME_PATTERN}')",
                 "message": api.NAME_RULE_MESSAGE,
                 "reason": "FieldValueInvalid",
+                "fieldPath": ".metadata.name",
             },
         ],
     }

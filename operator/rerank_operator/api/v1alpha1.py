@@ -20,8 +20,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Mapping, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from . import engine_flags
+from .quantity import parse_quantity
 
 GROUP = "rerank.io"
 VERSION = "v1alpha1"
@@ -58,19 +61,16 @@ DTYPES = ("auto", "half", "float16", "bfloat16", "float32")
 QUANTIZATIONS = ("awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "bitsandbytes", "compressed-tensors")
 # Quantization methods whose kernels run with float32 activations (the others need half/bfloat16).
 FLOAT32_QUANTIZATIONS = ("bitsandbytes",)
-# Flags the operator itself writes on the vLLM command line; an extraArgs copy would contradict it.
-MANAGED_ENGINE_FLAGS = (
-    "--model", "--host", "--port", "--served-model-name", "--tensor-parallel-size", "--runner",
-    "--hf-overrides", "--dtype", "--max-model-len", "--gpu-memory-utilization", "--max-num-seqs",
-    "--max-num-batched-tokens", "--quantization", "--revision", "--download-dir",
-)
+# Flags the operator owns on the vLLM command line (it writes them, or they would change the prompt
+# or the model served); an extraArgs copy in any spelling vLLM accepts is refused (see engine_flags).
+MANAGED_ENGINE_FLAGS = engine_flags.OWNED_LONG_FLAGS + engine_flags.OWNED_SHORT_FLAGS
 # Environment variables the operator sets in the engine container.
 MANAGED_ENGINE_ENV = ("HF_HOME", "HF_TOKEN")
 GPU_RESOURCE = "nvidia.com/gpu"
 
-# Kubernetes resource.Quantity (the API server's own syntax), e.g. 50Gi, 500m, 1.5, 2e3.
+# A non-negative Kubernetes resource.Quantity (the API server's own syntax), e.g. 50Gi, 500m, 1.5, 2e3.
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 # DNS-1123 subdomain (names of Secrets, PVCs, StorageClasses, PriorityClasses, IngressClasses).
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -78,7 +78,58 @@ HF_MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 # A DNS host name for an Ingress rule, optionally with one leading wildcard label.
 HOST_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-PERCENT_PATTERN = r"^[0-9]+%$"
+# 1% to 100%: "0%" would block every node drain, more than 100% is not a share of the pods.
+PERCENT_PATTERN = r"^(100|[1-9][0-9]?)%$"
+# A label (or annotation) key: an optional DNS-subdomain prefix and "/", then a name of <= 63
+# characters (the prefix's own <= 253 is a separate check: RE2 cannot count across a repetition).
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+# Resource names a container may request: the standard ones, hugepages-<size>, or a
+# domain-qualified extended resource (e.g. example.com/fpga).
+RESOURCE_NAME_PATTERN = (
+    r"^(cpu|memory|ephemeral-storage|hugepages-[0-9]+[KMGTPE]i?|"
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$"
+)
+# A container image reference (the distribution/reference grammar the kubelet parses): optional
+# registry host[:port], lowercase path components, optional :tag and @digest. No whitespace.
+IMAGE_PATTERN = (
+    r"^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*(:[0-9]+)?/)?"
+    r"[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
+# A git revision (branch, tag, sha) as git check-ref-format allows one, within a safe alphabet:
+# components of letters, digits, "_", "-" and single inner dots (no "..", no leading or trailing
+# "."), separated by single "/"; it must not start with "-" (vLLM would read a flag).
+# Components ending in ".lock" are refused by a separate rule.
+REVISION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)*$"
+# A Pod env var's fieldRef.fieldPath: the fields the kubelet can expose.
+FIELD_PATH_PATTERN = (
+    r"^(metadata\.(name|namespace|uid)|spec\.(nodeName|serviceAccountName)|status\.(hostIP|hostIPs|podIP|podIPs)"
+    r"|metadata\.(labels|annotations)\['[^']+'\])$"
+)
+RESOURCE_FIELD_PATTERN = r"^(limits|requests)\.(cpu|memory|ephemeral-storage|hugepages-[0-9]+[KMGTPE]i?)$"
+INSTRUCTION_MAX_CHARS = 2048
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a valid label or annotation key (None when it is)."""
+    if not re.fullmatch(LABEL_KEY_PATTERN, key):
+        return "must be a qualified name: an optional DNS subdomain prefix and '/', then 1-63 letters, digits, '-', '_' or '.' starting and ending with a letter or digit"
+    if "/" in key and len(key.split("/", 1)[0]) > 253:
+        return "its prefix must be at most 253 characters"
+    return None
+
+
+def cel_string(text: str) -> str:
+    """``text`` as a single-quoted CEL string literal (regexes keep their backslashes)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# CEL: the label-key check over every key of the map ``self``.
+_LABEL_KEYS_CEL = (f"self.all(k, k.matches({cel_string(LABEL_KEY_PATTERN)}) && "
+                   "(!k.contains('/') || k.indexOf('/') <= 253))")
 
 
 def _cel(rule: str, message: str, field_path: str | None = None, reason: str = "FieldValueInvalid") -> dict[str, str]:
@@ -95,32 +146,41 @@ def _cel(rule: str, message: str, field_path: str | None = None, reason: str = "
 
 
 def _quantity_to_str(value: Any) -> Any:
-    # The API server stores an int-or-string quantity as given; the operator wants one type.
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
+    # The API server stores an int-or-string quantity as given; the operator wants one type. A
+    # float (cpu: 0.5) is refused, as the CRD's int-or-string schema does: write "0.5" or 500m.
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
 
 
 Quantity = Annotated[
     str,
-    Field(pattern=QUANTITY_PATTERN, json_schema_extra={"x-kubernetes-int-or-string": True}),
+    Field(max_length=64, pattern=QUANTITY_PATTERN, json_schema_extra={"x-kubernetes-int-or-string": True}),
 ]
 
 
 class _Model(BaseModel):
-    """Base: camelCase on the wire, snake_case in Python; unknown fields are errors."""
+    """Base: camelCase on the wire, snake_case in Python; unknown fields are errors.
+
+    Strict types, as the CRD's schema: ``replicas: "3"`` or ``enabled: "yes"`` are errors, not
+    coerced (the API server would refuse them; code building a spec must not get a different answer)."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
+        strict=True,
     )
 
     def to_k8s(self) -> dict[str, Any]:
         """The object as the API stores it: camelCase keys, unset optional fields left out."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# On a list of objects: a map written in its place (env: {A: "1"}) is then reported as "must be of
+# type array" instead of "unknown field spec.engine.env.A" (strict decoding would read the map's keys
+# as unknown fields). Only a wrong-typed map is kept: list items are still pruned by their own schema.
+WRONG_TYPE_IS_A_TYPE_ERROR = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 def _list(description: str, max_items: int, **extra: Any) -> Any:
@@ -212,9 +272,17 @@ class ModelSource(_Model):
         "model (the default served model name).",
     )
     revision: str | None = Field(
-        default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._/-]+$",
+        default=None, min_length=1, max_length=256, pattern=REVISION_PATTERN,
         description="Hugging Face Hub revision to download: a branch, tag or commit sha. Pin a commit for "
-        "reproducible deployments. Default: the repository's default branch. Not allowed with spec.model.pvc.",
+        "reproducible deployments. Default: the repository's default branch. Not allowed with spec.model.pvc. "
+        "A git ref name: letters, digits, '_', '-', '.' and '/', not starting with '-', without '..', '//', a "
+        "leading, trailing or doubled '.', or a component ending in \".lock\".",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("!self.matches('[.]lock(/|$)')",
+                     "spec.model.revision: no component of a git ref may end with \".lock\""),
+            ],
+        },
     )
     pvc: PVCSource | None = Field(
         default=None,
@@ -232,6 +300,13 @@ class ModelSource(_Model):
         "Exposed to the engine as HF_TOKEN.",
     )
 
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"[.]lock(/|$)", value):
+            raise ValueError('spec.model.revision: no component of a git ref may end with ".lock"')
+        return value
+
     @model_validator(mode="after")
     def _revision_needs_hub(self) -> "ModelSource":
         if self.pvc is not None and self.revision is not None:
@@ -246,20 +321,107 @@ class ModelSource(_Model):
 # --- engine --------------------------------------------------------------------------------------
 
 
+class KeySelector(_Model):
+    """A key of a Secret or ConfigMap in the same namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+                      description="Name of the Secret or ConfigMap.")
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Key to read.")
+    optional: bool | None = Field(default=None, description="Start the pod even if the key is missing.")
+
+
+class FieldSelector(_Model):
+    """A field of the pod (core v1 ObjectFieldSelector)."""
+
+    api_version: Literal["v1"] | None = Field(default=None, description="v1 (the default).")
+    field_path: str = Field(
+        max_length=512, pattern=FIELD_PATH_PATTERN,
+        description="metadata.name, metadata.namespace, metadata.uid, metadata.labels['<key>'], "
+        "metadata.annotations['<key>'], spec.nodeName, spec.serviceAccountName, status.hostIP(s) or status.podIP(s).",
+    )
+
+
+class ResourceFieldSelector(_Model):
+    """A resource request or limit of the engine container (core v1 ResourceFieldSelector)."""
+
+    container_name: Literal["engine"] | None = Field(default=None, description="engine (the default).")
+    resource: str = Field(max_length=64, pattern=RESOURCE_FIELD_PATTERN,
+                          description="limits.cpu, requests.memory, ... of the engine container.")
+    divisor: Quantity | None = Field(default=None, description="Unit of the exposed value, e.g. 1Mi.")
+
+    @field_validator("divisor", mode="before")
+    @classmethod
+    def _divisor(cls, value: Any) -> Any:
+        return _quantity_to_str(value)
+
+
+class EnvVarSource(_Model):
+    """Where an environment variable's value comes from: exactly one source."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef), "
+                     "has(self.resourceFieldRef)].filter(x, x).size() == 1",
+                     "spec.engine.env[].valueFrom must set exactly one of secretKeyRef, configMapKeyRef, "
+                     "fieldRef and resourceFieldRef"),
+            ],
+        },
+    )
+
+    secret_key_ref: KeySelector | None = Field(default=None, description="A key of a Secret.")
+    config_map_key_ref: KeySelector | None = Field(default=None, description="A key of a ConfigMap.")
+    field_ref: FieldSelector | None = Field(default=None, description="A field of the pod.")
+    resource_field_ref: ResourceFieldSelector | None = Field(
+        default=None, description="A resource request or limit of the engine container.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EnvVarSource":
+        sources = [self.secret_key_ref, self.config_map_key_ref, self.field_ref, self.resource_field_ref]
+        if sum(x is not None for x in sources) != 1:
+            raise ValueError("spec.engine.env[].valueFrom must set exactly one of secretKeyRef, configMapKeyRef, "
+                             "fieldRef and resourceFieldRef")
+        return self
+
+
 class EnvVar(_Model):
     """An environment variable of the engine container (core v1 EnvVar)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("!has(self.valueFrom) || !has(self.value) || self.value == ''",
+                     "spec.engine.env[].valueFrom may not be set together with a non-empty value", field_path=".valueFrom"),
+            ],
+        },
+    )
 
     name: str = Field(
         min_length=1, max_length=256, pattern=ENV_NAME_PATTERN,
         description="Name of the environment variable. HF_HOME and HF_TOKEN are set by the operator.",
     )
     value: str | None = Field(default=None, max_length=32768, description="Literal value.")
-    value_from: dict[str, Any] | None = Field(
+    value_from: EnvVarSource | None = Field(
         default=None,
-        description="Source for the value (secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef), "
-        "exactly as in a Pod's container env.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="Source for the value (secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef, exactly "
+        "one), as in a Pod's container env. Not with value.",
     )
+
+    @model_validator(mode="after")
+    def _one_value(self) -> "EnvVar":
+        if self.value_from is not None and self.value:
+            raise ValueError("spec.engine.env[].valueFrom may not be set together with a non-empty value")
+        return self
+
+
+_RESOURCE_KEYS_CEL = f"self.all(k, k.matches({cel_string(RESOURCE_NAME_PATTERN)}))"
+_RESOURCE_KEYS_MESSAGE = ("must be cpu, memory, ephemeral-storage, hugepages-<size> or a domain-qualified "
+                          "extended resource name (example.com/device)")
+
+
+def _non_overcommittable(name: str) -> bool:
+    # Extended resources and hugepages: the kubelet cannot overcommit them, so request == limit.
+    return "/" in name or name.startswith("hugepages-")
 
 
 class ResourceRequirements(_Model):
@@ -280,20 +442,43 @@ class ResourceRequirements(_Model):
                     "spec.engine.tensorParallelSize",
                     field_path=".requests",
                 ),
+                _cel(
+                    "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || "
+                    "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",
+                    "spec.engine.resources.requests must not exceed spec.engine.resources.limits",
+                    field_path=".requests",
+                ),
+                _cel(
+                    "[has(self.requests) ? self.requests : {}, has(self.limits) ? self.limits : {}].all(m, "
+                    "m.all(k, !k.contains('/') || quantity(string(m[k])).isInteger()))",
+                    "spec.engine.resources.limits and requests of extended resources must be whole numbers",
+                    field_path=".limits",
+                ),
+                _cel(
+                    "!has(self.requests) || self.requests.all(k, !(k.contains('/') || k.startsWith('hugepages-')) "
+                    "|| (has(self.limits) && k in self.limits && "
+                    "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) == 0))",
+                    "spec.engine.resources.limits must equal the request of every extended resource or hugepages "
+                    "size that is requested (they cannot be overcommitted)",
+                    field_path=".limits",
+                ),
             ],
         },
     )
 
     requests: dict[str, Quantity] | None = Field(
         default=None,
-        description="Minimum resources the scheduler reserves, e.g. {cpu: \"4\", memory: 32Gi}.",
-        json_schema_extra={"maxProperties": 32},
+        description="Minimum resources the scheduler reserves, e.g. {cpu: \"4\", memory: 32Gi}. Default: sized "
+        "from the spec (see the README), so the engine is never BestEffort.",
+        json_schema_extra={"maxProperties": 32, "x-kubernetes-validations": [
+            _cel(_RESOURCE_KEYS_CEL, "spec.engine.resources.requests keys " + _RESOURCE_KEYS_MESSAGE)]},
     )
     limits: dict[str, Quantity] | None = Field(
         default=None,
         description="Maximum resources, e.g. {memory: 48Gi}. nvidia.com/gpu is set by the operator to "
-        "spec.engine.tensorParallelSize and must not appear here.",
-        json_schema_extra={"maxProperties": 32},
+        "spec.engine.tensorParallelSize and must not appear here. Default memory limit: sized from the spec.",
+        json_schema_extra={"maxProperties": 32, "x-kubernetes-validations": [
+            _cel(_RESOURCE_KEYS_CEL, "spec.engine.resources.limits keys " + _RESOURCE_KEYS_MESSAGE)]},
     )
 
     @field_validator("requests", "limits", mode="before")
@@ -303,11 +488,29 @@ class ResourceRequirements(_Model):
             return {k: _quantity_to_str(v) for k, v in value.items()}
         return value
 
+    @field_validator("requests", "limits")
+    @classmethod
+    def _names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if not re.fullmatch(RESOURCE_NAME_PATTERN, key):
+                raise ValueError(f"resource name {key!r} {_RESOURCE_KEYS_MESSAGE}")
+        return value
+
     @model_validator(mode="after")
     def _no_gpus(self) -> "ResourceRequirements":
         for part in ("requests", "limits"):
             if GPU_RESOURCE in (getattr(self, part) or {}):
                 raise ValueError(f"spec.engine.resources.{part} must not set {GPU_RESOURCE}")
+        requests, limits = self.requests or {}, self.limits or {}
+        for key, value in [*requests.items(), *limits.items()]:
+            if "/" in key and parse_quantity(value) != parse_quantity(value).to_integral_value():
+                raise ValueError(f"spec.engine.resources.limits and requests of extended resources must be whole "
+                                 f"numbers ({key}: {value})")
+        for key, request in requests.items():
+            if key in limits and parse_quantity(request) > parse_quantity(limits[key]):
+                raise ValueError(f"spec.engine.resources.requests.{key} must not exceed the limit ({limits[key]})")
+            if _non_overcommittable(key) and (key not in limits or parse_quantity(request) != parse_quantity(limits[key])):
+                raise ValueError(f"spec.engine.resources.limits.{key} must equal its request (it cannot be overcommitted)")
         return self
 
 
@@ -352,7 +555,7 @@ class EngineSpec(_Model):
         "cache size is cpuKVCacheGiB. Much slower than a GPU: for small models and tests.",
     )
     image: str | None = Field(
-        default=None, min_length=1, max_length=512,
+        default=None, min_length=1, max_length=512, pattern=IMAGE_PATTERN,
         description="Container image of the vLLM OpenAI-compatible server (a release with \"--runner pooling\", "
         "vLLM 0.10.2 or later), built for spec.engine.device. Pin a tag or digest. Default: "
         f"{DEFAULT_ENGINE_IMAGE} for gpu, {DEFAULT_CPU_ENGINE_IMAGE} for cpu.",
@@ -407,18 +610,23 @@ class EngineSpec(_Model):
         description="Port the engine listens on inside the pod (container port \"http\"; also serves "
         "/metrics and /health).",
     )
-    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=list, max_length=64,
+    # Bounds sized to the API server's CEL cost budget (the owned-flag rule runs a regex over each).
+    extra_args: list[Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=list, max_length=32,
         description="Additional vLLM command-line arguments, appended as given, e.g. "
-        "[\"--enable-prefix-caching\", \"--max-logprobs=0\"]. Flags the operator sets itself (--model, --port, "
-        "--tensor-parallel-size, --dtype, ...) are rejected: use the matching field.",
+        "[\"--enable-prefix-caching\", \"--max-logprobs=0\"]. Flags the operator owns are refused in every "
+        "spelling vLLM accepts ('_' for '-', --flag=value, an abbreviation, a dotted sub-key): those it sets "
+        "(--model, --port, --tensor-parallel-size, --dtype, ...; use the matching field) and those that change "
+        "the prompt or the model served (--chat-template, --tokenizer, --pooler-config, --load-format, --config, "
+        "...). The full list is in the README.",
         json_schema_extra={
             "default": [],
             "x-kubernetes-validations": [
                 _cel(
-                    "self.all(a, !a.matches('^(" + "|".join(MANAGED_ENGINE_FLAGS) + r"|-tp)(=.*)?$'))",
-                    "spec.engine.extraArgs must not repeat a flag the operator sets (" + ", ".join(MANAGED_ENGINE_FLAGS)
-                    + ", -tp); use the matching spec.engine or spec.model field",
+                    engine_flags.cel_rule(),
+                    "spec.engine.extraArgs must not set a flag the operator owns, in any spelling vLLM accepts "
+                    "('_' for '-', --flag=value, an abbreviation, a dotted sub-key): "
+                    + ", ".join(MANAGED_ENGINE_FLAGS) + "; use the matching spec.engine or spec.model field",
                 ),
             ],
         },
@@ -431,6 +639,7 @@ class EngineSpec(_Model):
             "default": [],
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
+            **WRONG_TYPE_IS_A_TYPE_ERROR,
             "x-kubernetes-validations": [
                 _cel(
                     "self.all(e, !(e.name in ['" + "', '".join(MANAGED_ENGINE_ENV) + "']))",
@@ -450,10 +659,10 @@ class EngineSpec(_Model):
     @field_validator("extra_args")
     @classmethod
     def _no_managed_flags(cls, value: list[str]) -> list[str]:
-        for arg in value:
-            flag = arg.split("=", 1)[0]
-            if flag in MANAGED_ENGINE_FLAGS or flag == "-tp":
-                raise ValueError(f"spec.engine.extraArgs must not repeat {flag}: the operator sets it")
+        for index, arg in enumerate(value):
+            flag = engine_flags.owned_flag(arg)
+            if flag is not None:
+                raise ValueError(f"spec.engine.extraArgs[{index}] {arg[:80]!r} sets {flag}, which the operator owns")
         return value
 
     @field_validator("env")
@@ -587,14 +796,28 @@ class Toleration(_Model):
                     "spec.scheduling.tolerations[].tolerationSeconds requires effect NoExecute",
                     field_path=".tolerationSeconds",
                 ),
+                _cel(
+                    "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+                    "spec.scheduling.tolerations[].operator must be Exists when key is empty (that matches "
+                    "every taint)",
+                    field_path=".operator",
+                ),
+                _cel(
+                    "!has(self.key) || self.key == '' || (self.key.matches(" + cel_string(LABEL_KEY_PATTERN)
+                    + ") && (!self.key.contains('/') || self.key.indexOf('/') <= 253))",
+                    "spec.scheduling.tolerations[].key must be a valid label key (an optional DNS subdomain "
+                    "prefix and '/', then a name of at most 63 characters)",
+                    field_path=".key",
+                ),
             ],
         },
     )
 
-    key: str | None = Field(default=None, max_length=316, description="Taint key; empty with operator Exists "
-                            "matches every taint.")
+    key: str | None = Field(default=None, max_length=316, description="Taint key (a label key); empty with "
+                            "operator Exists matches every taint.")
     operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Exists or Equal (default).")
-    value: str | None = Field(default=None, max_length=63, description="Taint value for operator Equal.")
+    value: str | None = Field(default=None, max_length=63, pattern=LABEL_VALUE_PATTERN,
+                              description="Taint value for operator Equal (a label value).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect to tolerate; empty: all effects.",
     )
@@ -608,24 +831,198 @@ class Toleration(_Model):
             raise ValueError("spec.scheduling.tolerations[].value must be empty when operator is Exists")
         if self.toleration_seconds is not None and self.effect != "NoExecute":
             raise ValueError("spec.scheduling.tolerations[].tolerationSeconds requires effect NoExecute")
+        if not self.key and self.operator != "Exists":
+            raise ValueError("spec.scheduling.tolerations[].operator must be Exists when key is empty")
+        if self.key:
+            problem = label_key_problem(self.key)
+            if problem:
+                raise ValueError(f"spec.scheduling.tolerations[].key {problem}")
         return self
+
+
+# --- affinity (core v1 Affinity, typed so that admission checks what the StatefulSet would) ------
+
+_LabelKey = Annotated[str, Field(min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN)]
+_LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+
+
+def _requirement_rules(where: str, operators_with_values: str, operators_without: str) -> list[dict[str, str]]:
+    return [
+        _cel(f"!(self.operator in [{operators_with_values}]) || (has(self.values) && size(self.values) > 0)",
+             f"{where}.values must be non-empty for operator In or NotIn", field_path=".values"),
+        _cel(f"!(self.operator in [{operators_without}]) || !has(self.values) || size(self.values) == 0",
+             f"{where}.values must be empty for operator Exists or DoesNotExist", field_path=".values"),
+    ]
+
+
+def _requirement_values(operator: str | None, values: list[str] | None) -> list[str] | None:
+    given = values or []
+    if operator in ("In", "NotIn") and not given:
+        raise ValueError("values must be non-empty for operator In or NotIn")
+    if operator in ("Exists", "DoesNotExist") and given:
+        raise ValueError("values must be empty for operator Exists or DoesNotExist")
+    if operator in ("Gt", "Lt") and (len(given) != 1 or not re.fullmatch(r"-?[0-9]+", given[0])):
+        raise ValueError("values must be one integer for Gt or Lt")
+    return values
+
+
+class NodeSelectorRequirement(_Model):
+    """A node label requirement (core v1 NodeSelectorRequirement)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _requirement_rules(
+        "spec.scheduling.affinity.nodeAffinity...matchExpressions[]", "'In', 'NotIn'", "'Exists', 'DoesNotExist'") + [
+        _cel("!(self.operator in ['Gt', 'Lt']) || (has(self.values) && size(self.values) == 1 && "
+             "self.values[0].matches('^-?[0-9]+$'))",
+             "spec.scheduling.affinity.nodeAffinity...matchExpressions[].values must be one integer for Gt or Lt",
+             field_path=".values"),
+    ]})
+
+    key: _LabelKey = Field(description="Node label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] = Field(description="How key and values relate.")
+    values: list[_LabelValue] | None = Field(default=None, max_length=64, description="Label values.",
+                                             validate_default=True)
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return _requirement_values(info.data.get("operator"), value)
+
+
+class NodeFieldRequirement(_Model):
+    """A node field requirement: only metadata.name, with In or NotIn and one value."""
+
+    key: Literal["metadata.name"] = Field(description="metadata.name (the only node field supported).")
+    operator: Literal["In", "NotIn"] = Field(description="In or NotIn.")
+    values: list[Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]] = Field(
+        min_length=1, max_length=1, description="Exactly one node name.")
+
+
+class NodeSelectorTerm(_Model):
+    """Requirements that must all hold (core v1 NodeSelectorTerm)."""
+
+    match_expressions: list[NodeSelectorRequirement] | None = Field(default=None, max_length=32,
+                                                                    description="Node label requirements.")
+    match_fields: list[NodeFieldRequirement] | None = Field(default=None, max_length=8,
+                                                            description="Node field requirements.")
+
+
+class NodeSelector(_Model):
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1, max_length=16,
+                                                        description="Terms of which one must hold.")
+
+
+class PreferredSchedulingTerm(_Model):
+    weight: int = Field(ge=1, le=100, description="Weight, 1-100.")
+    preference: NodeSelectorTerm = Field(description="The preferred nodes.")
+
+
+class NodeAffinity(_Model):
+    """Node affinity of the engine pods."""
+
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = Field(
+        default=None, description="Nodes the pods must run on.")
+    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] | None = Field(
+        default=None, max_length=16, description="Nodes the pods prefer.")
+
+
+class LabelSelectorRequirement(_Model):
+    """A pod label requirement (meta v1 LabelSelectorRequirement)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _requirement_rules(
+        "spec.scheduling.affinity...labelSelector.matchExpressions[]", "'In', 'NotIn'", "'Exists', 'DoesNotExist'")})
+
+    key: _LabelKey = Field(description="Pod label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="How key and values relate.")
+    values: list[_LabelValue] | None = Field(default=None, max_length=64, description="Label values.",
+                                             validate_default=True)
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return _requirement_values(info.data.get("operator"), value)
+
+
+class LabelSelector(_Model):
+    match_labels: dict[str, _LabelValue] | None = Field(default=None, description="Labels the pods must have.",
+                                                        json_schema_extra={"maxProperties": 32})
+    match_expressions: list[LabelSelectorRequirement] | None = Field(default=None, max_length=32,
+                                                                     description="Label requirements.")
+
+    @field_validator("match_labels")
+    @classmethod
+    def _keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if not re.fullmatch(LABEL_KEY_PATTERN, key):
+                raise ValueError(f"matchLabels key {key!r} is not a valid label key")
+        return value
+
+
+class PodAffinityTerm(_Model):
+    """Pods (by label) the engine pods should (not) share a topology domain with."""
+
+    label_selector: LabelSelector | None = Field(default=None, description="The pods, by label.")
+    namespace_selector: LabelSelector | None = Field(default=None, description="Their namespaces, by label.")
+    namespaces: list[Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]] | None = Field(
+        default=None, max_length=32, description="Their namespaces, by name.")
+    topology_key: _LabelKey = Field(description="Node label that defines a topology domain, e.g. "
+                                                "kubernetes.io/hostname.")
+    match_label_keys: list[_LabelKey] | None = Field(default=None, max_length=16, description="Label keys whose "
+                                                     "values the pod's own must match.")
+    mismatch_label_keys: list[_LabelKey] | None = Field(default=None, max_length=16, description="Label keys "
+                                                        "whose values must differ from the pod's own.")
+
+
+class WeightedPodAffinityTerm(_Model):
+    weight: int = Field(ge=1, le=100, description="Weight, 1-100.")
+    pod_affinity_term: PodAffinityTerm = Field(description="The pod affinity term.")
+
+
+class PodAffinity(_Model):
+    """Pod (anti-)affinity of the engine pods."""
+
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] | None = Field(
+        default=None, max_length=16, description="Terms that must hold.")
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] | None = Field(
+        default=None, max_length=16, description="Terms that should hold.")
+
+
+class Affinity(_Model):
+    """Affinity of the engine pods (core v1 Affinity)."""
+
+    node_affinity: NodeAffinity | None = Field(default=None, description="Node affinity.")
+    pod_affinity: PodAffinity | None = Field(default=None, description="Pod affinity.")
+    pod_anti_affinity: PodAffinity | None = Field(default=None, description="Pod anti-affinity.")
 
 
 class SchedulingSpec(_Model):
     """Where engine pods may run."""
 
-    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = _map(
-        "Node labels an engine pod's node must have, e.g. {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}.", 64,
+    node_selector: dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]] = Field(
+        default_factory=dict,
+        description="Node labels an engine pod's node must have, e.g. {nvidia.com/gpu.product: "
+        "NVIDIA-H100-80GB-HBM3}. Keys and values must be valid label keys and values.",
+        json_schema_extra={"default": {}, "maxProperties": 64, "x-kubernetes-validations": [
+            _cel(_LABEL_KEYS_CEL, "spec.scheduling.nodeSelector keys must be valid label keys (an optional DNS "
+                 "subdomain prefix and '/', then a name of at most 63 characters)")]},
     )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _selector_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            problem = label_key_problem(key)
+            if problem:
+                raise ValueError(f"spec.scheduling.nodeSelector key {key!r} {problem}")
+        return value
+
     tolerations: list[Toleration] = _list(
         "Tolerations of the engine pods, e.g. {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} "
-        "for tainted GPU nodes.", 64,
+        "for tainted GPU nodes.", 64, **WRONG_TYPE_IS_A_TYPE_ERROR,
     )
-    affinity: dict[str, Any] | None = Field(
+    affinity: Affinity | None = Field(
         default=None,
         description="Affinity of the engine pods (core v1 Affinity: nodeAffinity, podAffinity, "
-        "podAntiAffinity), passed through unchanged.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        "podAntiAffinity), checked at admission as the StatefulSet would.",
     )
     priority_class_name: str | None = Field(
         default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
@@ -639,7 +1036,10 @@ class CacheSpec(_Model):
     size: Quantity = Field(
         default="50Gi",
         description="Size of each engine replica's cache PersistentVolumeClaim (a volumeClaimTemplate mounted "
-        "as HF_HOME). Must hold the downloaded model: ~1.5Gi for 0.6B, ~9Gi for 4B, ~17Gi for 8B in bfloat16.",
+        "as HF_HOME), > 0. Must hold the downloaded model: ~1.5Gi for 0.6B, ~9Gi for 4B, ~17Gi for 8B in bfloat16.",
+        json_schema_extra={"x-kubernetes-validations": [
+            _cel("quantity(string(self)).isGreaterThan(quantity('0'))", "spec.cache.size must be greater than 0"),
+        ]},
     )
     storage_class_name: str | None = Field(
         default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
@@ -650,6 +1050,13 @@ class CacheSpec(_Model):
     @classmethod
     def _size(cls, value: Any) -> Any:
         return _quantity_to_str(value)
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        if parse_quantity(value) <= 0:
+            raise ValueError("spec.cache.size must be greater than 0")
+        return value
 
 
 class ServiceSpec(_Model):
@@ -706,12 +1113,38 @@ class IngressSpec(_Model):
     )
     host: str | None = Field(
         default=None, min_length=1, max_length=253, pattern=HOST_PATTERN,
-        description="Host name the UI is served on, e.g. rerank.example.com. Required when enabled.",
+        description="Host name the UI is served on, e.g. rerank.example.com (a DNS name, not an IP address). "
+        "Required when enabled.",
+        json_schema_extra={"x-kubernetes-validations": [
+            _cel("!self.matches('^[0-9]+([.][0-9]+){3}$')",
+                 "spec.ui.ingress.host must be a DNS name, not an IP address"),
+        ]},
     )
     tls: IngressTLS | None = Field(default=None, description="Serve the host over HTTPS with this certificate.")
-    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = _map(
-        "Annotations of the Ingress, e.g. for cert-manager or the ingress controller.", 64,
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        description="Annotations of the Ingress, e.g. for cert-manager or the ingress controller. Keys must be "
+        "valid annotation keys.",
+        json_schema_extra={"default": {}, "maxProperties": 64, "x-kubernetes-validations": [
+            _cel(_LABEL_KEYS_CEL, "spec.ui.ingress.annotations keys must be valid annotation keys (an optional DNS "
+                 "subdomain prefix and '/', then a name of at most 63 characters)")]},
     )
+
+    @field_validator("host")
+    @classmethod
+    def _not_ip(cls, value: str | None) -> str | None:
+        if value is not None and re.fullmatch(r"[0-9]+(\.[0-9]+){3}", value):
+            raise ValueError("spec.ui.ingress.host must be a DNS name, not an IP address")
+        return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotation_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            problem = label_key_problem(key)
+            if problem:
+                raise ValueError(f"spec.ui.ingress.annotations key {key!r} {problem}")
+        return value
 
     @model_validator(mode="after")
     def _host(self) -> "IngressSpec":
@@ -738,7 +1171,7 @@ class UISpec(_Model):
     enabled: bool = Field(default=True, description="Deploy the UI (Deployment and Service <name>-ui).")
     replicas: int = Field(default=1, ge=0, le=20, description="Replicas of the UI Deployment.")
     image: str = Field(
-        default=DEFAULT_UI_IMAGE, min_length=1, max_length=512,
+        default=DEFAULT_UI_IMAGE, min_length=1, max_length=512, pattern=IMAGE_PATTERN,
         description="Container image of the UI (the project's rerank-ui image).",
     )
     auth_secret_ref: LocalObjectRef | None = Field(
@@ -778,7 +1211,7 @@ class DisruptionBudgetSpec(_Model):
     max_unavailable: Union[int, str] = Field(
         default=1,
         description="Most engine pods a voluntary disruption (node drain) may take down at once: a number "
-        "(>= 1) or a percentage such as \"25%\" of spec.replicas.",
+        "(>= 1) or a percentage from 1% to 100% of spec.replicas, such as \"25%\".",
         json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": PERCENT_PATTERN},
     )
 
@@ -792,7 +1225,8 @@ class DisruptionBudgetSpec(_Model):
                 raise ValueError("spec.disruptionBudget.maxUnavailable must be >= 1")
             return value
         if not re.fullmatch(PERCENT_PATTERN, value):
-            raise ValueError('spec.disruptionBudget.maxUnavailable must be an integer or a percentage like "25%"')
+            raise ValueError('spec.disruptionBudget.maxUnavailable must be an integer or a percentage from 1% to 100% '
+                             'like "25%"')
         return value
 
 
@@ -804,11 +1238,18 @@ class RerankerDeploymentSpec(_Model):
 
     model: ModelSource = _object(ModelSource, "The reranker model and where its weights come from.")
     engine: EngineSpec = _object(EngineSpec, "The vLLM engine: image, GPUs per pod, precision and limits.")
+    # The length bound is a CEL rule, not maxLength: the API server's maxLength message says "bytes"
+    # although it counts characters.
     instruction: str | None = Field(
-        default=None, min_length=1, max_length=2048,
+        default=None, min_length=1,
         description="Default task instruction for requests that send none (used by the UI; Qwen3-Reranker "
-        "scores \"<Instruct>: {instruction} <Query>: ... <Document>: ...\"). Default: \""
+        "scores \"<Instruct>: {instruction} <Query>: ... <Document>: ...\"), at most "
+        f"{INSTRUCTION_MAX_CHARS} characters. Default: \""
         + DEFAULT_INSTRUCTION + "\". Write it in English, even for other languages.",
+        json_schema_extra={"x-kubernetes-validations": [
+            _cel(f"size(self) <= {INSTRUCTION_MAX_CHARS}",
+                 f"spec.instruction must be at most {INSTRUCTION_MAX_CHARS} characters"),
+        ]},
     )
     replicas: int = Field(
         default=1, ge=0, le=1000,
@@ -825,6 +1266,13 @@ class RerankerDeploymentSpec(_Model):
     disruption_budget: DisruptionBudgetSpec = _object(
         DisruptionBudgetSpec, "PodDisruptionBudget protecting the engine pods during node drains."
     )
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction_length(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > INSTRUCTION_MAX_CHARS:
+            raise ValueError(f"spec.instruction must be at most {INSTRUCTION_MAX_CHARS} characters")
+        return value
 
     @property
     def effective_instruction(self) -> str:

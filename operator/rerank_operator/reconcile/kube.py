@@ -31,6 +31,7 @@ API_REQUESTS = Counter(
 KINDS: dict[str, tuple[str, bool]] = {
     "Service": ("services", True),
     "ConfigMap": ("configmaps", True),
+    "ServiceAccount": ("serviceaccounts", True),
     "Event": ("events", True),
     "Pod": ("pods", True),
     "Node": ("nodes", False),
@@ -223,8 +224,11 @@ class KubeClient:
             raise
 
     async def list(self, api_version: str, kind: str, namespace: str | None = None,
-                   label_selector: str | None = None) -> list[dict]:
-        params = {"labelSelector": label_selector} if label_selector else None
+                   label_selector: str | None = None, field_selector: str | None = None) -> list[dict]:
+        params = {"labelSelector": label_selector} if label_selector else {}
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        params = params or None
         return (await self.request("GET", resource_path(api_version, kind, namespace), params=params))[1]["items"]
 
     async def create(self, api_version: str, kind: str, namespace: str | None, body: Mapping[str, Any]) -> dict:

@@ -40,6 +40,7 @@ from .status import (
     Wanted,
     carried_failure,
     compute_status,
+    pod_creation_failure,
     degraded_transition,
     status_patch,
     sts_state,
@@ -191,6 +192,8 @@ class Reconciler:
             problem = await self.capacity.problem(spec.engine.gpus, spec.scheduling.node_selector)
             if problem:
                 result.failure = Failure(INSUFFICIENT_GPUS, problem)
+            else:
+                result.failure = await self.pod_creation_problem(namespace, name, spec, sts)
         if transient:
             result.transient = transient[0][1]
         # Claim the generation only when it was fully applied (a retry follows a transient error).
@@ -221,6 +224,21 @@ class Reconciler:
             self._sts_waiters[key] = waiter
             mine.append(waiter)
         return code, obj
+
+    async def pod_creation_problem(self, namespace: str, name: str, spec: RerankerDeploymentSpec,
+                                   sts: Mapping[str, Any] | None) -> Failure | None:
+        """A refusal of the engine pods by admission (Pod Security, quota...), which only the
+        StatefulSet controller's events tell; looked up only while pods are missing."""
+        if sts is None or int(sts_state(sts).get("replicas", 0)) >= spec.replicas:
+            return None
+        try:
+            events = await self.kube.list("v1", "Event", namespace, field_selector=(
+                f"involvedObject.kind=StatefulSet,involvedObject.name={L.engine_name(name)},reason=FailedCreate"))
+        except ApiError as exc:
+            if exc.status in (401, 403):  # not allowed to read events: the status cannot say why
+                return None
+            raise
+        return pod_creation_failure(events, self.clock())
 
     async def _retire(self, body: Mapping[str, Any], ref: ChildRef) -> bool:
         namespace = body["metadata"]["namespace"]
@@ -259,6 +277,8 @@ class Reconciler:
         if failure is None:
             problem = await self.capacity.problem(spec.engine.gpus, spec.scheduling.node_selector)
             failure = Failure(INSUFFICIENT_GPUS, problem) if problem else None
+        if failure is None:
+            failure = await self.pod_creation_problem(namespace, name, spec, sts)
         status = await self.publish(body, wanted_of(body, spec), sts,
                                     observed_generation=(body.get("status") or {}).get("observedGeneration"),
                                     failure=failure, ui_enabled=spec.ui.enabled)

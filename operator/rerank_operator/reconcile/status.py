@@ -9,7 +9,9 @@ Conditions:
   Degraded reason when the spec cannot progress (e.g. no node has enough GPUs).
 * ``Degraded``: the operator cannot make the spec real: ``InsufficientGPUs`` (no node has
   ``tensorParallelSize`` allocatable ``nvidia.com/gpu``), ``InvalidSpec`` or ``ReconcileFailed``
-  (the API server refused a child); ``AsExpected`` otherwise.
+  (the API server refused a child), ``PodSecurityViolation`` (the namespace's Pod Security level
+  refuses the engine pods) or ``PodCreationFailed`` (another admission refusal, e.g. a quota), both
+  read from the StatefulSet controller's FailedCreate events; ``AsExpected`` otherwise.
 
 ``AutoscalingActive`` / ``ScalingLimited`` belong to the autoscaler (autoscaling.state); they are
 carried over untouched, except that ``AutoscalingActive`` is turned False once autoscaling is
@@ -21,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from rerank_operator.autoscaling.state import disabled_status_patch, to_rfc3339
+from rerank_operator.autoscaling.state import disabled_status_patch, from_rfc3339, to_rfc3339
 from rerank_operator.resources import labels as L
 
 READY = "Ready"
@@ -30,6 +32,11 @@ DEGRADED = "Degraded"
 
 INSUFFICIENT_GPUS = "InsufficientGPUs"
 INVALID_SPEC = "InvalidSpec"
+POD_SECURITY_VIOLATION = "PodSecurityViolation"
+POD_CREATION_FAILED = "PodCreationFailed"
+# A FailedCreate event counts while the StatefulSet controller keeps retrying (its back-off stays
+# well below this); an older one is history.
+FAILED_CREATE_WINDOW_SECONDS = 20 * 60
 RECONCILE_FAILED = "ReconcileFailed"
 # Failures that only a reconcile (not a status refresh) can clear.
 STICKY_FAILURES = (INVALID_SPEC, RECONCILE_FAILED)
@@ -79,6 +86,28 @@ def sts_state(sts: Mapping[str, Any] | None) -> dict[str, Any]:
         "currentRevision": status.get("currentRevision"),
         "updateRevision": status.get("updateRevision"),
     }
+
+
+def pod_creation_failure(events: Sequence[Mapping[str, Any]], now: float) -> Failure | None:
+    """Why the StatefulSet controller cannot create engine pods, from its recent FailedCreate
+    events (core v1 Events about the StatefulSet); None when there is none."""
+    latest: tuple[float, Mapping[str, Any]] | None = None
+    for event in events:
+        if event.get("reason") != "FailedCreate":
+            continue
+        stamp = event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get(
+            "creationTimestamp")
+        try:
+            when = from_rfc3339(stamp) if stamp else 0.0
+        except ValueError:
+            continue
+        if now - when <= FAILED_CREATE_WINDOW_SECONDS and (latest is None or when > latest[0]):
+            latest = (when, event)
+    if latest is None:
+        return None
+    message = latest[1].get("message") or ""
+    reason = POD_SECURITY_VIOLATION if "violates PodSecurity" in message else POD_CREATION_FAILED
+    return Failure(reason, f"the StatefulSet controller cannot create engine pods: {message}")
 
 
 def carried_failure(status: Mapping[str, Any] | None) -> Failure | None:

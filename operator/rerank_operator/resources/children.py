@@ -13,6 +13,7 @@ from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, parse_spec
 
 from . import labels as L
 from .pdb import build_pdb
+from .service_accounts import build_service_account, engine_service_account_name, ui_service_account_name
 from .services import build_headless_service, build_service
 from .statefulset import build_statefulset
 from .status_configmap import build_status_configmap
@@ -41,7 +42,9 @@ def desired_children(
     """All child manifests of `body`. `status` is what the UI's status ConfigMap shows (default:
     the object's current status)."""
     spec = spec or spec_of(body)
+    name = body["metadata"]["name"]
     children = [
+        build_service_account(body, engine_service_account_name(name), L.ENGINE),
         build_service(body, spec),
         build_headless_service(body, spec),
         build_statefulset(body, spec),
@@ -49,6 +52,7 @@ def desired_children(
     if spec.disruption_budget.enabled:
         children.append(build_pdb(body, spec))
     if spec.ui.enabled:
+        children.append(build_service_account(body, ui_service_account_name(name), L.UI))
         children.append(build_status_configmap(body, status if status is not None else body.get("status")))
         children.append(build_ui_deployment(body, spec))
         children.append(build_ui_service(body, spec))
@@ -60,6 +64,8 @@ def desired_children(
 def all_child_refs(name: str) -> list[ChildRef]:
     """Every child a RerankerDeployment can have, whatever its spec."""
     return [
+        ChildRef("v1", "ServiceAccount", L.engine_name(name)),
+        ChildRef("v1", "ServiceAccount", L.ui_name(name)),
         ChildRef("v1", "Service", name),
         ChildRef("v1", "Service", L.headless_name(name)),
         ChildRef("apps/v1", "StatefulSet", L.engine_name(name)),

@@ -24,6 +24,8 @@ from rerank_operator.serving.engine_args import engine_command
 from rerank_operator.serving.engine_args import engine_env as serving_engine_env
 
 from . import labels as L
+from .service_accounts import engine_service_account_name
+from .sizing import engine_cpu_memory, shm_gib
 
 CONTAINER = "engine"
 PORT_NAME = "http"
@@ -34,6 +36,16 @@ HF_HOME = "/models/cache"
 MODEL_PVC_VOLUME = "model"
 MODEL_PVC_MOUNT = "/mnt/model"
 SHM_VOLUME = "dshm"
+TMP_VOLUME = "tmp"
+# The engine's home on the cache volume: vLLM, torch and triton keep their compile caches under it,
+# so a restarted pod reuses them, and the image's own filesystem stays read-only.
+HOME = "/models/home"
+# Non-root, as Pod Security "restricted" requires. The project's CPU engine image runs as 1000; the
+# public vLLM images default to root, so the pod sets the user explicitly (their files are
+# world-readable, and everything the engine writes is on the volumes below).
+ENGINE_UID = 1000
+ENGINE_GID = 1000
+TMP_SIZE = "4Gi"
 HEALTH_PATH = "/health"
 
 # A model load (download + weights into GPU memory + warm-up) can take many minutes for the
@@ -49,7 +61,7 @@ TERMINATION_GRACE_SECONDS = 60
 def shm_size(tensor_parallel_size: int) -> str:
     """/dev/shm for the engine: NCCL and vLLM's worker processes exchange tensors through it, so it
     grows with the number of tensor-parallel workers (the container default of 64 MiB is far too small)."""
-    return f"{2 * tensor_parallel_size}Gi"
+    return f"{shm_gib(tensor_parallel_size)}Gi"
 
 
 def model_path(spec: RerankerDeploymentSpec) -> str | None:
@@ -64,7 +76,12 @@ def engine_args(spec: RerankerDeploymentSpec) -> list[str]:
 
 
 def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": HF_HOME}]
+    env: list[dict[str, Any]] = [
+        {"name": "HF_HOME", "value": HF_HOME},
+        {"name": "HOME", "value": HOME},
+        # getpass.getuser() (torch's inductor cache) fails for a UID without a passwd entry.
+        {"name": "USER", "value": "engine"},
+    ]
     token = spec.model.hf_token_secret_ref
     if token is not None:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}}})
@@ -84,8 +101,8 @@ def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
 
 
 def engine_resources(spec: RerankerDeploymentSpec) -> dict[str, Any]:
-    requests = dict(spec.engine.resources.requests or {})
-    limits = dict(spec.engine.resources.limits or {})
+    sized = engine_cpu_memory(spec)
+    requests, limits = sized["requests"], sized["limits"]
     if spec.engine.gpus:  # none on device cpu
         # Extended resources must have requests == limits; the count is the tensor-parallel size.
         requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.engine.gpus)
@@ -111,9 +128,11 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
     mounts: list[dict[str, Any]] = [
         {"name": CACHE_VOLUME, "mountPath": CACHE_MOUNT},
         {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+        {"name": TMP_VOLUME, "mountPath": "/tmp"},
     ]
     volumes: list[dict[str, Any]] = [
         {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm_size(tp)}},
+        {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE}},
     ]
     if spec.model.pvc is not None:
         mounts.append({"name": MODEL_PVC_VOLUME, "mountPath": MODEL_PVC_MOUNT, "readOnly": True})
@@ -133,9 +152,13 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
         "readinessProbe": _probe(HEALTH_PATH, 5, 3),
         "livenessProbe": _probe(HEALTH_PATH, 15, 4, timeout=10),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
-        # The official vLLM image runs as root and writes caches (triton, torch compile) under its
-        # home, so no runAsNonRoot / read-only root here; everything else is locked down.
+        # Pod Security "restricted": non-root, no privilege escalation, no capabilities, the
+        # runtime's seccomp profile; the image's filesystem read-only (HOME, caches and /tmp are volumes).
         "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": ENGINE_UID,
+            "runAsGroup": ENGINE_GID,
+            "readOnlyRootFilesystem": True,
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
@@ -143,6 +166,18 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     pod_spec: dict[str, Any] = {
+        "serviceAccountName": engine_service_account_name(name),
+        "automountServiceAccountToken": False,
+        # fsGroup: the cache claim is writable by the engine's group; OnRootMismatch skips the
+        # recursive chown of a large cache on every start.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": ENGINE_UID,
+            "runAsGroup": ENGINE_GID,
+            "fsGroup": ENGINE_GID,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [container],
         "volumes": volumes,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
@@ -154,7 +189,7 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
     if scheduling.tolerations:
         pod_spec["tolerations"] = [t.to_k8s() for t in scheduling.tolerations]
     if scheduling.affinity:
-        pod_spec["affinity"] = scheduling.affinity
+        pod_spec["affinity"] = scheduling.affinity.to_k8s()
     if scheduling.priority_class_name:
         pod_spec["priorityClassName"] = scheduling.priority_class_name
 

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 
 from . import labels as L
+from .service_accounts import ui_service_account_name
 from .services import endpoint_url
 from .status_configmap import STATUS_KEY
 from .statefulset import template_hash
@@ -81,9 +82,11 @@ def build_ui_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -
         },
     }
     pod_spec = {
+        "serviceAccountName": ui_service_account_name(name),
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {"runAsNonRoot": True, "fsGroup": UI_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": UI_UID, "runAsGroup": UI_UID, "fsGroup": UI_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": [
             # optional: the UI starts (health-probe-only banner) before the operator's first status write.

@@ -109,6 +109,127 @@ INVALID: list[Invalid] = [
             "spec.scheduling.tolerations[0].tolerationSeconds", "cel"),
     Invalid("pdb-max-unavailable-zero", {"disruptionBudget": {"maxUnavailable": 0}},
             "spec.disruptionBudget.maxUnavailable", "cel"),
+    # --- refused at admission what used to fail only one level down (children, pods, vLLM) ---
+    Invalid("revision-is-a-flag", {"model": {"revision": "--trust-remote-code"}}, "spec.model.revision", "schema"),
+    Invalid("revision-dot-dot", {"model": {"revision": "../../x"}}, "spec.model.revision", "schema"),
+    Invalid("revision-double-slash", {"model": {"revision": "a//b"}}, "spec.model.revision", "schema"),
+    Invalid("revision-trailing-dot", {"model": {"revision": "v1."}}, "spec.model.revision", "schema"),
+    Invalid("revision-component-dot", {"model": {"revision": "refs/.hidden"}}, "spec.model.revision", "schema"),
+    Invalid("revision-space", {"model": {"revision": "main branch"}}, "spec.model.revision", "schema"),
+    Invalid("revision-lock", {"model": {"revision": "refs/heads/main.lock"}}, "spec.model.revision", "cel"),
+    Invalid("env-value-and-value-from",
+            {"engine": {"env": [{"name": "A", "value": "1", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}},
+            "spec.engine.env[0].valueFrom", "cel"),
+    Invalid("env-value-from-empty", {"engine": {"env": [{"name": "A", "valueFrom": {}}]}},
+            "spec.engine.env[0].valueFrom", "cel"),
+    Invalid("env-value-from-two-sources",
+            {"engine": {"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"},
+                                                            "secretKeyRef": {"name": "s", "key": "k"}}}]}},
+            "spec.engine.env[0].valueFrom", "cel"),
+    Invalid("env-field-path-unknown", {"engine": {"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "spec.foo"}}}]}},
+            "spec.engine.env[0].valueFrom.fieldRef.fieldPath", "schema"),
+    Invalid("env-secret-without-key", {"engine": {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s"}}}]}},
+            "spec.engine.env[0].valueFrom.secretKeyRef.key", "schema"),
+    Invalid("env-resource-field-unknown",
+            {"engine": {"env": [{"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu"}}}]}},
+            "spec.engine.env[0].valueFrom.resourceFieldRef.resource", "schema"),
+    Invalid("env-name-with-equals", {"engine": {"env": [{"name": "A=B", "value": "1"}]}},
+            "spec.engine.env[0].name", "schema"),
+    Invalid("cpu-request-negative", {"engine": {"resources": {"requests": {"cpu": "-1"}}}},
+            "spec.engine.resources.requests", "schema"),
+    Invalid("memory-limit-negative", {"engine": {"resources": {"limits": {"memory": "-4Gi"}}}},
+            "spec.engine.resources.limits", "schema"),
+    Invalid("request-above-limit", {"engine": {"resources": {"requests": {"memory": "64Gi"}, "limits": {"memory": "32Gi"}}}},
+            "spec.engine.resources.requests", "cel"),
+    Invalid("cpu-request-above-limit", {"engine": {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1500m"}}}},
+            "spec.engine.resources.requests", "cel"),
+    Invalid("resource-name-invalid", {"engine": {"resources": {"requests": {"gpus": "1"}}}},
+            "spec.engine.resources.requests", "cel"),
+    Invalid("resource-name-with-space", {"engine": {"resources": {"limits": {"my memory": "1Gi"}}}},
+            "spec.engine.resources.limits", "cel"),
+    Invalid("extended-resource-without-limit", {"engine": {"resources": {"requests": {"example.com/fpga": "1"}}}},
+            "spec.engine.resources.limits", "cel"),
+    Invalid("extended-resource-fraction", {"engine": {"resources": {"requests": {"example.com/dev": "500m"},
+                                                                  "limits": {"example.com/dev": "500m"}}}},
+            "spec.engine.resources.limits", "cel"),
+    Invalid("env-resource-field-other-container",
+            {"engine": {"env": [{"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu",
+                                                                                 "containerName": "other"}}}]}},
+            "spec.engine.env[0].valueFrom.resourceFieldRef.containerName", "schema"),
+    Invalid("affinity-operator-unknown",
+            {"scheduling": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "Bogus"}]}]}}}}},
+            "spec.scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+            ".matchExpressions[0].operator", "schema"),
+    Invalid("affinity-in-without-values",
+            {"scheduling": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "In"}]}]}}}}},
+            "spec.scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+            ".matchExpressions[0].values", "cel"),
+    Invalid("affinity-without-terms",
+            {"scheduling": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": []}}}}},
+            "spec.scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms",
+            "schema"),
+    Invalid("anti-affinity-without-topology-key",
+            {"scheduling": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"a": "b"}}}]}}}},
+            "spec.scheduling.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey",
+            "schema"),
+    Invalid("affinity-weight-zero",
+            {"scheduling": {"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 0, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}}},
+            "spec.scheduling.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+            "schema"),
+    Invalid("affinity-gt-not-integer",
+            {"scheduling": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpus", "operator": "Gt", "values": ["x"]}]}]}}}}},
+            "spec.scheduling.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+            ".matchExpressions[0].values", "cel"),
+    Invalid("cpu-as-float", {"engine": {"resources": {"requests": {"cpu": 0.5}}}},
+            "spec.engine.resources.requests.cpu", "schema"),
+    Invalid("node-selector-key-invalid", {"scheduling": {"nodeSelector": {"gpu type": "h100"}}},
+            "spec.scheduling.nodeSelector", "cel"),
+    Invalid("node-selector-key-prefix-invalid", {"scheduling": {"nodeSelector": {"Example.com/gpu": "h100"}}},
+            "spec.scheduling.nodeSelector", "cel"),
+    Invalid("node-selector-value-invalid", {"scheduling": {"nodeSelector": {"gpu": "H100 80GB"}}},
+            "spec.scheduling.nodeSelector.gpu", "schema"),
+    Invalid("toleration-key-invalid", {"scheduling": {"tolerations": [{"key": "bad key", "operator": "Exists"}]}},
+            "spec.scheduling.tolerations[0].key", "cel"),
+    Invalid("toleration-value-without-key", {"scheduling": {"tolerations": [{"value": "v"}]}},
+            "spec.scheduling.tolerations[0].operator", "cel"),
+    Invalid("toleration-value-invalid", {"scheduling": {"tolerations": [{"key": "k", "value": "a b"}]}},
+            "spec.scheduling.tolerations[0].value", "schema"),
+    Invalid("cache-size-zero", {"cache": {"size": "0"}}, "spec.cache.size", "cel"),
+    Invalid("cache-size-zero-gi", {"cache": {"size": "0Gi"}}, "spec.cache.size", "cel"),
+    Invalid("cache-size-zero-int", {"cache": {"size": 0}}, "spec.cache.size", "cel"),
+    Invalid("cache-size-negative", {"cache": {"size": "-5Gi"}}, "spec.cache.size", "schema"),
+    Invalid("ingress-host-ip", {"ui": {"ingress": {"enabled": True, "host": "10.0.0.1"}}}, "spec.ui.ingress.host", "cel"),
+    Invalid("ingress-annotation-key-invalid",
+            {"ui": {"ingress": {"annotations": {"nginx.ingress.kubernetes.io/ bad": "x"}}}},
+            "spec.ui.ingress.annotations", "cel"),
+    Invalid("ingress-annotation-key-empty-name", {"ui": {"ingress": {"annotations": {"example.com/": "x"}}}},
+            "spec.ui.ingress.annotations", "cel"),
+    Invalid("pdb-over-100-percent", {"disruptionBudget": {"maxUnavailable": "150%"}},
+            "spec.disruptionBudget.maxUnavailable", "schema"),
+    Invalid("pdb-zero-percent", {"disruptionBudget": {"maxUnavailable": "0%"}},
+            "spec.disruptionBudget.maxUnavailable", "schema"),
+    Invalid("engine-image-whitespace", {"engine": {"image": "vllm/vllm-openai: v0.32.0"}}, "spec.engine.image", "schema"),
+    Invalid("engine-image-uppercase-path", {"engine": {"image": "vllm/VLLM-openai:v0.32.0"}}, "spec.engine.image", "schema"),
+    Invalid("ui-image-trailing-space", {"ui": {"image": "ghcr.io/rerank-operator/rerank-ui:0.1.0 "}}, "spec.ui.image", "schema"),
+    Invalid("ui-image-bad-digest", {"ui": {"image": "ghcr.io/x/ui@sha256:abc"}}, "spec.ui.image", "schema"),
+    Invalid("instruction-too-long", {"instruction": "é" * 2049}, "spec.instruction", "cel"),
+    # --- pydantic strict types agree with the schema ---
+    Invalid("replicas-numeric-string", {"replicas": "3"}, "spec.replicas", "schema"),
+    Invalid("ui-enabled-yes", {"ui": {"enabled": "yes"}}, "spec.ui.enabled", "schema"),
+    Invalid("autoscaling-enabled-string", {"autoscaling": {"enabled": "true"}}, "spec.autoscaling.enabled", "schema"),
+    Invalid("tp-string", {"engine": {"tensorParallelSize": "2"}}, "spec.engine.tensorParallelSize", "schema"),
+    Invalid("max-model-len-float", {"engine": {"maxModelLen": 1024.5}}, "spec.engine.maxModelLen", "schema"),
+    Invalid("pdb-max-unavailable-float", {"disruptionBudget": {"maxUnavailable": 1.5}},
+            "spec.disruptionBudget.maxUnavailable", "schema"),
+    Invalid("env-as-map", {"engine": {"env": {"A": "1"}}}, "spec.engine.env", "schema"),
+    Invalid("tolerations-as-object", {"scheduling": {"tolerations": {"key": "k"}}}, "spec.scheduling.tolerations", "schema"),
+    Invalid("extra-args-as-string", {"engine": {"extraArgs": "--enable-prefix-caching"}}, "spec.engine.extraArgs", "schema"),
     # --- API-server-only semantics ---
     Invalid("env-duplicate-name", {"engine": {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}},
             "spec.engine.env", "server"),
@@ -181,6 +302,30 @@ VALID: list[Valid] = [
         "engine": {"device": "cpu", "dtype": "float32", "cpuKVCacheGiB": 8,
                    "resources": {"requests": {"cpu": "4", "memory": "12Gi"}, "limits": {"memory": "16Gi"}}},
     }, {"engine.device": "cpu", "engine.tensorParallelSize": 1, "engine.cpuKVCacheGiB": 8}),
+    Valid("every-owned-flag-neighbour", {
+        "engine": {"extraArgs": ["--enable-prefix-caching", "--max-logprobs=0", "--model-impl", "vllm",
+                                 "--config-format", "hf", "--enable_chunked_prefill", "--max-num-partial-prefills=1",
+                                 "-O3", "--kv-cache-dtype", "auto", "--compilation-config.level=3"]},
+    }, {"engine.extraArgs": ["--enable-prefix-caching", "--max-logprobs=0", "--model-impl", "vllm",
+                             "--config-format", "hf", "--enable_chunked_prefill", "--max-num-partial-prefills=1",
+                             "-O3", "--kv-cache-dtype", "auto", "--compilation-config.level=3"]}),
+    Valid("labels-tolerations-env-sources", {
+        "model": {"revision": "refs/pr/12"},
+        "engine": {"env": [{"name": "MY_NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                           {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+                           {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": True}}},
+                           {"name": "EMPTY", "value": ""}],
+                   "resources": {"requests": {"cpu": "500m", "memory": "2Gi", "example.com/fpga": 1},
+                                 "limits": {"memory": "2Gi", "example.com/fpga": "1"}},
+                   "image": "registry.example.com:5000/team/vllm-openai:v0.32.0@sha256:"
+                            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+        "scheduling": {"nodeSelector": {"kubernetes.io/arch": "amd64", "pool": ""},
+                       "tolerations": [{"operator": "Exists"}, {"key": "example.com/dedicated", "value": "rerank",
+                                                              "effect": "NoExecute", "tolerationSeconds": 60}]},
+        "ui": {"ingress": {"enabled": True, "host": "*.example.com", "annotations": {"a": "b", "x.io/y_z": "1"}}},
+        "disruptionBudget": {"maxUnavailable": "100%"},
+        "cache": {"size": "1"},
+    }, {"disruptionBudget.maxUnavailable": "100%"}),
     Valid("integer-quantities", {
         "engine": {"resources": {"requests": {"cpu": 4}}},
         "cache": {"size": "1.5Gi"},
@@ -200,3 +345,61 @@ def get_path(obj: dict[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         obj = obj[part]
     return obj
+
+
+# --- generated: every flag the operator owns, in the spellings vLLM's parser accepts --------------
+# (tests/unit/api/test_api_engine_flags.py checks each one against vLLM's real parser: it reaches the
+# owned flag there, or vLLM refuses the command line.)
+
+# A value each owned flag's parser accepts and that differs from its default.
+OWNED_FLAG_VALUES: dict[str, str | None] = {
+    "--tensor-parallel-size": "4", "--port": "9000", "--max-model-len": "1024", "--gpu-memory-utilization": "0.5",
+    "--max-num-seqs": "8", "--max-num-batched-tokens": "4096", "--dtype": "half", "--quantization": "fp8",
+    "--runner": "generate", "--convert": "embed", "--chat-template-content-format": "openai",
+    "--load-format": "dummy", "--hf-overrides": '{"is_original_qwen3_reranker": false}',
+    "--pooler-config": '{"activation": false}', "--default-chat-template-kwargs": '{"enable_thinking": true}',
+    "--quantization-config": '{"weight_bits": 4}', "--config": "/etc/vllm/config.yaml",
+    # switches: no value
+    "--trust-request-chat-template": None, "--no-trust-request-chat-template": None,
+    "--skip-tokenizer-init": None, "--no-skip-tokenizer-init": None,
+}
+# Flags whose value is JSON: vLLM also takes a dotted sub-key (--hf-overrides.key=value).
+JSON_FLAGS = ("--hf-overrides", "--pooler-config", "--default-chat-template-kwargs", "--quantization-config")
+
+
+def owned_flag_spellings() -> list[tuple[str, str, list[str]]]:
+    """(id, owned flag, extraArgs) for every owned flag in every spelling kind vLLM accepts:
+    ``--flag value``, ``--flag=value``, ``_`` for ``-``, an abbreviation (one character short),
+    a dotted sub-key (JSON-valued flags), and the short aliases."""
+    from rerank_operator.api.engine_flags import OWNED_LONG_FLAGS
+
+    out: list[tuple[str, str, list[str]]] = []
+    for flag in OWNED_LONG_FLAGS:
+        value = OWNED_FLAG_VALUES.get(flag, "x")
+        tail = [] if value is None else [value]
+        name = flag[2:]
+        out.append((f"{name}-exact", flag, [flag, *tail]))
+        if value is not None:
+            out.append((f"{name}-equals", flag, [f"{flag}={value}"]))
+        if "-" in name:
+            out.append((f"{name}-underscores", flag, ["--" + name.replace("-", "_"), *tail]))
+        out.append((f"{name}-abbreviated", flag, [flag[:-1], *tail]))
+        if flag in JSON_FLAGS:
+            out.append((f"{name}-dotted", flag, [f"{flag}.some_key=1"]))
+            out.append((f"{name}-dotted-underscores", flag, ["--" + name.replace("-", "_") + ".some_key", "1"]))
+    out += [
+        ("tp-short", "--tensor-parallel-size", ["-tp", "4"]),
+        ("tp-short-equals", "--tensor-parallel-size", ["-tp=4"]),
+        ("tp-short-abbreviated", "--tensor-parallel-size", ["-t", "4"]),
+        ("q-short", "--quantization", ["-q", "fp8"]),
+        ("q-short-attached", "--quantization", ["-qfp8"]),
+        ("q-short-equals", "--quantization", ["-q=fp8"]),
+    ]
+    return out
+
+
+INVALID += [
+    Invalid(f"extra-args-{case_id}", {"engine": {"extraArgs": ["--enable-prefix-caching", *args]}},
+            "spec.engine.extraArgs", "cel")
+    for case_id, _, args in owned_flag_spellings()
+]

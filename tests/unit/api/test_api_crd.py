@@ -139,7 +139,11 @@ def test_every_field_is_described(spec_schema, crd):
 
 def test_preserve_unknown_fields_only_where_pass_through(spec_schema, crd):
     preserved = {path for path, node in _nodes(spec_schema) if node.get("x-kubernetes-preserve-unknown-fields")}
-    assert preserved == {".scheduling.affinity", ".engine.env[].valueFrom"}
+    assert preserved == {".engine.env", ".scheduling.tolerations"}
+    # On the lists only so that a map in their place is a type error (their items are pruned).
+    for path, node in _nodes(spec_schema):
+        if path in (".engine.env", ".scheduling.tolerations"):
+            assert node["type"] == "array" and not node["items"].get("x-kubernetes-preserve-unknown-fields")
     status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert status["x-kubernetes-preserve-unknown-fields"] is True
 
@@ -148,20 +152,33 @@ def test_int_or_string_fields(spec_schema):
     int_or_string = {path for path, node in _nodes(spec_schema) if node.get("x-kubernetes-int-or-string")}
     assert int_or_string == {
         ".engine.resources.requests.*", ".engine.resources.limits.*", ".cache.size", ".disruptionBudget.maxUnavailable",
+        ".engine.env[].valueFrom.resourceFieldRef.divisor",
     }
 
 
 EXPECTED_CEL = {
-    (".", None),  # metadata.name
+    (".", ".metadata.name"),
+    (".spec.instruction", None),
     (".spec.model", ".revision"),
+    (".spec.model.revision", None),
     (".spec.model.pvc.path", None),
     (".spec.engine", ".maxNumBatchedTokens"),
     (".spec.engine", ".dtype"),
     (".spec.engine", ".tensorParallelSize"),
     (".spec.engine.extraArgs", None),
     (".spec.engine.env", None),
+    (".spec.engine.env[]", ".valueFrom"),
+    (".spec.engine.env[].valueFrom", None),
     (".spec.engine.resources", ".limits"),
     (".spec.engine.resources", ".requests"),
+    (".spec.engine.resources.requests", None),
+    (".spec.engine.resources.limits", None),
+    (".spec.scheduling.nodeSelector", None),
+    (".spec.scheduling.tolerations[]", ".operator"),
+    (".spec.scheduling.tolerations[]", ".key"),
+    (".spec.cache.size", None),
+    (".spec.ui.ingress.host", None),
+    (".spec.ui.ingress.annotations", None),
     (".spec.autoscaling", ".minReplicas"),
     (".spec.scheduling.tolerations[]", ".value"),
     (".spec.scheduling.tolerations[]", ".tolerationSeconds"),
@@ -173,6 +190,13 @@ EXPECTED_CEL = {
 
 def test_cel_rules_inventory_and_messages_name_their_field():
     rules = crdmod.cel_rules()
+    # Affinity's requirement rules sit on every matchExpressions list of the typed core v1 Affinity.
+    affinity = [(path, rule) for path, rule in rules if path.startswith(".spec.scheduling.affinity.")]
+    assert len(affinity) >= 12
+    for path, rule in affinity:
+        assert path.endswith("matchExpressions[]") and rule["fieldPath"] == ".values"
+        assert rule["message"].startswith("spec.scheduling.affinity") and ".values must" in rule["message"]
+    rules = [(path, rule) for path, rule in rules if not path.startswith(".spec.scheduling.affinity.")]
     assert {(path, rule.get("fieldPath")) for path, rule in rules} == EXPECTED_CEL
     for path, rule in rules:
         target = (path + rule.get("fieldPath", "")).lstrip(".") or "metadata.name"

@@ -135,3 +135,37 @@ def test_a_degraded_condition_is_announced_once():
     other = compute_status(body(bad), WANT2, sts(), now=NOW, observed_generation=3, failure=Failure("ReconcileFailed", "y"))
     assert degraded_transition(bad, other)["reason"] == "ReconcileFailed"
     assert degraded_transition(bad, ok) is None
+
+
+# --- pod creation refused by admission (FailedCreate events) -------------------------------------
+
+from rerank_operator.reconcile.status import (  # noqa: E402
+    POD_CREATION_FAILED,
+    POD_SECURITY_VIOLATION,
+    pod_creation_failure,
+)
+
+_PSA_MESSAGE = ('create Pod rr-engine-0 in StatefulSet rr-engine failed error: pods "rr-engine-0" is forbidden: '
+                'violates PodSecurity "restricted:latest": runAsNonRoot != true')
+
+
+def _event(message: str, stamp: str, reason: str = "FailedCreate") -> dict:
+    return {"reason": reason, "message": message, "lastTimestamp": stamp, "type": "Warning"}
+
+
+def test_pod_security_refusal_is_its_own_degraded_reason():
+    now = 1_800_000_000.0
+    events = [_event("old quota problem", "2027-01-15T07:30:00Z"), _event(_PSA_MESSAGE, "2027-01-15T07:59:00Z"),
+              _event("created pod", "2027-01-15T07:59:30Z", reason="SuccessfulCreate")]
+    failure = pod_creation_failure(events, now)
+    assert failure is not None and failure.reason == POD_SECURITY_VIOLATION
+    assert "runAsNonRoot" in failure.message
+
+
+def test_other_admission_refusals_and_stale_events():
+    now = 1_800_000_000.0
+    quota = _event('exceeded quota: compute, requested: memory=12Gi', "2027-01-15T07:55:00Z")
+    assert pod_creation_failure([quota], now).reason == POD_CREATION_FAILED
+    stale = _event(_PSA_MESSAGE, "2027-01-15T06:00:00Z")  # two hours old: history, not the present
+    assert pod_creation_failure([stale], now) is None
+    assert pod_creation_failure([], now) is None

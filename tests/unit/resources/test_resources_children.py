@@ -13,7 +13,7 @@ def refs(body):
 
 def test_default_spec_children():
     assert sorted(refs(make_body())) == sorted([
-        ("Service", "rr"), ("Service", "rr-engine-headless"), ("StatefulSet", "rr-engine"),
+        ("ServiceAccount", "rr-engine"), ("ServiceAccount", "rr-ui"), ("Service", "rr"), ("Service", "rr-engine-headless"), ("StatefulSet", "rr-engine"),
         ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
         ("Service", "rr-ui"),
     ])
@@ -22,9 +22,10 @@ def test_default_spec_children():
 
 def test_switched_off_children_are_retired():
     body = make_body({"ui": {"enabled": False}, "disruptionBudget": {"enabled": False}})
-    assert sorted(refs(body)) == [("Service", "rr"), ("Service", "rr-engine-headless"), ("StatefulSet", "rr-engine")]
+    assert sorted(refs(body)) == [("Service", "rr"), ("Service", "rr-engine-headless"),
+                                  ("ServiceAccount", "rr-engine"), ("StatefulSet", "rr-engine")]
     assert {(r.kind, r.name) for r in retired_children(body)} == {
-        ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
+        ("ServiceAccount", "rr-ui"), ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
         ("Service", "rr-ui"), ("Ingress", "rr-ui")}
 
 

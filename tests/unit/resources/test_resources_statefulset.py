@@ -82,7 +82,9 @@ def test_cpu_engine_requests_no_gpu_and_runs_the_cpu_build():
                              "resources": {"requests": {"cpu": "4"}, "limits": {"memory": "16Gi"}}}})
     assert_known_fields(sts, "V1StatefulSet")
     c = container(sts)
-    assert c["resources"] == {"requests": {"cpu": "4"}, "limits": {"memory": "16Gi"}}
+    # The user's cpu request and memory limit win; the memory request is the default (0.6B float32
+    # weights + 6 GiB KV cache + runtime), below the user's limit.
+    assert c["resources"] == {"requests": {"cpu": "4", "memory": "11Gi"}, "limits": {"memory": "16Gi"}}
     assert c["image"] == "ghcr.io/rerank-operator/rerank-engine-cpu:0.1.0"  # images/engine-cpu
     assert env(c)["VLLM_CPU_KVCACHE_SPACE"] == {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "6"}
     cmd = c["command"]
@@ -208,3 +210,45 @@ def test_owned_by_the_reranker_deployment_with_the_standard_labels():
         "app.kubernetes.io/component": "engine", "app.kubernetes.io/managed-by": "rerank-operator",
         "app.kubernetes.io/part-of": "rerank-operator",
     }
+
+
+def test_engine_pod_meets_pod_security_restricted():
+    sts = engine()
+    pod = sts["spec"]["template"]["spec"]
+    c = container(sts)
+    assert pod["serviceAccountName"] == "rr-engine" and pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["fsGroup"] == 1000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+    # Everything the engine writes is on a volume: HOME and HF_HOME on the cache claim, /tmp an emptyDir.
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    assert mounts["/tmp"] == "tmp" and mounts["/models"] == "model-cache"
+    assert env(c)["HOME"]["value"].startswith("/models/") and env(c)["HF_HOME"]["value"].startswith("/models/")
+
+
+@pytest.mark.parametrize("model,dtype,memory_request,memory_limit", [
+    ("Qwen/Qwen3-Reranker-0.6B", "auto", "6Gi", "12Gi"),
+    ("Qwen/Qwen3-Reranker-4B", "auto", "12Gi", "18Gi"),
+    ("Qwen/Qwen3-Reranker-8B", "auto", "19Gi", "25Gi"),
+    ("my-org/reranker-finetune", "auto", "19Gi", "25Gi"),  # size unknown: as large as 8B
+])
+def test_default_requests_and_memory_limit_are_sized_from_the_model(model, dtype, memory_request, memory_limit):
+    c = container(engine({"model": {"name": model}, "engine": {"dtype": dtype}}))
+    assert c["resources"]["requests"]["cpu"] == "2"
+    assert c["resources"]["requests"]["memory"] == memory_request
+    assert c["resources"]["limits"]["memory"] == memory_limit
+    assert "cpu" not in c["resources"]["limits"]
+
+
+def test_user_memory_request_above_the_default_limit_raises_the_limit():
+    c = container(engine({"engine": {"resources": {"requests": {"memory": "64Gi"}}}}))
+    assert c["resources"]["requests"]["memory"] == "64Gi"
+    assert c["resources"]["limits"]["memory"] == "64Gi"
+
+
+def test_user_memory_limit_below_the_default_request_caps_the_request():
+    c = container(engine({"engine": {"resources": {"limits": {"memory": "2Gi"}}}}))
+    assert c["resources"]["requests"]["memory"] == "2Gi" and c["resources"]["limits"]["memory"] == "2Gi"

@@ -1,0 +1,88 @@
+"""Default CPU and memory of the engine container, sized from the spec (pure).
+
+Without requests an engine pod is BestEffort: first evicted under memory pressure, and placed by
+the scheduler as if vLLM needed no host RAM, although every weight passes through host memory on
+load (and stays there on ``device: cpu``). So each engine gets requests and a memory limit by
+default; ``spec.engine.resources`` overrides them key by key.
+
+* weights: parameters x bytes per parameter (4 for float32, 1 with a quantization, else 2), the
+  parameter count read from the model name ("Qwen3-Reranker-4B" -> 4e9; 8e9 when the name does
+  not say, the largest Qwen3-Reranker);
+* memory request: the weights + a runtime allowance (Python, CUDA context, tokenizer), + the KV
+  cache on ``device: cpu`` (cpuKVCacheGiB);
+* memory limit: the request + /dev/shm (a memory-backed volume that counts against the limit) +
+  headroom for load-time peaks;
+* CPU request: one core per tensor-parallel worker plus one for the API server. No CPU limit: a
+  throttled engine answers slowly, while an over-eager one only borrows idle cores.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+from typing import Any
+
+from rerank_operator.api.quantity import format_bytes, parse_quantity
+from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
+
+GIB = 2**30
+DEFAULT_PARAMS_BILLIONS = 8.0
+RUNTIME_GIB = 4  # Python + torch + CUDA context + tokenizer, measured at ~3 GiB for vLLM 0.x on GPU
+CPU_RUNTIME_GIB = 2
+HEADROOM_GIB = 4
+
+
+def shm_gib(tensor_parallel_size: int) -> int:
+    """/dev/shm of the engine in GiB (also the StatefulSet's emptyDir sizeLimit)."""
+    return 2 * tensor_parallel_size
+
+
+def params_billions(model_name: str) -> float:
+    match = re.search(r"(?<![0-9.])([0-9]+(?:\.[0-9]+)?)B(?![A-Za-z])", model_name)
+    return float(match.group(1)) if match else DEFAULT_PARAMS_BILLIONS
+
+
+def weights_gib(spec: RerankerDeploymentSpec) -> float:
+    engine = spec.engine
+    if engine.quantization:
+        per_param = 1
+    elif engine.dtype == "float32":
+        per_param = 4
+    else:
+        per_param = 2
+    return params_billions(spec.model.name) * 1e9 * per_param / GIB
+
+
+def default_resources(spec: RerankerDeploymentSpec) -> dict[str, dict[str, str]]:
+    engine = spec.engine
+    weights = weights_gib(spec)
+    if engine.device == "cpu":
+        request_gib = weights + engine.cpu_kv_cache_gib + CPU_RUNTIME_GIB
+    else:
+        request_gib = weights + RUNTIME_GIB
+    request = math.ceil(request_gib)
+    limit = request + shm_gib(engine.tensor_parallel_size) + HEADROOM_GIB
+    return {
+        "requests": {"cpu": str(engine.tensor_parallel_size + 1), "memory": f"{request}Gi"},
+        "limits": {"memory": f"{limit}Gi"},
+    }
+
+
+def engine_cpu_memory(spec: RerankerDeploymentSpec) -> dict[str, dict[str, Any]]:
+    """requests and limits of the engine container without GPUs: the user's keys over the defaults,
+    the defaults bent so that no request exceeds its limit."""
+    defaults = default_resources(spec)
+    user_requests = dict(spec.engine.resources.requests or {})
+    user_limits = dict(spec.engine.resources.limits or {})
+    requests = {**defaults["requests"], **user_requests}
+    limits = {**defaults["limits"], **user_limits}
+    for key in set(requests) & set(limits):
+        request, limit = parse_quantity(requests[key]), parse_quantity(limits[key])
+        if request <= limit:
+            continue
+        if key in user_limits and key not in user_requests:
+            requests[key] = limits[key]  # the user capped it: request no more than the cap
+        else:
+            limits[key] = requests[key] if key in user_requests else format_bytes(Decimal(request))
+    return {"requests": requests, "limits": limits}
