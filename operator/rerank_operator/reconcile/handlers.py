@@ -110,12 +110,11 @@ async def drift_loop(state: _State, interval: float) -> None:
                 log.warning("drift check of %s/%s failed: %s", namespace, name, exc)
 
 
-async def _reconcile(reconciler: Reconciler, body: kopf.Body, retry: int, config: OperatorConfig,
-                     retire: bool = True) -> ReconcileResult:
+async def _reconcile(reconciler: Reconciler, body: kopf.Body, retry: int, config: OperatorConfig) -> ReconcileResult:
     """One reconcile from a change handler: transient API errors become a retry with backoff;
     anything the API server refuses for good is already in the status (Degraded)."""
     try:
-        result = await reconciler.reconcile(body, retire=retire)
+        result = await reconciler.reconcile(body)
     except ApiError as exc:  # e.g. the status write itself failed
         if exc.transient:
             raise kopf.TemporaryError(f"transient API error, retrying: {exc}",
@@ -182,7 +181,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
 
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile-create")
     async def created(body: kopf.Body, retry: int, logger: logging.Logger, **_: Any) -> None:
-        result = await _reconcile(state.reconciler, body, retry, config, retire=False)
+        # Retires switched-off children too: a "new" object may be one whose create was cut short
+        # by a crash after its children were made, and switched off since.
+        result = await _reconcile(state.reconciler, body, retry, config)
         if result.applied:
             kinds = ", ".join(f"{r.kind} {r.name}" for r in result.applied)
             state.emit(body, "Normal", "Created", f"created {kinds}")

@@ -231,9 +231,12 @@ class KubeClient:
         return (await self.request("POST", resource_path(api_version, kind, namespace), body=body))[1]
 
     async def merge_patch(self, api_version: str, kind: str, namespace: str | None, name: str,
-                          patch: Mapping[str, Any], subresource: str | None = None, parse: bool = True) -> dict | None:
+                          patch: Mapping[str, Any], subresource: str | None = None, parse: bool = True,
+                          field_manager: str | None = None) -> dict | None:
         path = resource_path(api_version, kind, namespace, name, subresource)
-        return (await self.request("PATCH", path, body=patch, content_type=MERGE_CONTENT_TYPE, parse=parse))[1]
+        params = {"fieldManager": field_manager} if field_manager else None
+        return (await self.request("PATCH", path, params=params, body=patch, content_type=MERGE_CONTENT_TYPE,
+                                   parse=parse))[1]
 
     async def delete(self, api_version: str, kind: str, namespace: str | None, name: str,
                      *, uid: str | None = None) -> bool:

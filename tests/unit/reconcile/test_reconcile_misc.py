@@ -109,3 +109,16 @@ def test_framework_connections_leave_room_for_every_watch():
     assert framework_connections([]) >= 2 + 16
     assert framework_connections(["a", "b", "c"]) == framework_connections(["a"]) + 4
     assert framework_connections(["team-*"]) >= 2 * 16
+
+
+def test_a_clashing_list_is_named_from_the_api_servers_refusal():
+    from rerank_operator.reconcile.reconciler import clashing_list, list_at, nested
+
+    refused = ApiError(422, "Invalid", 'Service "rr" is invalid: spec.ports[1].name: Duplicate value: "http"')
+    assert clashing_list(refused) == ("spec", "ports")
+    assert clashing_list(ApiError(409, "Conflict", 'spec.ports[1].name: Duplicate value: "http"')) is None
+    assert clashing_list(ApiError(422, "Invalid", "spec.selector: Required value")) is None
+    manifest = {"spec": {"ports": [{"name": "http", "port": 8000}]}}
+    assert list_at(manifest, ("spec", "ports")) == [{"name": "http", "port": 8000}]
+    assert list_at(manifest, ("spec", "selector")) is None
+    assert nested(("spec", "ports"), []) == {"spec": {"ports": []}}
