@@ -59,11 +59,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def framework_connections(namespaces: Sequence[str]) -> int:
-    """Connections to leave kopf: two watch streams (RerankerDeployments, StatefulSets) per watched
-    namespace -- a glob may match many, count 16 -- plus its namespace watch and its own requests."""
+    """Connections to leave kopf: one watch stream per watched kind (RerankerDeployments and each
+    child kind) and namespace -- a glob may match many, count 16 -- plus its namespace watch and
+    its own requests."""
+    from rerank_operator.resources import CHILD_KINDS
+
     globs = sum(1 for n in namespaces if any(c in n for c in "*?["))
     watched = 1 if not namespaces else len(namespaces) - globs + 16 * globs
-    return 2 * watched + 2 + 16
+    return (1 + len(CHILD_KINDS)) * watched + 2 + 16
 
 
 def run_operator(args: argparse.Namespace) -> int:

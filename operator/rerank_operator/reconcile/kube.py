@@ -21,23 +21,21 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from prometheus_client import Counter
 
+from rerank_operator.resources.children import CHILD_KINDS
+
 API_REQUESTS = Counter(
     "rerank_operator_api_requests",
     "Requests of the reconcile loop to the Kubernetes API, by verb, resource and HTTP status (0: no answer).",
     ["verb", "resource", "code"],
 )
 
-# kind -> (plural, namespaced)
+# kind -> (plural, namespaced): every child kind, and the others the operator reads or writes.
 KINDS: dict[str, tuple[str, bool]] = {
-    "Service": ("services", True),
-    "ConfigMap": ("configmaps", True),
+    **{child.kind: (child.plural, True) for child in CHILD_KINDS},
     "Event": ("events", True),
     "Pod": ("pods", True),
     "Node": ("nodes", False),
-    "StatefulSet": ("statefulsets", True),
-    "Deployment": ("deployments", True),
-    "PodDisruptionBudget": ("poddisruptionbudgets", True),
-    "Ingress": ("ingresses", True),
+    "Lease": ("leases", True),
     "RerankerDeployment": ("rerankerdeployments", True),
 }
 

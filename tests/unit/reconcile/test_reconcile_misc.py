@@ -107,8 +107,11 @@ def test_framework_connections_leave_room_for_every_watch():
     from rerank_operator.cli import framework_connections
 
     assert framework_connections([]) >= 2 + 16
-    assert framework_connections(["a", "b", "c"]) == framework_connections(["a"]) + 4
-    assert framework_connections(["team-*"]) >= 2 * 16
+    from rerank_operator.resources import CHILD_KINDS
+
+    streams = 1 + len(CHILD_KINDS)  # RerankerDeployments and each child kind
+    assert framework_connections(["a", "b", "c"]) == framework_connections(["a"]) + 2 * streams
+    assert framework_connections(["team-*"]) >= streams * 16
 
 
 def test_a_clashing_list_is_named_from_the_api_servers_refusal():
