@@ -6,15 +6,18 @@ owner is reconciled (server-side apply of every child, forced) by a few workers.
 pass over every RerankerDeployment stays as a safety net for changes no watch event reported
 (e.g. while the operator was down, or a watch gap).
 
-Who edited a child is read from its managedFields: the newest entry that is not a status write.
-Our own applies and the controllers' bookkeeping (kube-controller-manager's revision annotations)
-are not drift; anyone else's newer entry is, once per (manager, time) stamp, so that a foreign
-field the operator does not own (a label someone added) costs one reconcile, not one per event.
+Which events are drift: a child's content (all but its status and bookkeeping metadata) changed
+since its last event, to a resourceVersion other than the one the operator's own last write of it
+produced. Status updates by the controllers, their revision annotations, and the operator's own
+applies are not drift. (managedFields cannot tell: an edit that sets a field to its zero value,
+e.g. ``publishNotReadyAddresses: false``, leaves no entry of its author.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -22,28 +25,27 @@ from rerank_operator.resources import labels as L
 
 from .logs import object_ref
 
-# Field managers whose writes to a child are never drift: controllers' bookkeeping.
-CONTROLLERS = frozenset({"kube-controller-manager"})
+# Metadata that changes without anyone editing the object's content.
+_BOOKKEEPING = ("resourceVersion", "managedFields", "generation", "creationTimestamp", "uid", "selfLink")
+# Annotations the controllers keep on the children (the Deployment controller's revision).
+_CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
 
 Key = tuple[str, str]  # (namespace, name) of a RerankerDeployment
+PERIODIC = "periodic check"
 
 log = logging.getLogger(__name__)
 
 
-def foreign_edit(child: Mapping[str, Any], manager: str) -> tuple[str, str] | None:
-    """(manager, time) of the newest write to ``child`` by someone other than ``manager`` and the
-    controllers, if that write is the newest one; None when the operator wrote last."""
-    newest: tuple[str, str] | None = None
-    newest_time = ""
-    for entry in (child.get("metadata") or {}).get("managedFields") or []:
-        if entry.get("subresource") == "status":
-            continue
-        time = entry.get("time") or ""
-        if time >= newest_time:
-            newest_time, newest = time, (entry.get("manager") or "", time)
-    if newest is None or newest[0] == manager or newest[0] in CONTROLLERS:
-        return None
-    return newest
+def content_digest(child: Mapping[str, Any]) -> bytes:
+    """A digest of what a child is, as opposed to what it reports (status) or bookkeeping."""
+    meta = dict(child.get("metadata") or {})
+    for key in _BOOKKEEPING:
+        meta.pop(key, None)
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in _CONTROLLER_ANNOTATIONS}
+    meta["annotations"] = annotations
+    content = {k: v for k, v in child.items() if k not in ("status", "metadata")}
+    content["metadata"] = meta
+    return hashlib.blake2b(json.dumps(content, sort_keys=True, default=str).encode(), digest_size=16).digest()
 
 
 def owner_name(child: Mapping[str, Any]) -> str | None:
@@ -57,16 +59,16 @@ class DriftRepair:
     """Reconciles woken RerankerDeployments (each at most once at a time, wakes while it runs
     coalesce into one more pass) and, as a safety net, every known one once per ``interval``."""
 
-    def __init__(self, repair: Callable[[str, str, str], Awaitable[None]], *, manager: str,
-                 interval: float, workers: int = 8):
+    def __init__(self, repair: Callable[[str, str, str], Awaitable[None]], *,
+                 written: Mapping[tuple[str, str, str], str | None], interval: float, workers: int = 8):
         self.repair = repair  # (namespace, name, why) -> reconcile that object
-        self.manager = manager
+        self.written = written  # (kind, namespace, name) -> resourceVersion of the operator's last write
         self.interval = interval
         self.known: set[Key] = set()
         self._pending: dict[Key, str] = {}  # woken, not yet started: why
         self._running: set[Key] = set()
         self._ready = asyncio.Queue()
-        self._stamps: dict[str, tuple[str, str]] = {}  # child uid -> foreign edit acted on
+        self._digests: dict[str, bytes] = {}  # child uid -> content_digest at its last event
         self._tasks = [asyncio.get_running_loop().create_task(self._worker()) for _ in range(workers)]
         self._tasks.append(asyncio.get_running_loop().create_task(self._periodic()))
 
@@ -88,16 +90,19 @@ class DriftRepair:
         owner = owner_name(child)
         if owner is None:
             return
+        uid = meta.get("uid")
         what = f"{child.get('kind')} {meta.get('name')}"
         if event_type == "DELETED":
-            self._stamps.pop(meta.get("uid"), None)
+            self._digests.pop(uid, None)
             self.wake(meta.get("namespace"), owner, f"deleted {what}")
             return
-        stamp = foreign_edit(child, self.manager)
-        if stamp is None or self._stamps.get(meta.get("uid")) == stamp:
-            return
-        self._stamps[meta.get("uid")] = stamp
-        self.wake(meta.get("namespace"), owner, f"{what} edited by {stamp[0]}")
+        digest = content_digest(child)
+        previous, self._digests[uid] = self._digests.get(uid), digest
+        if previous is None or previous == digest:
+            return  # first sight (a creation: made to spec), or only its status moved
+        if self.written.get((child.get("kind"), meta.get("namespace"), meta.get("name"))) == meta.get("resourceVersion"):
+            return  # our own write
+        self.wake(meta.get("namespace"), owner, f"{what} changed")
 
     def wake(self, namespace: str, name: str, why: str) -> None:
         key = (namespace, name)
@@ -136,4 +141,4 @@ class DriftRepair:
             for namespace, name in keys:
                 await asyncio.sleep(pause)
                 if (namespace, name) in self.known:
-                    self.wake(namespace, name, "periodic check")
+                    self.wake(namespace, name, PERIODIC)

@@ -36,11 +36,11 @@ from rerank_operator.resources import CHILD_KINDS
 from rerank_operator.resources import labels as L
 
 from .autoscalers import Autoscalers
-from .drift import DriftRepair, owner_name
+from .drift import PERIODIC, DriftRepair, owner_name
 from .events import EventPoster
 from .kube import ApiError, KubeClient
 from .logs import object_ref
-from .reconciler import FIELD_MANAGER, Reconciler, ReconcileResult
+from .reconciler import Reconciler, ReconcileResult
 
 RESOURCE = (L.GROUP, L.VERSION, L.PLURAL)
 CHILD_LABELS = {"app.kubernetes.io/managed-by": L.MANAGER}
@@ -89,6 +89,8 @@ async def repair(state: _State, namespace: str, name: str, why: str) -> None:
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     result = await state.reconciler.reconcile(body)
+    if why != PERIODIC:
+        log.info("reconciled: %s", why, extra=object_ref(namespace, name))
     if result.created:
         restored = ", ".join(f"{r.kind} {r.name}" for r in result.created)
         log.info("re-created %s (%s)", restored, why, extra=object_ref(namespace, name))
@@ -145,7 +147,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
                                       max_concurrent=config.connections)
         state.autoscalers = Autoscalers(state.sync_api, autoscaler_daemon)
         state.drift = DriftRepair(lambda namespace, name, why: repair(state, namespace, name, why),
-                                  manager=FIELD_MANAGER, interval=config.drift_interval)
+                                  written=state.reconciler.written, interval=config.drift_interval)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:

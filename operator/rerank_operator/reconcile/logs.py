@@ -7,6 +7,7 @@ prefix (text) or as an ``object`` field (JSON, one object per line, for log pipe
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rerank_operator.resources import labels as L
@@ -30,3 +31,15 @@ def configure(log_format: str, verbose: bool) -> None:
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_prefix=False)
     else:
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(quiet_watch_handlers)
+
+
+def quiet_watch_handlers(record: logging.LogRecord) -> bool:
+    """Drop kopf's "Handler 'child-…' succeeded" lines: one per watch event of every child (thousands
+    a minute at scale) that say nothing; their failures still show."""
+    if record.name == "kopf.objects" and record.levelno == logging.INFO:
+        message = record.getMessage()
+        return not (message.startswith("Handler '") and message.endswith("' succeeded."))
+    return True

@@ -119,6 +119,9 @@ class Reconciler:
         # Per RerankerDeployment: the StatefulSet state and status document last acted on, so that
         # a StatefulSet event bringing nothing new costs no API call.
         self._sts_seen: dict[tuple[str, str], dict[str, Any]] = {}
+        # (kind, namespace, name) of each child -> the resourceVersion our last write made: a
+        # watch event of that version is our own doing, not drift (see ``drift``).
+        self.written: dict[tuple[str, str, str], str | None] = {}
         self._published: dict[tuple[str, str], str] = {}
         # A just-created StatefulSet gets its first status from its controller within moments; the
         # reconcile that created it waits (up to ``sts_wait`` seconds, holding no slot) for that
@@ -246,10 +249,10 @@ class Reconciler:
         return await finish(None)
 
     async def _apply(self, manifest: Mapping[str, Any], key: tuple[str, str], mine: list[asyncio.Future]) -> tuple[int, dict | None]:
-        # Only the StatefulSet's answer is read (its status feeds ours); the rest is dropped unparsed.
+        # The StatefulSet's answer is kept (its status feeds ours); of the rest only the version.
         is_sts = manifest["kind"] == "StatefulSet"
         try:
-            code, obj = await self.kube.apply(manifest, field_manager=self.field_manager, parse=is_sts)
+            code, obj = await self._write(manifest)
         except ApiError as exc:
             path = clashing_list(exc)
             if path is None or list_at(manifest, path) is None:
@@ -261,7 +264,9 @@ class Reconciler:
             await self.kube.merge_patch(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"],
                                         nested(path, list_at(manifest, path)), parse=False,
                                         field_manager=self.field_manager)
-            code, obj = await self.kube.apply(manifest, field_manager=self.field_manager, parse=is_sts)
+            code, obj = await self._write(manifest)
+        if not is_sts:
+            obj = None
         if is_sts and code == 201 and self.sts_wait > 0 and obj is not None:
             # Just created: its controller's first status is moments away (see ``sts_wait``).
             # Registered before anything else runs, so that no later event of it is missed.
@@ -269,6 +274,14 @@ class Reconciler:
             waiter = asyncio.get_running_loop().create_future()
             self._sts_waiters[key] = waiter
             mine.append(waiter)
+        return code, obj
+
+    async def _write(self, manifest: Mapping[str, Any]) -> tuple[int, dict | None]:
+        """Server-side apply, remembering the resourceVersion it produced (``written``)."""
+        code, obj = await self.kube.apply(manifest, field_manager=self.field_manager)
+        meta = manifest["metadata"]
+        if obj is not None:
+            self.written[(manifest["kind"], meta["namespace"], meta["name"])] = obj["metadata"].get("resourceVersion")
         return code, obj
 
     async def _retire(self, body: Mapping[str, Any], ref: ChildRef) -> bool:
@@ -365,6 +378,6 @@ class Reconciler:
         if ui_enabled:
             document = render_status(new)
             if force_configmap or self._published.get((namespace, name)) != document:
-                await self.kube.apply(build_status_configmap(body, new), field_manager=self.field_manager, parse=False)
+                await self._write(build_status_configmap(body, new))
                 self._published[(namespace, name)] = document
         return new

@@ -1,57 +1,62 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 
-from rerank_operator.reconcile.drift import DriftRepair, foreign_edit
-
-OURS = "rerank-operator"
+from rerank_operator.reconcile.drift import DriftRepair, content_digest
 
 
-def _child(*entries, uid="u1", owner="rr"):
-    return {"kind": "Service", "metadata": {
-        "name": "rr", "namespace": "ns", "uid": uid,
+def _child(rv="1", uid="u1", owner="rr", **spec):
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": "rr", "namespace": "ns", "uid": uid, "resourceVersion": rv,
         "ownerReferences": [{"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment", "name": owner}],
-        "managedFields": [{"manager": m, "operation": op, "time": t, **({"subresource": sub} if sub else {})}
-                          for m, op, t, sub in entries]}}
+        "managedFields": [{"manager": "m", "time": f"t{rv}"}]},
+        "spec": {"publishNotReadyAddresses": True, **spec}, "status": {"loadBalancer": {}}}
 
 
-def test_only_a_newest_write_by_someone_else_is_drift():
-    ours_last = _child((OURS, "Apply", "2026-01-01T00:00:02Z", None), ("kubectl-patch", "Update", "2026-01-01T00:00:01Z", None))
-    assert foreign_edit(ours_last, OURS) is None
-    theirs_last = _child((OURS, "Apply", "2026-01-01T00:00:01Z", None), ("kubectl-patch", "Update", "2026-01-01T00:00:02Z", None))
-    assert foreign_edit(theirs_last, OURS) == ("kubectl-patch", "2026-01-01T00:00:02Z")
-    # Status writes and the controllers' bookkeeping are not drift.
-    status = _child((OURS, "Apply", "2026-01-01T00:00:01Z", None),
-                    ("kube-controller-manager", "Update", "2026-01-01T00:00:05Z", "status"))
-    assert foreign_edit(status, OURS) is None
-    revision = _child((OURS, "Apply", "2026-01-01T00:00:01Z", None),
-                      ("kube-controller-manager", "Update", "2026-01-01T00:00:05Z", None))
-    assert foreign_edit(revision, OURS) is None
+def test_the_digest_ignores_status_and_bookkeeping_but_not_content():
+    base = _child()
+    moved = copy.deepcopy(base)
+    moved["status"] = {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}
+    moved["metadata"]["resourceVersion"] = "9"
+    moved["metadata"]["managedFields"] = []
+    moved["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "3"}
+    assert content_digest(moved) == content_digest(base)
+    assert content_digest(_child(publishNotReadyAddresses=False)) != content_digest(base)
 
 
-def test_deletions_and_foreign_edits_wake_the_owner_once_per_stamp():
+def _run(events, written=None):
     async def run():
-        woken: list[tuple[str, str, str]] = []
-        done = asyncio.Event()
+        woken: list[str] = []
 
         async def repair(namespace, name, why):
-            woken.append((namespace, name, why))
-            done.set()
+            woken.append(why)
 
-        drift = DriftRepair(repair, manager=OURS, interval=3600)
-        edited = _child((OURS, "Apply", "2026-01-01T00:00:01Z", None), ("kubectl-edit", "Update", "2026-01-01T00:00:02Z", None))
-        for _ in range(3):  # e.g. further events of the same child after the edit
-            drift.child_event("MODIFIED", edited)
-        await asyncio.wait_for(done.wait(), 5)
-        done.clear()
-        drift.child_event("MODIFIED", _child((OURS, "Apply", "2026-01-01T00:00:03Z", None)))
-        drift.child_event("DELETED", _child((OURS, "Apply", "2026-01-01T00:00:03Z", None)))
-        await asyncio.wait_for(done.wait(), 5)
+        drift = DriftRepair(repair, written=written or {}, interval=3600)
+        for event_type, child in events:
+            drift.child_event(event_type, child)
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
         await drift.close()
         return woken
+    return asyncio.run(run())
 
-    woken = asyncio.run(run())
-    assert woken == [("ns", "rr", "Service rr edited by kubectl-edit"), ("ns", "rr", "deleted Service rr")]
+
+def test_a_foreign_edit_or_a_deletion_wakes_the_owner():
+    edited = _child(rv="2", publishNotReadyAddresses=False)
+    assert _run([("ADDED", _child()), ("MODIFIED", edited)]) == ["Service rr changed"]
+    assert _run([("ADDED", _child()), ("DELETED", _child())]) == ["deleted Service rr"]
+
+
+def test_status_moves_and_own_writes_are_not_drift():
+    status_only = _child(rv="2")
+    status_only["status"] = {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}
+    ours = _child(rv="3", clusterIP="None")
+    assert _run([("ADDED", _child()), ("MODIFIED", status_only), ("MODIFIED", ours)],
+                written={("Service", "ns", "rr"): "3"}) == []
+    # A child without our owner reference is someone else's.
+    assert _run([("ADDED", _child(owner=None) | {"metadata": {"name": "x", "namespace": "ns"}}),
+                 ("DELETED", {"kind": "Service", "metadata": {"name": "x", "namespace": "ns"}})]) == []
 
 
 def test_wakes_while_a_repair_runs_coalesce_into_one_more_pass():
@@ -64,7 +69,7 @@ def test_wakes_while_a_repair_runs_coalesce_into_one_more_pass():
             calls += 1
             await release.wait()
 
-        drift = DriftRepair(repair, manager=OURS, interval=3600, workers=4)
+        drift = DriftRepair(repair, written={}, interval=3600, workers=4)
         drift.wake("ns", "rr", "first")
         await asyncio.sleep(0.05)
         for i in range(5):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -125,3 +126,25 @@ def test_a_clashing_list_is_named_from_the_api_servers_refusal():
     assert list_at(manifest, ("spec", "ports")) == [{"name": "http", "port": 8000}]
     assert list_at(manifest, ("spec", "selector")) is None
     assert nested(("spec", "ports"), []) == {"spec": {"ports": []}}
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_log_lines_about_an_object_name_it(log_format):
+    # The operator's real logging set-up, in a child process (it configures the root logger).
+    code = f"""
+import json, logging
+from rerank_operator.reconcile import logs
+logs.configure({log_format!r}, verbose=False)
+logging.getLogger("rerank_operator.reconcile.drift").warning("repair failed: %s", "boom",
+                                                              extra=logs.object_ref("team-a", "rr"))
+logging.getLogger("kopf.objects").info("Handler 'child-services' succeeded.", extra=logs.object_ref("team-a", "rr"))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stderr
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out  # the watch handlers' success lines are dropped
+    if log_format == "json":
+        record = json.loads(lines[0])
+        assert record["message"] == "repair failed: boom"
+        assert (record["object"]["namespace"], record["object"]["name"]) == ("team-a", "rr")
+    else:
+        assert "[team-a/rr] repair failed: boom" in lines[0]
