@@ -1,8 +1,9 @@
 """The kopf wiring: which events run which reconcile step, retries, events, the autoscaler daemon.
 
 * create / update / resume of a RerankerDeployment -> ``Reconciler.reconcile`` (server-side
-  apply of every child). Transient API errors (409, 429, 5xx, lost connections) raise
-  ``kopf.TemporaryError`` with exponential backoff; a spec the cluster cannot run (invalid, a
+  apply of every child). kopf's base for update diffs is kept in memory (``diffbase``), so a
+  handler that succeeds writes nothing to the object itself. Transient API errors (409, 429,
+  5xx, lost connections) raise ``kopf.TemporaryError`` with exponential backoff; a spec the cluster cannot run (invalid, a
   child refused, not enough GPUs on any node) is reported in the status (Degraded) and with one
   Warning event, and is not retried in a loop: the drift check looks again every interval.
 * drift repair (``drift``): the operator watches its children of every kind; a child deleted, or
@@ -36,6 +37,7 @@ from rerank_operator.resources import CHILD_KINDS
 from rerank_operator.resources import labels as L
 
 from .autoscalers import Autoscalers
+from .diffbase import MemoryDiffBaseStorage
 from .drift import PERIODIC, DriftRepair, owner_name
 from .events import EventPoster
 from .kube import ApiError, KubeClient
@@ -81,6 +83,7 @@ class _State:
         self.emit: EventPoster | None = None
         self.autoscalers: Autoscalers | None = None
         self.drift: DriftRepair | None = None
+        self.diffbase = MemoryDiffBaseStorage()
 
 
 async def repair(state: _State, namespace: str, name: str, why: str) -> None:
@@ -89,12 +92,12 @@ async def repair(state: _State, namespace: str, name: str, why: str) -> None:
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     result = await state.reconciler.reconcile(body)
-    if why != PERIODIC:
-        log.info("reconciled: %s", why, extra=object_ref(namespace, name))
     if result.created:
         restored = ", ".join(f"{r.kind} {r.name}" for r in result.created)
         log.info("re-created %s (%s)", restored, why, extra=object_ref(namespace, name))
         state.emit(body, "Normal", "Restored", "re-created deleted " + restored)
+    elif why != PERIODIC:
+        log.info("re-applied its children (%s)", why, extra=object_ref(namespace, name))
 
 
 async def _reconcile(reconciler: Reconciler, body: kopf.Body, retry: int, config: OperatorConfig) -> ReconcileResult:
@@ -129,8 +132,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         # its own Normal events (created, updated, scaled, restored).
         settings.posting.level = logging.WARNING
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=L.GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=L.GROUP, key="last-handled-configuration")
+        settings.persistence.diffbase_storage = state.diffbase
         settings.persistence.finalizer = f"{L.GROUP}/finalizer"
         # Back-pressure: at most this many objects of a kind are being handled at once; further
         # watch events wait unread in the stream. Without it a thousand objects created together
@@ -165,8 +167,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         # Retires switched-off children too: a "new" object may be one whose create was cut short
         # by a crash after its children were made, and switched off since.
         result = await _reconcile(state.reconciler, body, retry, config)
-        if result.applied:
-            kinds = ", ".join(f"{r.kind} {r.name}" for r in result.applied)
+        if result.created:  # (after an operator restart every object is "new" to it: see diffbase)
+            kinds = ", ".join(f"{r.kind} {r.name}" for r in result.created)
             state.emit(body, "Normal", "Created", f"created {kinds}")
         logger.info("reconciled %d children (created %d)", len(result.applied), len(result.created))
 
@@ -196,6 +198,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         if state.drift is not None:
             state.drift.track(namespace, name, present=not deleted)
         if deleted:
+            state.diffbase.forget(body.get("metadata", {}).get("uid"))
             if state.reconciler is not None:
                 state.reconciler.forget(namespace, name)
             operator_metrics.forget(namespace, name)

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, describe_error, parse_spec
 from rerank_operator.resources import labels as L
-from rerank_operator.resources.children import ChildRef, desired_children, ref_of, retired_children
+from rerank_operator.resources.children import ChildRef, all_child_refs, desired_children, ref_of, retired_children
 from rerank_operator.resources.services import endpoint_url
 from rerank_operator.resources.status_configmap import build_status_configmap, render_status
 from rerank_operator.resources.ui import ui_url
@@ -149,6 +149,8 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         self._sts_seen.pop((namespace, name), None)
         self._published.pop((namespace, name), None)
+        for ref in all_child_refs(name):
+            self.written.pop((ref.kind, namespace, ref.name), None)
 
     # --- full reconcile ------------------------------------------------------------------------
 
