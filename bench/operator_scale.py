@@ -311,6 +311,8 @@ async def run(args: argparse.Namespace, kubeconfig: str, workdir: Path, cluster_
                 popen.wait(15)
             except subprocess.TimeoutExpired:
                 popen.kill()
+        if args.keep_log:
+            Path(args.keep_log).write_bytes(log.read_bytes())
         errors = [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line]
         if errors:
             print(f"operator log has {len(errors)} ERROR lines, e.g. {errors[0][:300]}", flush=True)
@@ -330,6 +332,7 @@ def main() -> int:
     parser.add_argument("--drift-samples", type=int, default=100,
                         help="children deleted or edited by hand for the drift figure (0: skip)")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--keep-log", default=None, help="copy the operator's log to this file")
     parser.add_argument("--kubeconfig", default=None, help="use this cluster instead of starting a local one")
     args = parser.parse_args()
 

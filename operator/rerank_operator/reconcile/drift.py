@@ -118,27 +118,31 @@ class DriftRepair:
             why = self._pending.pop(key, None)
             if why is None or key in self._running:
                 continue  # forgotten meanwhile, or queued again while running (requeued when done)
-            self._running.add(key)
-            try:
-                await self.repair(key[0], key[1], why)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 -- the periodic pass is the retry; never stop a worker
-                log.warning("drift repair (%s) failed: %s", why, exc, extra=object_ref(key[0], key[1]))
-            finally:
-                self._running.discard(key)
-                if key in self._pending:
-                    self._ready.put_nowait(key)
+            await self._run(key, why)
+
+    async def _run(self, key: Key, why: str) -> None:
+        self._running.add(key)
+        try:
+            await self.repair(key[0], key[1], why)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- the periodic pass is the retry; never stop a worker
+            log.warning("drift repair (%s) failed: %s", why, exc, extra=object_ref(key[0], key[1]))
+        finally:
+            self._running.discard(key)
+            if key in self._pending:
+                self._ready.put_nowait(key)
 
     async def _periodic(self) -> None:
-        """Every known object once per interval, evenly spread."""
+        """Every known object once per interval, evenly spread, one at a time and apart from the
+        workers: however slow the API server, the pass never queues up ahead of a real drift."""
         while True:
             keys = sorted(self.known)
             if not keys:
                 await asyncio.sleep(self.interval)
                 continue
             pause = self.interval / len(keys)
-            for namespace, name in keys:
+            for key in keys:
                 await asyncio.sleep(pause)
-                if (namespace, name) in self.known:
-                    self.wake(namespace, name, PERIODIC)
+                if key in self.known and key not in self._running and key not in self._pending:
+                    await self._run(key, PERIODIC)
