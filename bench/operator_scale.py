@@ -13,10 +13,13 @@ Starts its own local control plane (or uses --kubeconfig's cluster, with the CRD
    counted to confirm. Ratio = raw seconds / operator seconds (1.0: as fast as the raw client).
 3. Peak RSS of the operator process while it manages --rss-count RerankerDeployments (more are
    created up to that number, and it settles for --settle seconds).
+4. Drift repair at that scale: --drift-samples times, one child of a random RerankerDeployment is
+   deleted or edited by hand (each child kind in turn; edits of a field the operator owns), and the
+   clock runs until it is back as the operator makes it (polled every 20 ms) -> p50/p99/max.
 
 Engine and UI replicas are 0 by default so that the kube-controller-manager's pod creation does
 not dominate a small machine; the operator's own work does not depend on them. Targets: ratio >=
-0.5, RSS <= 150 MB. Prints one line per figure.
+0.5, RSS <= 150 MB, drift repair p99 <= 2 s. Prints one line per figure.
 """
 
 from __future__ import annotations
@@ -119,6 +122,62 @@ async def operator_phase(kube: KubeClient, namespace: str, first: int, count: in
     await gather_limited([create(i) for i in range(first, count)], concurrency)
     await wait_current(kube, namespace, count, timeout)
     return time.perf_counter() - started
+
+
+# (what is done to the child, api_version, kind, name of it from the RerankerDeployment's name, patch
+# or None for a deletion, check that it is back)
+def _drift_cases() -> list[tuple[str, str, str, Any, Any, Any]]:
+    return [
+        ("delete", "v1", "Service", lambda n: n, None, None),
+        ("delete", "v1", "Service", lambda n: f"{n}-engine-headless", None, None),
+        ("delete", "apps/v1", "StatefulSet", lambda n: f"{n}-engine", None, None),
+        ("delete", "policy/v1", "PodDisruptionBudget", lambda n: f"{n}-engine", None, None),
+        ("delete", "v1", "ConfigMap", lambda n: f"{n}-status", None, None),
+        ("delete", "apps/v1", "Deployment", lambda n: f"{n}-ui", None, None),
+        ("delete", "v1", "Service", lambda n: f"{n}-ui", None, None),
+        ("edit", "v1", "Service", lambda n: f"{n}-engine-headless", {"spec": {"publishNotReadyAddresses": False}},
+         lambda o: o["spec"].get("publishNotReadyAddresses") is True),
+        ("edit", "apps/v1", "Deployment", lambda n: f"{n}-ui", {"spec": {"replicas": 3}},
+         lambda o: o["spec"]["replicas"] == 0),
+        ("edit", "v1", "ConfigMap", lambda n: f"{n}-status", {"data": {"status.json": "{}"}},
+         lambda o: o["data"]["status.json"] != "{}"),
+    ]
+
+
+async def drift_phase(kube: KubeClient, namespace: str, count: int, samples: int, seed: int) -> list[float]:
+    """Seconds from a hand deletion/edit of a child until it is back, for ``samples`` children."""
+    import random
+
+    rng = random.Random(seed)
+    cases = _drift_cases()
+    took = []
+    for i in range(samples):
+        action, api_version, kind, child_name, patch, repaired = cases[i % len(cases)]
+        name = child_name(f"bench-{rng.randrange(count)}")
+        before = await kube.get(api_version, kind, namespace, name)
+        if action == "delete":
+            await kube.delete(api_version, kind, namespace, name)
+        else:
+            await kube.merge_patch(api_version, kind, namespace, name, patch)
+        started = time.perf_counter()
+        while True:
+            now = await kube.get(api_version, kind, namespace, name)
+            if action == "delete":
+                done = now is not None and now["metadata"]["uid"] != before["metadata"]["uid"]
+            else:
+                done = now is not None and repaired(now)
+            if done:
+                break
+            if time.perf_counter() - started > 60:
+                raise TimeoutError(f"{action} of {kind} {name} not repaired in 60 s")
+            await asyncio.sleep(0.02)
+        took.append(time.perf_counter() - started)
+    return took
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
 
 
 async def count_children(kube: KubeClient, namespace: str) -> int:
@@ -238,6 +297,12 @@ async def run(args: argparse.Namespace, kubeconfig: str, workdir: Path, cluster_
                                                  args.concurrency, args.timeout)
                     await asyncio.sleep(args.settle)
                     print(f"operator: {args.rss_count} RerankerDeployments current after {rss_s:.1f} s more", flush=True)
+                if args.drift_samples:
+                    took = await drift_phase(kube, "bench-op", max(args.rss_count, args.count), args.drift_samples,
+                                             args.seed)
+                    print(f"drift repair at {max(args.rss_count, args.count)} RerankerDeployments "
+                          f"({len(took)} children deleted or edited by hand): p50 {percentile(took, 0.5):.2f} s, "
+                          f"p99 {percentile(took, 0.99):.2f} s, max {max(took):.2f} s (target p99 <= 2 s)", flush=True)
             print(f"operator RSS: idle {idle_rss / 2**20:.0f} MB, peak {rss.peak / 2**20:.0f} MB with "
                   f"{max(args.rss_count, args.count)} RerankerDeployments (target <= 150 MB)", flush=True)
         finally:
@@ -246,6 +311,8 @@ async def run(args: argparse.Namespace, kubeconfig: str, workdir: Path, cluster_
                 popen.wait(15)
             except subprocess.TimeoutExpired:
                 popen.kill()
+        if args.keep_log:
+            Path(args.keep_log).write_bytes(log.read_bytes())
         errors = [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line]
         if errors:
             print(f"operator log has {len(errors)} ERROR lines, e.g. {errors[0][:300]}", flush=True)
@@ -262,6 +329,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="parallel requests of the raw client")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds to let the cluster settle between phases")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--drift-samples", type=int, default=100,
+                        help="children deleted or edited by hand for the drift figure (0: skip)")
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--keep-log", default=None, help="copy the operator's log to this file")
     parser.add_argument("--kubeconfig", default=None, help="use this cluster instead of starting a local one")
     args = parser.parse_args()
 

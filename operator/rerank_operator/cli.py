@@ -1,8 +1,10 @@
 """`rerank-operator`: run the operator, print the CRD, or start the local demo.
 
     rerank-operator run [--namespace NS ... | --all-namespaces] [--standalone]
+                        [--leader-elect --lease-namespace NS [--lease-name rerank-operator]]
                         [--liveness http://0.0.0.0:8080/healthz] [--metrics-port 9090]
-                        [--drift-interval 300] [--kubeconfig PATH] [--context NAME] [--verbose]
+                        [--drift-interval 300] [--log-format text|json]
+                        [--kubeconfig PATH] [--context NAME] [--verbose]
     rerank-operator crd            # the CustomResourceDefinition YAML (kubectl apply -f -)
     rerank-operator local [...]    # the whole stack on this machine (see rerank_localdev.demo)
 """
@@ -36,8 +38,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="watch this namespace (repeatable); default: all namespaces")
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces (the default)")
     run.add_argument("--standalone", action="store_true",
-                     help="no peering with other operator instances (run exactly one replica)")
-    run.add_argument("--peering", default=None, help="peering object name when several replicas run (HA)")
+                     help="no peering with other operator instances (one replica, or --leader-elect)")
+    run.add_argument("--peering", default=None, help="kopf peering object name (not leader election)")
+    run.add_argument("--leader-elect", action="store_true",
+                     help="several replicas: only the holder of a coordination.k8s.io Lease acts (see leadership)")
+    run.add_argument("--lease-name", default="rerank-operator", help="the Lease's name (--leader-elect)")
+    run.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE"),
+                     help="the Lease's namespace (--leader-elect; default: env POD_NAMESPACE)")
+    run.add_argument("--identity", default=None,
+                     help="this replica's name in the Lease (default: env POD_NAME, else host and process id)")
+    run.add_argument("--log-format", choices=("text", "json"), default=os.environ.get("RERANK_LOG_FORMAT", "text"),
+                     help="text lines prefixed with [namespace/name], or one JSON object per line with an "
+                          "'object' field (env RERANK_LOG_FORMAT)")
     run.add_argument("--liveness", default=os.environ.get("RERANK_LIVENESS", "http://0.0.0.0:8080/healthz"),
                      help="liveness probe endpoint URL; 'off' to disable")
     run.add_argument("--metrics-port", type=int, default=int(os.environ.get("RERANK_METRICS_PORT", "9090")),
@@ -59,20 +71,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def framework_connections(namespaces: Sequence[str]) -> int:
-    """Connections to leave kopf: two watch streams (RerankerDeployments, StatefulSets) per watched
-    namespace -- a glob may match many, count 16 -- plus its namespace watch and its own requests."""
+    """Connections to leave kopf: one watch stream per watched kind (RerankerDeployments and each
+    child kind) and namespace -- a glob may match many, count 16 -- plus its namespace watch and
+    its own requests."""
+    from rerank_operator.resources import CHILD_KINDS
+
     globs = sum(1 for n in namespaces if any(c in n for c in "*?["))
     watched = 1 if not namespaces else len(namespaces) - globs + 16 * globs
-    return 2 * watched + 2 + 16
+    return (1 + len(CHILD_KINDS)) * watched + 2 + 16
 
 
 def run_operator(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
+    from rerank_operator.reconcile import logs
     from rerank_operator.reconcile.handlers import OperatorConfig, register
     from rerank_operator.reconcile.kube import load_configuration
 
+    if args.leader_elect and not args.lease_namespace:
+        raise SystemExit("--leader-elect needs --lease-namespace (or env POD_NAMESPACE)")
+    logs.configure(args.log_format, args.verbose)
     if args.kubeconfig:
         # kopf's login (via the kubernetes client) and ours read the same file.
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -81,17 +100,31 @@ def run_operator(args: argparse.Namespace) -> int:
     config = OperatorConfig(drift_interval=args.drift_interval, connections=args.api_connections,
                             framework_connections=framework_connections(args.namespace))
     register(registry, config, configuration)
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address)
-    kopf.run(
-        registry=registry,
-        standalone=True if args.standalone else None,
-        peering_name=args.peering,
-        liveness_endpoint=None if args.liveness == "off" else args.liveness,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-    )
+    liveness = None if args.liveness == "off" else args.liveness
+    leadership = None
+    if args.leader_elect:
+        from kubernetes import client as k8s_client
+
+        from rerank_operator.leadership import Leadership, default_identity
+
+        leadership = Leadership(k8s_client.ApiClient(configuration), namespace=args.lease_namespace,
+                                name=args.lease_name, identity=args.identity or default_identity())
+        leadership.wait_until_leader(liveness)
+    try:
+        kopf.run(
+            registry=registry,
+            # Leader election decides which replica acts; kopf's peering would only add writes.
+            standalone=True if args.standalone or args.leader_elect else None,
+            peering_name=args.peering,
+            liveness_endpoint=liveness,
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+        )
+    finally:
+        if leadership is not None:
+            leadership.release()
     return 0
 
 

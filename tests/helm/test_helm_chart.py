@@ -80,7 +80,8 @@ def test_values_yaml_matches_its_schema_and_the_schema_is_draft7() -> None:
 # --set argument -> words the error must contain (the offending key and what was wrong).
 BAD_VALUES = {
     "replicaCount=abc": ["replicaCount", "integer"],
-    "replicaCount=2": ["replicaCount", "1"],
+    "replicaCount=-1": ["replicaCount", "0"],
+    "logFormat=xml": ["logFormat"],
     "replicas=1": ["replicas"],  # a typo of replicaCount: unknown keys are refused, not ignored
     "logLevel=verbose": ["logLevel"],
     "image.pullPolicy=Sometimes": ["pullPolicy"],
@@ -131,9 +132,13 @@ def test_every_value_is_documented_where_it_is_defined() -> None:
 # ---- RBAC: least privilege, exactly what the code calls ---------------------------------------------
 
 
+def workload_roles(objects: list[dict[str, Any]], kind: str = "Role") -> list[dict[str, Any]]:
+    return [r for r in find(objects, kind) if not r["metadata"]["name"].endswith("-leader-election")]
+
+
 def test_cluster_wide_rbac_is_exactly_the_operators_calls() -> None:
     objects = render()
-    assert not find(objects, "Role") and not find(objects, "RoleBinding")
+    assert not workload_roles(objects) and not workload_roles(objects, "RoleBinding")
     role = one(objects, "ClusterRole")
     assert rules_of(role) == {**NAMESPACED_RULES, **CRD_READ, **NODE_READ}
     binding = one(objects, "ClusterRoleBinding")
@@ -146,14 +151,30 @@ def test_cluster_wide_rbac_is_exactly_the_operators_calls() -> None:
 
 def test_namespaced_rbac_grants_workloads_only_in_the_watched_namespaces() -> None:
     objects = render(VALUE_SETS["namespaced"])
-    roles = find(objects, "Role")
+    roles = workload_roles(objects)
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert rules_of(role) == NAMESPACED_RULES
-    bindings = find(objects, "RoleBinding")
+    bindings = workload_roles(objects, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     # What stays cluster-wide is discovery only: no nodes, no workloads.
     assert rules_of(one(objects, "ClusterRole")) == {**CRD_READ, **NAMESPACE_READ}
+
+
+@pytest.mark.parametrize("value_set", ["defaults", "namespaced"])
+def test_leader_election_may_touch_only_leases_in_the_release_namespace(value_set: str) -> None:
+    objects = render(VALUE_SETS[value_set])
+    (role,) = [r for r in find(objects, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    lease = next(a for a in operator_container(objects)["args"] if a.startswith("--lease-name="))
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [lease.split("=", 1)[1]],
+         "verbs": ["get", "update"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    (binding,) = [b for b in find(objects, "RoleBinding") if b["metadata"]["name"] == role["metadata"]["name"]]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == one(objects, "ServiceAccount")["metadata"]["name"]
 
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
@@ -186,7 +207,8 @@ def test_operator_arguments_are_understood_by_the_operator_cli(value_set: str) -
     container = operator_container(render(VALUE_SETS[value_set]))
     assert container["command"] == ["rerank-operator", "run"]
     args = operator_cli().parse_args(["run", *container["args"]])  # exits (fails the test) on an unknown flag
-    assert args.standalone and args.liveness == "http://0.0.0.0:8080/healthz" and args.metrics_port == 9090
+    assert args.leader_elect and args.lease_namespace == NAMESPACE and args.lease_name
+    assert args.liveness == "http://0.0.0.0:8080/healthz" and args.metrics_port == 9090
     watched = VALUE_SETS[value_set].get("watchNamespaces", [])
     assert args.namespace == watched
     assert args.all_namespaces == (not watched)
@@ -201,10 +223,26 @@ def test_operator_probes_hit_the_liveness_endpoint_it_serves() -> None:
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
 
 
-def test_operator_runs_once_non_root_read_only_without_capabilities() -> None:
+def test_two_operator_replicas_on_different_nodes_with_a_disruption_budget() -> None:
     objects = render()
     deployment = one(objects, "Deployment")
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    (term,) = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"] == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}}
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    env = {e["name"]: e for e in operator_container(objects)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # One replica needs no budget (it would block every drain).
+    assert not find(render(sets=["replicaCount=1"]), "PodDisruptionBudget")
+
+
+def test_operator_runs_non_root_read_only_without_capabilities() -> None:
+    objects = render()
+    deployment = one(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True

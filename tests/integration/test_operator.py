@@ -260,3 +260,36 @@ def test_a_spec_no_node_can_run_is_degraded_once_and_recovers_when_a_node_fits(c
     control_plane.add_node(f"kwok-{pool}", gpus=8, labels={"rerank-test/pool": pool})
     wait_for(lambda: cluster.conditions("rr")["Degraded"]["status"] == "False", 15 + 2 * DRIFT_INTERVAL + 10,
              "Degraded=False once a node fits", operator)
+
+
+def test_observed_generation_keeps_up_with_quick_replicas_patches(cluster, operator, tmp_path):
+    # Each patch makes StatefulSet events (pods come and go) that race the reconcile of the next one.
+    cluster.create("rr", {"replicas": 1, "ui": {"enabled": False}})
+    wait_for(lambda: cluster.rrd("rr").get("status", {}).get("observedGeneration") == 1, 30, "generation 1", operator)
+    for replicas in (3, 0, 2, 4, 1, 3, 0, 2, 1, 4, 2, 3):
+        cluster.patch("rr", {"replicas": replicas})
+        time.sleep(0.3)
+    generation = cluster.rrd("rr")["metadata"]["generation"]
+    assert generation == 13
+
+    def current():
+        provision_pending(cluster.core, cluster.ns, tmp_path)
+        return cluster.rrd("rr")["status"]["observedGeneration"] == generation
+    wait_for(current, 15, "observedGeneration == generation", operator)
+    # And it stays there while the pods settle.
+    for _ in range(8):
+        assert cluster.rrd("rr")["status"]["observedGeneration"] == generation
+        time.sleep(0.5)
+
+
+def test_a_hand_edited_service_port_is_set_back(cluster, operator):
+    cluster.create("rr", {"ui": {"enabled": False}})
+    wait_for(lambda: cluster.read(cluster.core.read_namespaced_service, "rr"), 30, "the Service", operator)
+    cluster.cp.kubectl("-n", cluster.ns, "patch", "service", "rr", "--type=json",
+                       "-p", '[{"op": "replace", "path": "/spec/ports/0/port", "value": 9999}]')
+
+    def repaired():
+        ports = cluster.core.read_namespaced_service("rr", cluster.ns).spec.ports
+        return [(p.name, p.port) for p in ports] == [("http", 8000)]
+    wait_for(repaired, 4 * DRIFT_INTERVAL + 10, "the Service port set back", operator)
+    wait_for(lambda: cluster.conditions("rr")["Degraded"]["status"] == "False", 10, "not Degraded", operator)

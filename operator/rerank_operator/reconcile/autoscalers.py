@@ -14,6 +14,8 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Mapping
 
+from .logs import object_ref
+
 log = logging.getLogger(__name__)
 
 Daemon = Callable[[Any, Mapping[str, Any], "Stopper", Any], Awaitable[None]]
@@ -77,7 +79,7 @@ class Autoscalers:
         if entry is not None and entry[0] is task:
             del self._running[key]
         if not task.cancelled() and task.exception() is not None:
-            log.error("autoscaler of %s/%s stopped: %r", key[0], key[1], task.exception())
+            log.error("autoscaler stopped: %r", task.exception(), extra=object_ref(key[0], key[1]))
 
     def stop(self, key: tuple[str, str]) -> None:
         entry = self._running.pop(key, None)

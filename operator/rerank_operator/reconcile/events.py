@@ -16,6 +16,7 @@ from rerank_operator.autoscaling.state import to_rfc3339
 from rerank_operator.resources import labels as L
 
 from .kube import ApiError, KubeClient
+from .logs import object_ref
 
 COMPONENT = "rerank-operator"
 MAX_MESSAGE = 1024
@@ -65,7 +66,9 @@ class EventPoster:
         try:
             await self._kube.create("v1", "Event", event["metadata"]["namespace"], event)
         except ApiError as exc:
-            log.warning("could not post event %s for %s: %s", event["reason"], event["involvedObject"]["name"], exc)
+            involved = event["involvedObject"]
+            log.warning("could not post event %s: %s", event["reason"], exc,
+                        extra=object_ref(involved.get("namespace"), involved.get("name"), involved.get("kind")))
 
     async def drain(self) -> None:
         if self._pending:

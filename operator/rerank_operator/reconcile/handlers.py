@@ -1,16 +1,17 @@
 """The kopf wiring: which events run which reconcile step, retries, events, the autoscaler daemon.
 
 * create / update / resume of a RerankerDeployment -> ``Reconciler.reconcile`` (server-side
-  apply of every child). Transient API errors (409, 429, 5xx, lost connections) raise
-  ``kopf.TemporaryError`` with exponential backoff; a spec the cluster cannot run (invalid, a
+  apply of every child). kopf's base for update diffs is kept in memory (``diffbase``), so a
+  handler that succeeds writes nothing to the object itself. Transient API errors (409, 429,
+  5xx, lost connections) raise ``kopf.TemporaryError`` with exponential backoff; a spec the cluster cannot run (invalid, a
   child refused, not enough GPUs on any node) is reported in the status (Degraded) and with one
   Warning event, and is not retried in a loop: the drift check looks again every interval.
-* a drift check re-applies all children of every RerankerDeployment once per ``drift_interval``
-  (one operator-wide loop, spreading the objects over the interval): a deleted child comes back,
-  an edited field the operator owns is set back. One loop instead of a timer per object keeps
+* drift repair (``drift``): the operator watches its children of every kind; a child deleted, or
+  edited by someone else, gets its owner reconciled within moments (a deleted child comes back, an
+  edited field the operator owns is set back). A slow pass over every RerankerDeployment once per
+  ``drift_interval`` is the safety net. One operator-wide queue instead of a timer per object keeps
   the framework from holding a live copy of each object, which matters at thousands of them.
-* StatefulSet events (the engine's) -> status refresh (ready replicas, rollout progress); a
-  deleted StatefulSet is re-created at once.
+* StatefulSet events (the engine's) -> status refresh as well (ready replicas, rollout progress).
 * ``spec.autoscaling.enabled`` -> a per-object loop running the queue-depth autoscaler
   (``autoscalers``); it stops when autoscaling is switched off.
 
@@ -21,7 +22,6 @@ the same field through the same subresource). The StatefulSet always follows ``s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -33,11 +33,15 @@ from kubernetes import client as k8s_client
 
 from rerank_operator.autoscaling import operator_metrics
 from rerank_operator.autoscaling.loop import autoscaler_daemon
+from rerank_operator.resources import CHILD_KINDS
 from rerank_operator.resources import labels as L
 
 from .autoscalers import Autoscalers
+from .diffbase import MemoryDiffBaseStorage
+from .drift import PERIODIC, DriftRepair, owner_name
 from .events import EventPoster
 from .kube import ApiError, KubeClient
+from .logs import object_ref
 from .reconciler import Reconciler, ReconcileResult
 
 RESOURCE = (L.GROUP, L.VERSION, L.PLURAL)
@@ -49,10 +53,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class OperatorConfig:
     drift_interval: float = 300.0
-    """Seconds between two drift checks of one RerankerDeployment. A deleted StatefulSet comes back at
-    once (its deletion is watched); other children and edits within this interval. Each check is one
-    server-side apply per child, mostly no-ops for the API server, so 1,000 objects at 300 s cost about
-    25 requests a second."""
+    """Seconds between two periodic checks of one RerankerDeployment: only the safety net, since a
+    deleted or edited child is watched and repaired at once. Each check is one server-side apply per
+    child, mostly no-ops for the API server, so 1,000 objects at 300 s cost about 25 requests a second."""
     max_backoff: float = 60.0
     """Cap of the retry delay after transient API errors."""
     connections: int = 32
@@ -79,43 +82,29 @@ class _State:
         self.sync_api: k8s_client.ApiClient | None = None
         self.emit: EventPoster | None = None
         self.autoscalers: Autoscalers | None = None
-        # The RerankerDeployments in the operator's scope, for the drift loop.
-        self.known: set[tuple[str, str]] = set()
-        self.drift_task: asyncio.Task | None = None
+        self.drift: DriftRepair | None = None
+        self.diffbase = MemoryDiffBaseStorage()
 
 
-async def drift_loop(state: _State, interval: float) -> None:
-    """Reconcile every known RerankerDeployment once per ``interval``, evenly spread."""
-    while True:
-        keys = sorted(state.known)
-        if not keys:
-            await asyncio.sleep(interval)
-            continue
-        pause = interval / len(keys)
-        for namespace, name in keys:
-            await asyncio.sleep(pause)
-            if (namespace, name) not in state.known:
-                continue
-            try:
-                body = await state.kube.get(L.API_VERSION, L.KIND, namespace, name)
-                if body is None or body["metadata"].get("deletionTimestamp"):
-                    continue
-                result = await state.reconciler.reconcile(body)
-                if result.created:
-                    state.emit(body, "Normal", "Restored",
-                               "re-created deleted " + ", ".join(f"{r.kind} {r.name}" for r in result.created))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 -- the next round is the retry; never stop the loop
-                log.warning("drift check of %s/%s failed: %s", namespace, name, exc)
+async def repair(state: _State, namespace: str, name: str, why: str) -> None:
+    """Reconcile one RerankerDeployment because a child drifted (or the periodic check)."""
+    body = await state.kube.get(L.API_VERSION, L.KIND, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    result = await state.reconciler.reconcile(body)
+    if result.created:
+        restored = ", ".join(f"{r.kind} {r.name}" for r in result.created)
+        log.info("re-created %s (%s)", restored, why, extra=object_ref(namespace, name))
+        state.emit(body, "Normal", "Restored", "re-created deleted " + restored)
+    elif why != PERIODIC:
+        log.info("re-applied its children (%s)", why, extra=object_ref(namespace, name))
 
 
-async def _reconcile(reconciler: Reconciler, body: kopf.Body, retry: int, config: OperatorConfig,
-                     retire: bool = True) -> ReconcileResult:
+async def _reconcile(reconciler: Reconciler, body: kopf.Body, retry: int, config: OperatorConfig) -> ReconcileResult:
     """One reconcile from a change handler: transient API errors become a retry with backoff;
     anything the API server refuses for good is already in the status (Degraded)."""
     try:
-        result = await reconciler.reconcile(body, retire=retire)
+        result = await reconciler.reconcile(body)
     except ApiError as exc:  # e.g. the status write itself failed
         if exc.transient:
             raise kopf.TemporaryError(f"transient API error, retrying: {exc}",
@@ -125,13 +114,6 @@ async def _reconcile(reconciler: Reconciler, body: kopf.Body, retry: int, config
         raise kopf.TemporaryError(f"transient API error, retrying: {result.transient}",
                                   delay=backoff(retry, config.max_backoff))
     return result
-
-
-def _owner_name(body: Mapping[str, Any]) -> str | None:
-    for owner in body.get("metadata", {}).get("ownerReferences") or []:
-        if owner.get("kind") == L.KIND and owner.get("apiVersion", "").startswith(L.GROUP + "/"):
-            return owner.get("name")
-    return None
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configuration: k8s_client.Configuration) -> None:
@@ -150,8 +132,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         # its own Normal events (created, updated, scaled, restored).
         settings.posting.level = logging.WARNING
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=L.GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=L.GROUP, key="last-handled-configuration")
+        settings.persistence.diffbase_storage = state.diffbase
         settings.persistence.finalizer = f"{L.GROUP}/finalizer"
         # Back-pressure: at most this many objects of a kind are being handled at once; further
         # watch events wait unread in the stream. Without it a thousand objects created together
@@ -167,12 +148,13 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         state.reconciler = Reconciler(state.kube, emit=state.emit, node_ttl=min(15.0, config.drift_interval),
                                       max_concurrent=config.connections)
         state.autoscalers = Autoscalers(state.sync_api, autoscaler_daemon)
-        state.drift_task = asyncio.get_running_loop().create_task(drift_loop(state, config.drift_interval))
+        state.drift = DriftRepair(lambda namespace, name, why: repair(state, namespace, name, why),
+                                  written=state.reconciler.written, interval=config.drift_interval)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        if state.drift_task is not None:
-            state.drift_task.cancel()
+        if state.drift is not None:
+            await state.drift.close()
         if state.autoscalers is not None:
             await state.autoscalers.close()
         if state.emit is not None:
@@ -182,9 +164,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
 
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile-create")
     async def created(body: kopf.Body, retry: int, logger: logging.Logger, **_: Any) -> None:
-        result = await _reconcile(state.reconciler, body, retry, config, retire=False)
-        if result.applied:
-            kinds = ", ".join(f"{r.kind} {r.name}" for r in result.applied)
+        # Retires switched-off children too: a "new" object may be one whose create was cut short
+        # by a crash after its children were made, and switched off since.
+        result = await _reconcile(state.reconciler, body, retry, config)
+        if result.created:  # (after an operator restart every object is "new" to it: see diffbase)
+            kinds = ", ".join(f"{r.kind} {r.name}" for r in result.created)
             state.emit(body, "Normal", "Created", f"created {kinds}")
         logger.info("reconciled %d children (created %d)", len(result.applied), len(result.created))
 
@@ -211,31 +195,30 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
     @kopf.on.event(*RESOURCE, registry=registry, id="track")
     async def track(event: Mapping[str, Any], body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
         deleted = event.get("type") == "DELETED"
+        if state.drift is not None:
+            state.drift.track(namespace, name, present=not deleted)
         if deleted:
-            state.known.discard((namespace, name))
+            state.diffbase.forget(body.get("metadata", {}).get("uid"))
             if state.reconciler is not None:
                 state.reconciler.forget(namespace, name)
             operator_metrics.forget(namespace, name)
-        else:
-            state.known.add((namespace, name))
         if state.autoscalers is not None:
             deleting = deleted or bool(body.get("metadata", {}).get("deletionTimestamp"))
             state.autoscalers.sync(namespace, name, body.get("spec"), deleting=deleting)
 
-    @kopf.on.event("apps", "v1", "statefulsets", labels=CHILD_LABELS, registry=registry, id="engine-status")
-    async def engine_changed(event: Mapping[str, Any], body: kopf.Body, namespace: str,
-                             logger: logging.Logger, **_: Any) -> None:
-        owner = _owner_name(body)
-        if owner is None or state.reconciler is None:
+    async def child_changed(event: Mapping[str, Any], body: kopf.Body, namespace: str,
+                            logger: logging.Logger, **_: Any) -> None:
+        if state.drift is None:
             return
-        try:
-            if event.get("type") == "DELETED":
-                cr = await state.kube.get(L.API_VERSION, L.KIND, namespace, owner)
-                if cr is not None and not cr["metadata"].get("deletionTimestamp"):
-                    result = await state.reconciler.reconcile(cr)
-                    if result.created:
-                        state.emit(cr, "Normal", "Restored", f"re-created deleted StatefulSet {body['metadata']['name']}")
-            else:
+        state.drift.child_event(event.get("type"), body)
+        owner = owner_name(body)
+        if body.get("kind") == "StatefulSet" and owner is not None and event.get("type") != "DELETED":
+            try:  # the engine's progress: ready replicas, rollout
                 await state.reconciler.refresh_status(namespace, owner, body)
-        except ApiError as exc:  # the next event or the drift timer catches up
-            logger.warning("status refresh of %s/%s failed: %s", namespace, owner, exc)
+            except ApiError as exc:  # the next event or the periodic check catches up
+                log.warning("status refresh failed: %s", exc, extra=object_ref(namespace, owner))
+
+    for child in CHILD_KINDS:
+        group, _, version = child.api_version.rpartition("/")
+        kopf.on.event(group, version, child.plural, labels=CHILD_LABELS, registry=registry,
+                      id=f"child-{child.plural}")(child_changed)

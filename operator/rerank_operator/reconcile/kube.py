@@ -21,24 +21,21 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from prometheus_client import Counter
 
+from rerank_operator.resources.children import CHILD_KINDS
+
 API_REQUESTS = Counter(
     "rerank_operator_api_requests",
     "Requests of the reconcile loop to the Kubernetes API, by verb, resource and HTTP status (0: no answer).",
     ["verb", "resource", "code"],
 )
 
-# kind -> (plural, namespaced)
+# kind -> (plural, namespaced): every child kind, and the others the operator reads or writes.
 KINDS: dict[str, tuple[str, bool]] = {
-    "Service": ("services", True),
-    "ConfigMap": ("configmaps", True),
-    "ServiceAccount": ("serviceaccounts", True),
+    **{child.kind: (child.plural, True) for child in CHILD_KINDS},
     "Event": ("events", True),
     "Pod": ("pods", True),
     "Node": ("nodes", False),
-    "StatefulSet": ("statefulsets", True),
-    "Deployment": ("deployments", True),
-    "PodDisruptionBudget": ("poddisruptionbudgets", True),
-    "Ingress": ("ingresses", True),
+    "Lease": ("leases", True),
     "RerankerDeployment": ("rerankerdeployments", True),
 }
 
@@ -235,9 +232,12 @@ class KubeClient:
         return (await self.request("POST", resource_path(api_version, kind, namespace), body=body))[1]
 
     async def merge_patch(self, api_version: str, kind: str, namespace: str | None, name: str,
-                          patch: Mapping[str, Any], subresource: str | None = None, parse: bool = True) -> dict | None:
+                          patch: Mapping[str, Any], subresource: str | None = None, parse: bool = True,
+                          field_manager: str | None = None) -> dict | None:
         path = resource_path(api_version, kind, namespace, name, subresource)
-        return (await self.request("PATCH", path, body=patch, content_type=MERGE_CONTENT_TYPE, parse=parse))[1]
+        params = {"fieldManager": field_manager} if field_manager else None
+        return (await self.request("PATCH", path, params=params, body=patch, content_type=MERGE_CONTENT_TYPE,
+                                   parse=parse))[1]
 
     async def delete(self, api_version: str, kind: str, namespace: str | None, name: str,
                      *, uid: str | None = None) -> bool:

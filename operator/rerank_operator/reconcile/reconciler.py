@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, describe_error, parse_spec
 from rerank_operator.resources import labels as L
-from rerank_operator.resources.children import ChildRef, desired_children, ref_of, retired_children
+from rerank_operator.resources.children import ChildRef, all_child_refs, desired_children, ref_of, retired_children
 from rerank_operator.resources.services import endpoint_url
 from rerank_operator.resources.status_configmap import build_status_configmap, render_status
 from rerank_operator.resources.ui import ui_url
@@ -68,6 +69,41 @@ def wanted_of(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> Wanted:
                   endpoint=endpoint_url(body, spec), ui_url=ui_url(body, spec))
 
 
+def observed_generation(body: Mapping[str, Any], claim: int | None) -> int | None:
+    """The observedGeneration to write onto ``body``: never below what it already records."""
+    current = (body.get("status") or {}).get("observedGeneration")
+    if claim is None:
+        return current
+    return claim if current is None else max(claim, current)
+
+
+_DUPLICATE = re.compile(r"\b([A-Za-z]+(?:\.[A-Za-z]+)*)\[\d+\]\.[A-Za-z]+: Duplicate value")
+
+
+def clashing_list(exc: ApiError) -> tuple[str, ...] | None:
+    """The path of a list (outside other lists) whose entries clash in a refused apply
+    (e.g. ``spec.ports[1].name: Duplicate value: "http"`` -> ("spec", "ports"))."""
+    if exc.status != 422:
+        return None
+    match = _DUPLICATE.search(exc.message)
+    return tuple(match.group(1).split(".")) if match else None
+
+
+def list_at(manifest: Mapping[str, Any], path: tuple[str, ...]) -> list | None:
+    node: Any = manifest
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, list) else None
+
+
+def nested(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    for part in reversed(path):
+        value = {part: value}
+    return value
+
+
 def _describe(ref: ChildRef, exc: ApiError) -> str:
     return f"{ref.kind} {ref.name}: {exc.status} {exc.reason}: {exc.message}"
 
@@ -84,6 +120,9 @@ class Reconciler:
         # Per RerankerDeployment: the StatefulSet state and status document last acted on, so that
         # a StatefulSet event bringing nothing new costs no API call.
         self._sts_seen: dict[tuple[str, str], dict[str, Any]] = {}
+        # (kind, namespace, name) of each child -> the resourceVersion our last write made: a
+        # watch event of that version is our own doing, not drift (see ``drift``).
+        self.written: dict[tuple[str, str, str], str | None] = {}
         self._published: dict[tuple[str, str], str] = {}
         # A just-created StatefulSet gets its first status from its controller within moments; the
         # reconcile that created it waits (up to ``sts_wait`` seconds, holding no slot) for that
@@ -111,17 +150,19 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         self._sts_seen.pop((namespace, name), None)
         self._published.pop((namespace, name), None)
+        for ref in all_child_refs(name):
+            self.written.pop((ref.kind, namespace, ref.name), None)
 
     # --- full reconcile ------------------------------------------------------------------------
 
-    async def reconcile(self, body: Mapping[str, Any], *, retire: bool = True) -> ReconcileResult:
-        """Apply every child, delete switched-off ones (``retire``; pointless for a brand-new
-        object, which cannot own anything yet), write the status."""
+    async def reconcile(self, body: Mapping[str, Any]) -> ReconcileResult:
+        """Apply every child, delete switched-off ones, write the status. Always all three: even
+        a brand-new object may own children already (its create was cut short by a crash)."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         mine: list[asyncio.Future] = []  # the waiter this call registered, if any
         try:
             async with self._slots:
-                outcome = await self._reconcile(body, retire, mine)
+                outcome = await self._reconcile(body, mine)
             if isinstance(outcome, ReconcileResult):
                 return outcome
             finish, waiter = outcome
@@ -140,14 +181,14 @@ class Reconciler:
             if mine and self._sts_waiters.get(key) is mine[0]:
                 del self._sts_waiters[key]
 
-    async def _reconcile(self, body: Mapping[str, Any], retire: bool, mine: list[asyncio.Future]) -> Any:
+    async def _reconcile(self, body: Mapping[str, Any], mine: list[asyncio.Future]) -> Any:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         try:
             spec = parse_spec(body.get("spec"))
         except ValidationError as exc:
             failure = Failure(INVALID_SPEC, describe_error(exc))
-            status = await self.publish(body, None, None, observed_generation=meta.get("generation"),
+            status = await self.publish(body, None, None, claim=meta.get("generation"),
                                         failure=failure, ui_enabled=False)
             return ReconcileResult(status, failure=failure)
 
@@ -155,7 +196,7 @@ class Reconciler:
         configmaps = [c for c in desired if c["kind"] == "ConfigMap"]
         others = [c for c in desired if c["kind"] != "ConfigMap"]
         outcomes = await asyncio.gather(*(self._apply(c, (namespace, name), mine) for c in others), return_exceptions=True)
-        to_retire = retired_children(body, desired) if retire else []
+        to_retire = retired_children(body, desired)
         retired = await asyncio.gather(*(self._retire(body, ref) for ref in to_retire), return_exceptions=True)
 
         result = ReconcileResult(status=None)
@@ -197,11 +238,11 @@ class Reconciler:
         if transient:
             result.transient = transient[0][1]
         # Claim the generation only when it was fully applied (a retry follows a transient error).
-        generation = meta.get("generation") if not transient else (body.get("status") or {}).get("observedGeneration")
+        generation = meta.get("generation") if not transient else None
 
         async def finish(latest: Mapping[str, Any] | None) -> ReconcileResult:
             current = latest if latest is not None else sts
-            result.status = await self.publish(body, wanted_of(body, spec), current, observed_generation=generation,
+            result.status = await self.publish(body, wanted_of(body, spec), current, claim=generation,
                                                failure=result.failure, ui_enabled=bool(configmaps),
                                                force_configmap=True)
             if current is not None:
@@ -213,9 +254,24 @@ class Reconciler:
         return await finish(None)
 
     async def _apply(self, manifest: Mapping[str, Any], key: tuple[str, str], mine: list[asyncio.Future]) -> tuple[int, dict | None]:
-        # Only the StatefulSet's answer is read (its status feeds ours); the rest is dropped unparsed.
+        # The StatefulSet's answer is kept (its status feeds ours); of the rest only the version.
         is_sts = manifest["kind"] == "StatefulSet"
-        code, obj = await self.kube.apply(manifest, field_manager=self.field_manager, parse=is_sts)
+        try:
+            code, obj = await self._write(manifest)
+        except ApiError as exc:
+            path = clashing_list(exc)
+            if path is None or list_at(manifest, path) is None:
+                raise
+            # A hand edit changed the key of a list entry the operator owns (a Service port's
+            # number): apply keeps the edited entry beside the operator's and their names clash,
+            # forever. A merge patch replaces that list whole with ours; the apply then re-owns it.
+            meta = manifest["metadata"]
+            await self.kube.merge_patch(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"],
+                                        nested(path, list_at(manifest, path)), parse=False,
+                                        field_manager=self.field_manager)
+            code, obj = await self._write(manifest)
+        if not is_sts:
+            obj = None
         if is_sts and code == 201 and self.sts_wait > 0 and obj is not None:
             # Just created: its controller's first status is moments away (see ``sts_wait``).
             # Registered before anything else runs, so that no later event of it is missed.
@@ -239,6 +295,14 @@ class Reconciler:
                 return None
             raise
         return pod_creation_failure(events, self.clock())
+
+    async def _write(self, manifest: Mapping[str, Any]) -> tuple[int, dict | None]:
+        """Server-side apply, remembering the resourceVersion it produced (``written``)."""
+        code, obj = await self.kube.apply(manifest, field_manager=self.field_manager)
+        meta = manifest["metadata"]
+        if obj is not None:
+            self.written[(manifest["kind"], meta["namespace"], meta["name"])] = obj["metadata"].get("resourceVersion")
+        return code, obj
 
     async def _retire(self, body: Mapping[str, Any], ref: ChildRef) -> bool:
         namespace = body["metadata"]["namespace"]
@@ -279,24 +343,30 @@ class Reconciler:
             failure = Failure(INSUFFICIENT_GPUS, problem) if problem else None
         if failure is None:
             failure = await self.pod_creation_problem(namespace, name, spec, sts)
-        status = await self.publish(body, wanted_of(body, spec), sts,
-                                    observed_generation=(body.get("status") or {}).get("observedGeneration"),
+        status = await self.publish(body, wanted_of(body, spec), sts, claim=None,
                                     failure=failure, ui_enabled=spec.ui.enabled)
         if state:
             self._sts_seen[(namespace, name)] = state
         return status
 
     async def publish(self, body: Mapping[str, Any], wanted: Wanted | None, sts: Mapping[str, Any] | None, *,
-                      observed_generation: int | None, failure: Failure | None, ui_enabled: bool,
+                      claim: int | None, failure: Failure | None, ui_enabled: bool,
                       force_configmap: bool = False) -> dict[str, Any] | None:
-        """Write the status (if it changed) and the UI's status ConfigMap (if its content changed)."""
+        """Write the status (if it changed) and the UI's status ConfigMap (if its content changed).
+
+        ``claim``: the generation whose children this caller has fully applied (None: it applied
+        nothing, e.g. a status refresh). ``observedGeneration`` is computed from the object read
+        for each write attempt -- the larger of the claim and what that object already says -- and
+        the write is conditional on that object's resourceVersion, so a stale caller (a refresh
+        that read the object before a reconcile claimed a newer generation) can never move it
+        backwards."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         new: dict[str, Any] = {}
         replaced: Mapping[str, Any] | None = None  # the status our write replaced (None: no write)
         for _ in range(5):
-            new = compute_status(body, wanted, sts, now=self.clock(), observed_generation=observed_generation,
-                                 failure=failure)
+            new = compute_status(body, wanted, sts, now=self.clock(),
+                                 observed_generation=observed_generation(body, claim), failure=failure)
             patch = status_patch(body.get("status"), new)
             if not patch:
                 break
@@ -330,6 +400,6 @@ class Reconciler:
         if ui_enabled:
             document = render_status(new)
             if force_configmap or self._published.get((namespace, name)) != document:
-                await self.kube.apply(build_status_configmap(body, new), field_manager=self.field_manager, parse=False)
+                await self._write(build_status_configmap(body, new))
                 self._published[(namespace, name)] = document
         return new

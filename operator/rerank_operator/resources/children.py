@@ -26,6 +26,25 @@ class ChildRef(NamedTuple):
     name: str
 
 
+class ChildKind(NamedTuple):
+    api_version: str
+    kind: str
+    plural: str
+
+
+# Every kind of object the operator makes. The operator watches each of them (its own, by label)
+# to repair drift at once: a new child kind is one line here.
+CHILD_KINDS: tuple[ChildKind, ...] = (
+    ChildKind("v1", "Service", "services"),
+    ChildKind("v1", "ConfigMap", "configmaps"),
+    ChildKind("v1", "ServiceAccount", "serviceaccounts"),
+    ChildKind("apps/v1", "StatefulSet", "statefulsets"),
+    ChildKind("apps/v1", "Deployment", "deployments"),
+    ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    ChildKind("networking.k8s.io/v1", "Ingress", "ingresses"),
+)
+
+
 def ref_of(manifest: Mapping[str, Any]) -> ChildRef:
     return ChildRef(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])
 

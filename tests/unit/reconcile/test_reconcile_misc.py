@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -107,5 +108,43 @@ def test_framework_connections_leave_room_for_every_watch():
     from rerank_operator.cli import framework_connections
 
     assert framework_connections([]) >= 2 + 16
-    assert framework_connections(["a", "b", "c"]) == framework_connections(["a"]) + 4
-    assert framework_connections(["team-*"]) >= 2 * 16
+    from rerank_operator.resources import CHILD_KINDS
+
+    streams = 1 + len(CHILD_KINDS)  # RerankerDeployments and each child kind
+    assert framework_connections(["a", "b", "c"]) == framework_connections(["a"]) + 2 * streams
+    assert framework_connections(["team-*"]) >= streams * 16
+
+
+def test_a_clashing_list_is_named_from_the_api_servers_refusal():
+    from rerank_operator.reconcile.reconciler import clashing_list, list_at, nested
+
+    refused = ApiError(422, "Invalid", 'Service "rr" is invalid: spec.ports[1].name: Duplicate value: "http"')
+    assert clashing_list(refused) == ("spec", "ports")
+    assert clashing_list(ApiError(409, "Conflict", 'spec.ports[1].name: Duplicate value: "http"')) is None
+    assert clashing_list(ApiError(422, "Invalid", "spec.selector: Required value")) is None
+    manifest = {"spec": {"ports": [{"name": "http", "port": 8000}]}}
+    assert list_at(manifest, ("spec", "ports")) == [{"name": "http", "port": 8000}]
+    assert list_at(manifest, ("spec", "selector")) is None
+    assert nested(("spec", "ports"), []) == {"spec": {"ports": []}}
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_log_lines_about_an_object_name_it(log_format):
+    # The operator's real logging set-up, in a child process (it configures the root logger).
+    code = f"""
+import json, logging
+from rerank_operator.reconcile import logs
+logs.configure({log_format!r}, verbose=False)
+logging.getLogger("rerank_operator.reconcile.drift").warning("repair failed: %s", "boom",
+                                                              extra=logs.object_ref("team-a", "rr"))
+logging.getLogger("kopf.objects").info("Handler 'child-services' succeeded.", extra=logs.object_ref("team-a", "rr"))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stderr
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out  # the watch handlers' success lines are dropped
+    if log_format == "json":
+        record = json.loads(lines[0])
+        assert record["message"] == "repair failed: boom"
+        assert (record["object"]["namespace"], record["object"]["name"]) == ("team-a", "rr")
+    else:
+        assert "[team-a/rr] repair failed: boom" in lines[0]
