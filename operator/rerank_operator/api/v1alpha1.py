@@ -911,6 +911,16 @@ class AutoscalingStatus(_Model):
     sample_time: str | None = Field(
         default=None, description="When the pods' counters below were read (RFC 3339).",
     )
+    scale_down_window_seconds: float | None = Field(
+        default=None, ge=0, description="The scale-down window in force: scaleDownStabilizationSeconds, doubled "
+        "(up to 4x) after each premature scale-down and halved back after an hour without one.",
+    )
+    last_scale_down_time: str | None = Field(
+        default=None, description="When the autoscaler last scaled down (RFC 3339).",
+    )
+    last_premature_scale_down_time: str | None = Field(
+        default=None, description="When a scale-up last followed a scale-down within the window (RFC 3339).",
+    )
     pods: list[PodCounterSample] = Field(
         default_factory=list, description="Each engine pod's counters at the last pass, to take rates from.",
     )

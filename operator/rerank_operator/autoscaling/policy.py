@@ -34,7 +34,10 @@ says how much arrived on top. So:
    replicas (new replicas take minutes to load); the next one grows from there.
 6. **Stabilization**: a scale-down goes only to the highest recommendation of the last
    ``scale_down_stabilization_seconds``; a scale-up to the lowest of the last
-   ``scale_up_stabilization_seconds`` (0: at once). At most ``max_scale_up_step`` added per
+   ``scale_up_stabilization_seconds`` (0: at once). The down window adapts to the traffic: a
+   scale-up within the window after a scale-down means that scale-down was premature (bursts come
+   more often than the window), so the window doubles (up to 4x the setting); after an hour
+   without such a correction it halves back towards the setting. At most ``max_scale_up_step`` added per
    decision; clamped to ``[min_replicas, max_replicas]``; a limit that bites sets
    ``limited_reason``.
 """
@@ -60,6 +63,10 @@ SCALE_UP_LIMIT = "ScaleUpLimit"
 
 # Float noise guard so that e.g. 3.0000000001 replicas' worth of demand does not become 4.
 _EPSILON = 1e-9
+# The down window grows at most to this multiple of the setting, and shrinks back after this long
+# without a premature scale-down.
+_MAX_DOWN_WINDOW_FACTOR = 4.0
+_DOWN_WINDOW_RELAX_SECONDS = 3600.0
 # Weight of a new capacity measurement (per saturated interval) and of a new tokens-per-request one.
 _CAPACITY_WEIGHT = 0.3
 _TOKENS_PER_REQUEST_WEIGHT = 0.3
@@ -196,6 +203,9 @@ class Memory:
     capacity_floor: float | None = None  # most tokens/s one replica was seen to do (capacity >= this)
     tokens_per_request: float | None = None
     history: tuple[Recommendation, ...] = ()
+    down_window: float | None = None  # the adapted scale-down window (None: the setting)
+    last_scale_down: float | None = None
+    last_correction: float | None = None  # when a scale-up last undid a recent scale-down
 
 
 @dataclass(frozen=True)
@@ -236,7 +246,7 @@ def _ceil(x: float) -> int:
 
 
 def compact_history(
-    history: Sequence[Recommendation], now: float, policy: AutoscalingPolicy
+    history: Sequence[Recommendation], now: float, policy: AutoscalingPolicy, down_window: float | None = None
 ) -> tuple[Recommendation, ...]:
     """Drop recommendations that can no longer change a decision.
 
@@ -244,7 +254,7 @@ def compact_history(
     An entry that a later entry matches or beats in both respects is redundant (the later one
     stays in the window longer), so the kept history is short -- it is stored in the CR status.
     """
-    down_cutoff = now - policy.scale_down_stabilization_seconds
+    down_cutoff = now - (policy.scale_down_stabilization_seconds if down_window is None else down_window)
     up_cutoff = now - policy.scale_up_stabilization_seconds
     in_window = sorted((r for r in history if r.time > min(down_cutoff, up_cutoff)), key=lambda r: r.time)
     kept: list[Recommendation] = []
@@ -337,22 +347,35 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
         p.name: PodCounters(p.requests_done, p.prompt_tokens, p.in_flight, p.waiting or 0.0)
         for p in measured if p.requests_done is not None and p.prompt_tokens is not None
     }
+    base_window = policy.scale_down_stabilization_seconds
+    down_window = max(base_window, min(memory.down_window or base_window, _MAX_DOWN_WINDOW_FACTOR * base_window))
+    last_correction = memory.last_correction
+    if down_window > base_window and now - (last_correction or now) >= _DOWN_WINDOW_RELAX_SECONDS:
+        down_window, last_correction = max(base_window, down_window / 2), now
     learned = Memory(sample_time=now, counters=counters, demand=demand, capacity=capacity, capacity_floor=floor,
-                     tokens_per_request=rates.tokens_per_request, history=memory.history)
+                     tokens_per_request=rates.tokens_per_request, history=memory.history,
+                     down_window=down_window, last_scale_down=memory.last_scale_down, last_correction=last_correction)
 
     def result(desired: int, recommended: int, reason: str, message: str, limited: str | None,
                kept: tuple[Recommendation, ...]) -> ScalingDecision:
+        adapted = replace(learned, history=kept)
+        if desired < current:
+            adapted = replace(adapted, last_scale_down=now)
+        elif desired > current and memory.last_scale_down is not None and now - memory.last_scale_down < down_window:
+            # The last scale-down was premature: hold the next ones longer.
+            adapted = replace(adapted, last_correction=now,
+                              down_window=min(_MAX_DOWN_WINDOW_FACTOR * base_window, 2 * down_window))
         return ScalingDecision(
             current_replicas=current, desired_replicas=desired, recommended_replicas=recommended,
             reason=reason, message=message, observed_queue_depth=in_flight, ready_pods=len(measured) + missing,
             missing_pods=missing, pending_pods=pending, demand=demand, capacity=capacity, limited_reason=limited,
-            memory=replace(learned, history=kept),
+            memory=adapted,
         )
 
     if not measured:
         # Nothing to go on (all pods loading, or no metrics readable): hold, only enforce min/max.
         desired = policy.clamp(current)
-        kept = compact_history(memory.history, now, policy)
+        kept = compact_history(memory.history, now, policy, down_window)
         return result(desired, desired, NO_METRICS,
                       f"no readable engine metrics ({missing} unreadable, {pending} pending); holding",
                       _bound_reason(policy, current), kept)
@@ -361,7 +384,7 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
     per_replica = capacity if capacity is not None else floor
     if demand is None or not per_replica:
         desired = policy.clamp(current)
-        kept = compact_history(memory.history, now, policy)
+        kept = compact_history(memory.history, now, policy, down_window)
         return result(desired, desired, NO_METRICS,
                       f"no work rate yet (counters read once, or nothing done); holding at {current}",
                       _bound_reason(policy, current), kept)
@@ -392,7 +415,7 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
 
     # Stabilization over the recorded recommendations plus this one.
     history = memory.history
-    down_cutoff = now - policy.scale_down_stabilization_seconds
+    down_cutoff = now - down_window
     up_cutoff = now - policy.scale_up_stabilization_seconds
     down_limit = max([recommended] + [r.replicas for r in history if r.time > down_cutoff])
     up_limit = min([recommended] + [r.replicas for r in history if r.time > up_cutoff])
@@ -423,7 +446,7 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
     elif reason in (SCALED_UP, SCALED_DOWN):
         reason = limited or WITHIN_TOLERANCE  # the recommendation moved, but a limit held the count
 
-    kept = compact_history(list(history) + [Recommendation(now, recommended)], now, policy)
+    kept = compact_history(list(history) + [Recommendation(now, recommended)], now, policy, down_window)
     message = (
         f"{basis}: need {need:.2f} replicas ({len(measured)} read, {missing} unreadable, {pending} pending); "
         f"recommend {recommended}, {current} -> {desired}"

@@ -18,7 +18,9 @@ Shape (the CRD's status schema):
         capacityFloorTokensPerSecond: 26500.0
         demandTokensPerSecond: 61000.0
         tokensPerRequest: 212.5
-        sampleTime: "2026-01-01T10:00:05Z"
+        scaleDownWindowSeconds: 1200          # adapted: doubled after a premature scale-down
+        lastScaleDownTime: ..., lastPrematureScaleDownTime: ...
+        sampleTime: "2026-01-01T10:00:05.250000Z"
         pods: [{name: x-engine-0, requestsDone: 1200, promptTokens: 254000, inFlight: 40, waiting: 0}, ...]
       conditions: [{type: AutoscalingActive, ...}, {type: ScalingLimited, ...}]
 """
@@ -79,11 +81,7 @@ def memory_from_status(status: Mapping[str, Any] | None) -> Memory:
                 counters[str(entry["name"])] = PodCounters(*values)  # type: ignore[arg-type]
         except (KeyError, TypeError):
             continue
-    sample_time = recorded.get("sampleTime")
-    try:
-        sample = from_rfc3339(str(sample_time)) if sample_time else None
-    except ValueError:
-        sample = None
+    sample = _time(recorded.get("sampleTime"))
     return Memory(
         sample_time=sample,
         counters=counters if sample is not None else {},
@@ -92,7 +90,17 @@ def memory_from_status(status: Mapping[str, Any] | None) -> Memory:
         capacity_floor=_number(recorded.get("capacityFloorTokensPerSecond")),
         tokens_per_request=_number(recorded.get("tokensPerRequest")),
         history=tuple(history_from_status(status)),
+        down_window=_number(recorded.get("scaleDownWindowSeconds")),
+        last_scale_down=_time(recorded.get("lastScaleDownTime")),
+        last_correction=_time(recorded.get("lastPrematureScaleDownTime")),
     )
+
+
+def _time(text: Any) -> float | None:
+    try:
+        return from_rfc3339(str(text)) if text else None
+    except ValueError:
+        return None
 
 
 def _memory_fields(memory: Memory) -> dict[str, Any]:
@@ -101,7 +109,10 @@ def _memory_fields(memory: Memory) -> dict[str, Any]:
                        ("capacityFloorTokensPerSecond", memory.capacity_floor),
                        ("demandTokensPerSecond", memory.demand), ("tokensPerRequest", memory.tokens_per_request)):
         fields[key] = None if value is None else round(value, 3)
-    fields["sampleTime"] = None if memory.sample_time is None else to_rfc3339_precise(memory.sample_time)
+    fields["scaleDownWindowSeconds"] = memory.down_window
+    for key, value in (("sampleTime", memory.sample_time), ("lastScaleDownTime", memory.last_scale_down),
+                       ("lastPrematureScaleDownTime", memory.last_correction)):
+        fields[key] = None if value is None else to_rfc3339_precise(value)
     fields["pods"] = [
         {"name": name, "requestsDone": c.requests_done, "promptTokens": c.prompt_tokens,
          "inFlight": c.in_flight, "waiting": c.waiting}

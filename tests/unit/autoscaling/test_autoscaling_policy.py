@@ -214,3 +214,28 @@ def test_from_spec_reads_camel_case_and_the_crd_defaults_equal_the_policy_defaul
     assert (p.scale_down_stabilization_seconds, p.max_scale_up_step, p.max_scale_up_factor) == (10.0, 3, 2.5)
     assert AutoscalingPolicy.from_spec(None) == AutoscalingPolicy()
     assert AutoscalingPolicy.from_spec(AutoscalingSpec().model_dump(by_alias=True)) == AutoscalingPolicy()
+
+
+def test_a_premature_scale_down_doubles_the_window_and_an_hour_without_one_halves_it():
+    p = AutoscalingPolicy(max_replicas=8, scale_down_stabilization_seconds=60)
+    fleet = Fleet(ready=2)
+    busy = dict(tokens_per_s_per_pod=20_000, tokens_per_pair=200, waiting_per_pod=0, running_per_pod=100)
+    idle = dict(tokens_per_s_per_pod=1_000, tokens_per_pair=200, waiting_per_pod=0, running_per_pod=2)
+    memory = Memory(capacity=CAPACITY, last_scale_down=NOW - 30, history=(Recommendation(NOW - 30, 1),))
+    # 30 s after a scale-down, a burst needs 2 replicas again: that scale-down was premature.
+    current = 1
+    for i in range(3):
+        d, memory = run(p, fleet, current, memory, NOW + 5 * i, **busy)
+        current = d.desired_replicas
+    assert current == 2 and memory.down_window == 120 and memory.last_correction == NOW + 5
+    # The next lull holds 120 s, not 60.
+    started = NOW + 15
+    for i in range(60):
+        d, memory = run(p, fleet, current, memory, started + 5 * i, **idle)
+        if d.desired_replicas < current:
+            break
+        current = d.desired_replicas
+    assert d.desired_replicas == 1 and 5 * i >= 120 - 15, d.message
+    # An hour without another correction: back to 60.
+    d, memory = run(p, fleet, 1, memory, NOW + 5 + 3600, **idle)
+    assert memory.down_window == 60

@@ -37,6 +37,8 @@ def test_learned_state_round_trips_through_the_status_as_after_a_restart():
     assert read_back.demand == pytest.approx(memory.demand, rel=1e-6)
     assert read_back.sample_time == pytest.approx(memory.sample_time, abs=1e-3)
     assert read_back.counters == memory.counters and read_back.history == memory.history
+    assert (read_back.down_window, read_back.last_scale_down, read_back.last_correction) == (
+        memory.down_window, memory.last_scale_down, memory.last_correction)
     RerankerDeploymentStatus.model_validate(status)  # the CRD's status schema accepts it
     pods = fleet.step(5.0, 26_000, 200, 100, 256)
     live = decide(p, Observation(NOW + 30, current, pods), memory)
