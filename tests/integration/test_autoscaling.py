@@ -105,7 +105,7 @@ def test_throughput_scales_up_then_down_after_the_window(control_plane, namespac
     _create(custom, namespace, NAME, {"scrapeIntervalSeconds": 1, "scaleDownStabilizationSeconds": 30,
                                       "demandWindowSeconds": 10})
     body = {"metadata": {"namespace": namespace, "name": NAME}}
-    t0 = time.time()
+    t0 = float(int(time.time()))
 
     def replicas() -> int:
         scale = custom.get_namespaced_custom_object_scale("rerank.io", "v1alpha1", namespace, "rerankerdeployments", NAME)
@@ -130,10 +130,10 @@ def test_throughput_scales_up_then_down_after_the_window(control_plane, namespac
                 endpoints.advance(5, 20_000)
                 endpoints.waiting, endpoints.running = waiting, 256
                 d = await loop.autoscale_once(api, body, now=t0 + 5 * i)
-            assert d.capacity == 20_000 and d.reason == "ScaledUp" and replicas() == 3, d.message
+            assert d.capacity == pytest.approx(20_000) and d.reason == "ScaledUp" and replicas() == 3, d.message
             st = status()
             assert st["desiredReplicas"] == 3 and st["queueDepth"] == 856
-            assert st["autoscaling"]["capacityTokensPerSecond"] == 20_000
+            assert st["autoscaling"]["capacityTokensPerSecond"] == pytest.approx(20_000)
             assert st["autoscaling"]["lastScaleTime"] and st["autoscaling"]["recommendations"][-1]["replicas"] == 3
             conditions = {c["type"]: c for c in st["conditions"]}
             assert conditions["AutoscalingActive"]["status"] == "True"
@@ -159,8 +159,9 @@ def test_throughput_scales_up_then_down_after_the_window(control_plane, namespac
             assert replicas() == 1 and d.reason == "ScaledDown", times
             assert times[-1][0] >= 10 + 30, times  # not before the last scale-up recommendation left the window
             assert "ScaleDownStabilized" in {r for _, r in times}
-            assert [e.reason for e in _events(core, namespace)] == ["ScaledUp", "ScaledDown"]
-            assert status()["autoscaling"]["capacityTokensPerSecond"] == 20_000  # learned state survives
+            reasons = [e.reason for e in _events(core, namespace)]
+            assert reasons[0] == "ScaledUp" and set(reasons[1:]) == {"ScaledDown"}, reasons  # down in steps
+            assert status()["autoscaling"]["capacityTokensPerSecond"] == pytest.approx(20_000)  # kept
         finally:
             await endpoints.close()
 
