@@ -93,6 +93,8 @@ def print_table(name: str, trace: Trace, results: dict[str, list[Result]]) -> li
     print(f"\ntrace {name}: {trace.duration / 3600:g} h, {trace.note}")
     print(HEADER)
     goal_lines = []
+    cells = [f"{med(o.replica_seconds for o in ours):,.0f} / {med(o.slo_violation_pct for o in ours):.1f} % / "
+             f"{med(o.reversals / o.hours for o in ours):.1f}"]
     for label, rs in results.items():
         saving = "" if label == OURS else f"{100 * med(1 - o.replica_seconds / r.replica_seconds for o, r in zip(ours, rs)):+.1f}%"
         print(f"  {label:<38} {med(r.replica_seconds for r in rs):>10,.0f} {saving:>10} "
@@ -102,13 +104,19 @@ def print_table(name: str, trace: Trace, results: dict[str, list[Result]]) -> li
         if label == OURS:
             continue
         saves = med(1 - o.replica_seconds / r.replica_seconds for o, r in zip(ours, rs))
+        cells.append(f"{100 * saves:+.0f} % ({med(r.slo_violation_pct for r in rs):.1f} % / "
+                     f"{med(r.reversals / r.hours for r in rs):.1f})")
         slo_ok = med(o.slo_violation_pct for o in ours) <= med(r.slo_violation_pct for r in rs) + 1e-9
         rev = med(o.reversals / o.hours for o in ours)
         met = saves >= 0.25 and slo_ok and rev <= 1.0
         goal_lines.append(
             f"{name:<17} vs {label:<38} saves {100 * saves:+6.1f}%  SLO {med(o.slo_violation_pct for o in ours):6.2f}% "
             f"vs {med(r.slo_violation_pct for r in rs):6.2f}%  reversals/h {rev:.2f}  -> {'MET' if met else 'not met'}")
+    MARKDOWN_ROWS.append(f"| {name} | " + " | ".join(cells) + " |")
     return goal_lines
+
+
+MARKDOWN_ROWS: list[str] = []
 
 
 def plot(name: str, trace: Trace, results: dict[str, list[Result]], directory: str) -> str:
@@ -162,6 +170,22 @@ def sweep(names: list[str], seeds: list[int], service: ServiceModel) -> None:
                   f"worst reversals/h {max(rev):.2f}")
 
 
+def kubeai_at_lower_targets(names: list[str], seeds: list[int], service: ServiceModel) -> None:
+    print("\nsensitivity: KubeAI with a lower targetRequests (not its default) -- what it costs to approach the "
+          "operator's SLO miss; median over seeds, replica-s / SLO miss %")
+    for n in names:
+        cells = []
+        for target in (100.0, 10.0, 3.0):
+            rs = []
+            for seed in seeds:
+                trace = TRACES[n](seed)
+                n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
+                rs.append(simulate(trace, KubeAI(MIN_REPLICAS, MAX_REPLICAS, target), service, n0, seed=seed))
+            cells.append(f"target {target:g}: {med(r.replica_seconds for r in rs):,.0f} / "
+                         f"{med(r.slo_violation_pct for r in rs):.1f}%")
+        print(f"  {n:<17} " + ";  ".join(cells))
+
+
 def _ours_only(name: str, seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy) -> list[Result]:
     out = []
     for seed in seeds:
@@ -199,8 +223,12 @@ def main() -> None:
         print("  " + line)
     met = sum(1 for line in goals if line.endswith("MET"))
     print(f"  {met} of {len(goals)} trace x baseline pairs met")
+    print("\nmarkdown rows (operator: replica-s / SLO miss / reversals per h; baselines: operator's saving "
+          "(baseline's SLO miss / reversals per h)):")
+    print("\n".join(MARKDOWN_ROWS))
     if args.sweep:
         sweep(names, seeds, service)
+        kubeai_at_lower_targets(names, seeds, service)
     print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
 
 

@@ -913,7 +913,7 @@ class AutoscalingStatus(_Model):
     )
     scale_down_window_seconds: float | None = Field(
         default=None, ge=0, description="The scale-down window in force: scaleDownStabilizationSeconds, doubled "
-        "(up to 4x) after each premature scale-down and halved back after an hour without one.",
+        "(up to 3x) after each premature scale-down and halved back after an hour without one.",
     )
     last_scale_down_time: str | None = Field(
         default=None, description="When the autoscaler last scaled down (RFC 3339).",

@@ -36,7 +36,7 @@ says how much arrived on top. So:
    ``scale_down_stabilization_seconds``; a scale-up to the lowest of the last
    ``scale_up_stabilization_seconds`` (0: at once). The down window adapts to the traffic: a
    scale-up within the window after a scale-down means that scale-down was premature (bursts come
-   more often than the window), so the window doubles (up to 4x the setting); after an hour
+   more often than the window), so the window doubles (up to 3x the setting); after an hour
    without such a correction it halves back towards the setting. At most ``max_scale_up_step`` added per
    decision; clamped to ``[min_replicas, max_replicas]``; a limit that bites sets
    ``limited_reason``.
@@ -65,7 +65,7 @@ SCALE_UP_LIMIT = "ScaleUpLimit"
 _EPSILON = 1e-9
 # The down window grows at most to this multiple of the setting, and shrinks back after this long
 # without a premature scale-down.
-_MAX_DOWN_WINDOW_FACTOR = 4.0
+_MAX_DOWN_WINDOW_FACTOR = 3.0
 _DOWN_WINDOW_RELAX_SECONDS = 3600.0
 # Weight of a new capacity measurement (per saturated interval) and of a new tokens-per-request one.
 _CAPACITY_WEIGHT = 0.3
