@@ -1,26 +1,27 @@
-"""Compare the operator's queue-depth autoscaler with common vLLM autoscaling setups.
+"""The operator's autoscaler at its shipped defaults against the autoscalers people run vLLM with.
 
-    .venv/bin/python bench/autoscaler_sim.py [--seed 7] [--load-time 120] [--target 32]
+    python bench/autoscaler_sim.py [--seeds 1,2,3] [--traces all] [--plots bench/plots] [--sweep]
 
-Runs a discrete-time simulation (``bench/autoscaler_simlib.py``) of a vLLM reranker fleet on a
-step, a diurnal and a bursty trace, under:
+Simulates (``bench/autoscaler_simlib.py``) a vLLM reranker fleet -- model load 120 s, 1..24
+replicas -- on eight traces (step, diurnal, heavy-tailed bursts, a flash crowd shorter than the
+model load, a slow ramp, a change of request size at a constant request rate, a change of document
+length at a constant pair rate, heavy-tailed request sizes), each with several seeds, under:
 
-* ``rerank-operator``: this project's policy -- the very ``decide`` function the operator runs --
-  at its defaults, with a 30 s scale-up window, and with that window but no maxScaleUpFactor
-  (what the factor buys);
-* ``keda (production-stack)``: vLLM production-stack's KEDA default (num_requests_waiting,
-  threshold 5, 15 s polling, 360 s cooldown, HPA 300 s scale-down window);
-* ``kubeai``: KubeAI's autoscaler (10 s interval, 10 min moving average of in-flight requests
-  divided by targetRequests, 30 s scale-down delay), once with the same per-replica target as
-  the operator and once with KubeAI's default ``targetRequests: 100``;
-* ``static peak``: a fixed fleet sized so the peak load runs at the target concurrency.
+* ``rerank-operator (defaults)``: the operator's ``decide`` with ``AutoscalingPolicy()`` -- the
+  CRD's defaults, one setting for every trace;
+* ``kubeai``: in-flight HTTP requests counted in its proxy, 10 min moving average, targetRequests
+  100, scale-down delay 30 s (its defaults);
+* ``keda (production-stack, as shipped)``: the chart's ScaledObject (per-pod series of
+  vllm:num_requests_waiting, threshold 5) through KEDA's Prometheus scaler and the HPA;
+* ``hpa (num_requests_waiting, avg 5)``: the same trigger as a per-pod average, as it is meant.
 
-Prints replica-seconds, p50/p99 queue wait, SLO violations (share of pairs queued longer than
-the SLO) and flaps (a scale in the opposite direction within 5 min of the previous one), then an
-equal-latency comparison: the operator's target and both stabilization windows are swept, and for each
-baseline the cheapest flap-free setting whose p99 wait is no worse than the baseline's is
-compared on replica-seconds. Every autoscaler starts from the same fleet with its history
-pre-filled (KubeAI's moving average, KEDA's and the operator's recommendation windows).
+Prints, per trace, the median over seeds of: replica-seconds (and the operator's saving against
+each baseline), p50/p99 queue wait, the share of pairs that waited longer than the SLO (2 s in the
+engine queue), scale events and reversals per hour (a scale opposite to the previous one within
+10 min). Then the goal check per trace and baseline: >= 25 % fewer replica-seconds, no larger SLO
+share, <= 1 reversal/hour. ``--plots DIR`` writes one PNG per trace (load, replicas and oldest queued
+pair's wait over time; the first seed). ``--sweep`` adds a sensitivity table of the operator's
+main knobs (not the headline).
 """
 
 from __future__ import annotations
@@ -28,142 +29,210 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import sys
 import time
+from dataclasses import replace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from autoscaler_simlib import (  # noqa: E402
+    TRACES,
+    HpaWaiting,
     KedaProductionStack,
     KubeAI,
     ProjectPolicy,
     Result,
     ServiceModel,
-    Static,
-    bursty_trace,
-    diurnal_trace,
+    Trace,
     simulate,
-    step_trace,
 )
 
-from rerank_operator.autoscaling.policy import AutoscalingPolicy, Recommendation  # noqa: E402
+from rerank_operator.autoscaling.policy import AutoscalingPolicy  # noqa: E402
 
 MIN_REPLICAS = 1
 MAX_REPLICAS = 24
-SWEEP_TARGETS = (24, 32, 48, 64, 96, 128, 160, 192)
-SWEEP_DOWN_WINDOWS = (300, 600, 900)
-SWEEP_UP_WINDOWS = (0, 15, 30)
+OURS = "rerank-operator (defaults)"
 
 
-def ours(target: float, initial: int, up_window: float = 0.0, down_window: float = 300.0,
-         factor: float | None = 4.0, name: str | None = None) -> ProjectPolicy:
-    # The recommendation history starts with the initial fleet, as if the operator had been
-    # running it (KubeAI's moving average and KEDA's window are pre-filled the same way).
-    return ProjectPolicy(
-        AutoscalingPolicy(min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS, target_per_replica=target,
-                          scale_up_stabilization_seconds=up_window,
-                          scale_down_stabilization_seconds=down_window, max_scale_up_factor=factor),
-        name=name or f"rerank-operator (t{target:g}, up {up_window:g}s, down {down_window:g}s)",
-        history=(Recommendation(0.0, initial),),
-    )
+def initial_replicas(trace: Trace, service: ServiceModel, utilization: float) -> int:
+    rate = trace.pair_rate(0.0)
+    return max(MIN_REPLICAS, math.ceil(rate / (utilization * service.saturated_pairs(trace.tokens_per_pair(0.0)))))
 
 
-def steady_replicas(rate: float, service: ServiceModel, target: float) -> int:
-    return max(MIN_REPLICAS, math.ceil(rate / service.throughput(target)))
+def autoscalers(policy: AutoscalingPolicy) -> list:
+    return [
+        ProjectPolicy(policy, name=OURS),
+        KubeAI(MIN_REPLICAS, MAX_REPLICAS),
+        KedaProductionStack(MIN_REPLICAS, MAX_REPLICAS, 5.0),
+        HpaWaiting(MIN_REPLICAS, MAX_REPLICAS, 5.0),
+    ]
 
 
-def row(r: Result, baseline_rs: float | None = None) -> str:
-    rel = "" if baseline_rs is None else f"{100 * (r.replica_seconds / baseline_rs - 1):+7.1f}%"
-    return (
-        f"  {r.autoscaler:<44} {r.replica_seconds:>11,.0f} {rel:>8} {r.p50_wait:>8.2f} {r.p99_wait:>8.2f}"
-        f" {r.slo_violation_pct:>8.2f} {r.flaps:>6} {r.scale_events:>7} {r.max_replicas_used:>6}"
-    )
+def run_trace(name: str, seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy
+              ) -> dict[str, list[Result]]:
+    results: dict[str, list[Result]] = {}
+    for seed in seeds:
+        trace = TRACES[name](seed)
+        n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
+        for autoscaler in autoscalers(policy):
+            results.setdefault(autoscaler.name, []).append(simulate(trace, autoscaler, service, n0, seed=seed))
+    return results
 
 
-HEADER = (
-    f"  {'autoscaler':<44} {'replica-s':>11} {'vs first':>8} {'p50 (s)':>8} {'p99 (s)':>8}"
-    f" {'SLO %':>8} {'flaps':>6} {'scales':>7} {'max n':>6}"
-)
+def med(values) -> float:
+    return statistics.median(list(values))
+
+
+HEADER = (f"  {'autoscaler':<38} {'replica-s':>10} {'ours saves':>10} {'p50 s':>7} {'p99 s':>7} {'SLO %':>7}"
+          f" {'scales/h':>8} {'revers./h':>9} {'max n':>5}")
+
+
+def print_table(name: str, trace: Trace, results: dict[str, list[Result]]) -> list[str]:
+    ours = results[OURS]
+    print(f"\ntrace {name}: {trace.duration / 3600:g} h, {trace.note}")
+    print(HEADER)
+    goal_lines = []
+    cells = [f"{med(o.replica_seconds for o in ours):,.0f} / {med(o.slo_violation_pct for o in ours):.1f} % / "
+             f"{med(o.reversals / o.hours for o in ours):.1f}"]
+    for label, rs in results.items():
+        saving = "" if label == OURS else f"{100 * med(1 - o.replica_seconds / r.replica_seconds for o, r in zip(ours, rs)):+.1f}%"
+        print(f"  {label:<38} {med(r.replica_seconds for r in rs):>10,.0f} {saving:>10} "
+              f"{med(r.p50_wait for r in rs):>7.2f} {med(r.p99_wait for r in rs):>7.2f} "
+              f"{med(r.slo_violation_pct for r in rs):>7.2f} {med(r.scale_events / r.hours for r in rs):>8.1f} "
+              f"{med(r.reversals / r.hours for r in rs):>9.2f} {max(r.max_replicas_used for r in rs):>5}")
+        if label == OURS:
+            continue
+        saves = med(1 - o.replica_seconds / r.replica_seconds for o, r in zip(ours, rs))
+        cells.append(f"{100 * saves:+.0f} % ({med(r.slo_violation_pct for r in rs):.1f} % / "
+                     f"{med(r.reversals / r.hours for r in rs):.1f})")
+        slo_ok = med(o.slo_violation_pct for o in ours) <= med(r.slo_violation_pct for r in rs) + 1e-9
+        rev = med(o.reversals / o.hours for o in ours)
+        met = saves >= 0.25 and slo_ok and rev <= 1.0
+        goal_lines.append(
+            f"{name:<17} vs {label:<38} saves {100 * saves:+6.1f}%  SLO {med(o.slo_violation_pct for o in ours):6.2f}% "
+            f"vs {med(r.slo_violation_pct for r in rs):6.2f}%  reversals/h {rev:.2f}  -> {'MET' if met else 'not met'}")
+    MARKDOWN_ROWS.append(f"| {name} | " + " | ".join(cells) + " |")
+    return goal_lines
+
+
+MARKDOWN_ROWS: list[str] = []
+
+
+def plot(name: str, trace: Trace, results: dict[str, list[Result]], directory: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
+    first = {label: rs[0] for label, rs in results.items()}
+    ours = first[OURS]
+    t = [p[0] / 60 for p in ours.timeline]
+    axes[0].plot(t, [p[1] for p in ours.timeline], color="0.3", linewidth=0.8)
+    axes[0].set_ylabel("pairs/s arriving")
+    styles = {OURS: dict(color="tab:blue", linewidth=2.0)}
+    for label, r in first.items():
+        style = styles.get(label, dict(linewidth=1.0, alpha=0.85))
+        tt = [p[0] / 60 for p in r.timeline]
+        axes[1].step(tt, [p[2] for p in r.timeline], where="post", label=label, **style)
+        axes[2].plot(tt, [p[3] for p in r.timeline], label=label, **style)
+    axes[1].set_ylabel("replicas (asked for)")
+    axes[2].set_ylabel("oldest queued pair (s)")
+    axes[2].set_yscale("symlog", linthresh=1.0)
+    axes[2].set_xlabel("minutes")
+    axes[1].legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"{name}: {trace.note} (model load 120 s)")
+    fig.tight_layout()
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"autoscaler-{name}.png")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def sweep(names: list[str], seeds: list[int], service: ServiceModel, defaults: AutoscalingPolicy) -> None:
+    print("\nsensitivity (not the headline): one setting changed from the defaults; median over traces and seeds "
+          "of the operator's replica-seconds relative to the defaults, median and worst SLO miss, worst reversals "
+          "per hour")
+    base = {n: _ours_only(n, seeds, service, defaults) for n in names}
+    slo0 = [r.slo_violation_pct for n in names for r in base[n]]
+    rev0 = [r.reversals / r.hours for n in names for r in base[n]]
+    print(f"  defaults: SLO miss median {med(slo0):.2f}%, worst {max(slo0):.2f}%, worst reversals/h {max(rev0):.2f}")
+    for knob, values in (("target_utilization", (0.6, 0.7, 0.9)), ("demand_window_seconds", (30.0, 120.0)),
+                         ("scale_down_stabilization_seconds", (300.0, 900.0)),
+                         ("backlog_drain_seconds", (120.0, 600.0))):
+        for v in values:
+            policy = replace(defaults, **{knob: v})
+            rel, slo, rev = [], [], []
+            for n in names:
+                for b, r in zip(base[n], _ours_only(n, seeds, service, policy)):
+                    rel.append(r.replica_seconds / b.replica_seconds - 1)
+                    slo.append(r.slo_violation_pct)
+                    rev.append(r.reversals / r.hours)
+            print(f"  {knob}={v:g}: replica-s {100 * med(rel):+.1f}%, SLO miss median {med(slo):.2f}%, worst "
+                  f"{max(slo):.2f}%, worst reversals/h {max(rev):.2f}")
+
+
+def kubeai_at_lower_targets(names: list[str], seeds: list[int], service: ServiceModel) -> None:
+    print("\nsensitivity: KubeAI with a lower targetRequests (not its default) -- what it costs to approach the "
+          "operator's SLO miss; median over seeds, replica-s / SLO miss %")
+    for n in names:
+        cells = []
+        for target in (100.0, 10.0, 3.0):
+            rs = []
+            for seed in seeds:
+                trace = TRACES[n](seed)
+                n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
+                rs.append(simulate(trace, KubeAI(MIN_REPLICAS, MAX_REPLICAS, target), service, n0, seed=seed))
+            cells.append(f"target {target:g}: {med(r.replica_seconds for r in rs):,.0f} / "
+                         f"{med(r.slo_violation_pct for r in rs):.1f}%")
+        print(f"  {n:<17} " + ";  ".join(cells))
+
+
+def _ours_only(name: str, seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy) -> list[Result]:
+    out = []
+    for seed in seeds:
+        trace = TRACES[name](seed)
+        n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
+        out.append(simulate(trace, ProjectPolicy(policy, name=OURS), service, n0, seed=seed))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--traces", default="all", help=f"comma-separated, from: {', '.join(TRACES)}")
     parser.add_argument("--load-time", type=float, default=120.0, help="model load time of a new replica (s)")
-    parser.add_argument("--target", type=float, default=32.0, help="the operator's targetQueueDepthPerReplica")
-    parser.add_argument("--up-window", type=float, default=30.0,
-                        help="the operator's scaleUpStabilizationSeconds for the tuned rows")
-    parser.add_argument("--slo", type=float, default=1.0, help="queue-wait SLO in seconds")
-    parser.add_argument("--traces", default="step,diurnal,bursty")
+    parser.add_argument("--plots", default=None, help="directory for one PNG per trace")
+    parser.add_argument("--sweep", action="store_true", help="also print the sensitivity table")
     args = parser.parse_args()
-
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = list(TRACES) if args.traces == "all" else args.traces.split(",")
     service = ServiceModel(load_time=args.load_time)
-    traces = {"step": step_trace(), "diurnal": diurnal_trace(args.seed), "bursty": bursty_trace(args.seed)}
-    print(
-        f"service model: max_num_seqs={service.max_num_seqs}, throughput x_max*c/(c+k) with x_max={service.x_max:g} "
-        f"pairs/s, k={service.k:g}; model load {service.load_time:g} s; replicas {MIN_REPLICAS}..{MAX_REPLICAS}; "
-        f"SLO: queue wait <= {args.slo:g} s; seed {args.seed}"
-    )
-    summary: list[str] = []
+    policy = AutoscalingPolicy(min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS)
+    print(f"service model: max_num_seqs={service.max_num_seqs}, throughput x_max*c/(c+k) with x_max="
+          f"{service.x_max:g} tokens/s, k={service.k:g}; model load {service.load_time:g} s; replicas "
+          f"{MIN_REPLICAS}..{MAX_REPLICAS}; SLO: queue wait <= 2 s; seeds {seeds}; medians over seeds")
+    print(f"operator defaults: {AutoscalingPolicy()}")
     started = time.perf_counter()
-    for name in args.traces.split(","):
-        trace = traces[name]
-        n0 = steady_replicas(trace.rate(0.0), service, args.target)
-        inflight0 = n0 * service.concurrency_for(trace.rate(0.0) / n0)
-
-        def run(autoscaler, initial: int | None = None) -> Result:
-            # The same seed for every autoscaler: they all see the very same arrivals.
-            return simulate(trace, autoscaler, service, initial or n0, seed=args.seed, slo_wait=args.slo)
-
-        static = min(MAX_REPLICAS, steady_replicas(trace.peak_rate, service, args.target))
-        results = [
-            run(ours(args.target, n0, name="rerank-operator (defaults)")),
-            run(ours(args.target, n0, up_window=args.up_window,
-                     name=f"rerank-operator (scaleUpStab. {args.up_window:g}s)")),
-            run(ours(args.target, n0, up_window=args.up_window, factor=None,
-                     name=f"rerank-operator (scaleUpStab. {args.up_window:g}s, no factor)")),
-            run(KedaProductionStack(MIN_REPLICAS, MAX_REPLICAS, recommendations=[(0.0, n0)])),
-            run(KubeAI(MIN_REPLICAS, MAX_REPLICAS, 100, initial_average=inflight0,
-                       name="kubeai (targetRequests=100, default)")),
-            run(KubeAI(MIN_REPLICAS, MAX_REPLICAS, args.target, initial_average=inflight0,
-                       name=f"kubeai (targetRequests={args.target:g})")),
-            run(Static(static), initial=static),
-        ]
-        base = results[0].replica_seconds
-        print(f"\ntrace {name}: {trace.duration / 3600:g} h, peak {trace.peak_rate:g} pairs/s")
-        print(HEADER)
-        for r in results:
-            print(row(r, base))
-
-        # Equal-latency comparison: the operator's target and stabilization windows are swept; for
-        # each baseline, the cheapest flap-free setting that is no slower at p99 is compared on
-        # replica-seconds.
-        sweep = {(t, up, w): run(ours(float(t), n0, up_window=float(up), down_window=float(w)))
-                 for up in SWEEP_UP_WINDOWS for w in SWEEP_DOWN_WINDOWS for t in SWEEP_TARGETS}
-        print("  operator sweep (up window/down window: target replica-s/p99 s/flaps):")
-        for up in SWEEP_UP_WINDOWS:
-            for w in SWEEP_DOWN_WINDOWS:
-                print(f"    {up:>2}s/{w:>3}s: " + ", ".join(
-                    f"t{t} {s.replica_seconds:,.0f}/{s.p99_wait:.2f}/{s.flaps}"
-                    for (t, uu, ww), s in sweep.items() if (uu, ww) == (up, w)))
-        for baseline in results[3:6]:
-            no_slower = [(k, s) for k, s in sweep.items() if s.p99_wait <= baseline.p99_wait]
-            flap_free = [(k, s) for k, s in no_slower if s.flaps == 0]
-            if not no_slower:
-                line = (f"{name:<8} vs {baseline.autoscaler:<36}: no operator setting in the sweep reaches its "
-                        f"p99 {baseline.p99_wait:.2f} s")
-            else:
-                (t, up, w), best = min(flap_free or no_slower, key=lambda ks: ks[1].replica_seconds)
-                saving = 100 * (1 - best.replica_seconds / baseline.replica_seconds)
-                line = (f"{name:<8} vs {baseline.autoscaler:<36}: target {t:>3}, up {up:>2}s, down {w:>3}s -> "
-                        f"{best.replica_seconds:>9,.0f} vs {baseline.replica_seconds:>9,.0f} replica-s "
-                        f"({saving:+.1f}% saved) at p99 {best.p99_wait:.2f} <= {baseline.p99_wait:.2f} s, "
-                        f"flaps {best.flaps} vs {baseline.flaps}")
-            summary.append(line)
-    print("\nequal-or-better p99 wait, fewest replica-seconds among flap-free operator settings "
-          "(positive = operator cheaper):")
-    for line in summary:
+    goals: list[str] = []
+    for name in names:
+        results = run_trace(name, seeds, service, policy)
+        goals += print_table(name, TRACES[name](seeds[0]), results)
+        if args.plots:
+            print(f"  plot: {plot(name, TRACES[name](seeds[0]), results, args.plots)}")
+    print("\ngoal: >= 25% fewer replica-seconds than the baseline, no larger SLO share, <= 1 reversal/hour")
+    for line in goals:
         print("  " + line)
+    met = sum(1 for line in goals if line.endswith("MET"))
+    print(f"  {met} of {len(goals)} trace x baseline pairs met")
+    print("\nmarkdown rows (operator: replica-s / SLO miss / reversals per h; baselines: operator's saving "
+          "(baseline's SLO miss / reversals per h)):")
+    print("\n".join(MARKDOWN_ROWS))
+    if args.sweep:
+        sweep(names, seeds, service, policy)
+        kubeai_at_lower_targets(names, seeds, service)
     print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
 
 

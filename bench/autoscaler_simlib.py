@@ -2,20 +2,23 @@
 
 Used by ``bench/autoscaler_sim.py``. The pieces:
 
-* **Traces** (seeded): arrivals of rerank requests, each carrying a random number of
-  query-document pairs; one pair is one engine request.
+* **Traces** (seeded): rerank requests arriving as a Poisson process whose rate changes over time;
+  each request carries a random number of query-document pairs (one pair is one engine request)
+  of some token length.
 * **Service model** (vLLM-like, per replica): up to ``max_num_seqs`` pairs run at once; the
-  replica's throughput grows with concurrency ``c`` as ``x_max * c / (c + k)`` (continuous
+  replica's token throughput grows with concurrency ``c`` as ``x_max * c / (c + k)`` (continuous
   batching amortises the fixed per-step cost) and saturates at ``max_num_seqs``; the rest wait.
-  Requests are spread over ready replicas least-loaded-first, so the pool behaves as one FIFO
-  queue in front of ``n`` replicas (a fluid approximation of join-shortest-queue). Queue wait is
+  Longer pairs cost proportionally more. Requests are spread evenly over ready replicas, so the
+  pool behaves as one FIFO queue in front of ``n`` replicas (a fluid approximation). Queue wait is
   the time from arrival to admission into a running batch (vLLM's ``request_queue_time``).
 * **Replicas**: a new replica costs replica-seconds from the moment it is asked for but serves
   only after ``load_time`` (model load); scaling down removes the newest replica first
-  (StatefulSet order).
-* **Autoscalers**: this project's policy (``rerank_operator.autoscaling.policy.decide``, the
-  function the operator runs), the vLLM production-stack KEDA setup, KubeAI's autoscaler, and a
-  static fleet sized for the peak.
+  (StatefulSet order). Each replica exports what a vLLM pod exports: waiting and running gauges,
+  ``request_success_total`` and ``prompt_tokens_total`` counters.
+* **Autoscalers**, each fed only the signal it really reads: this project's policy (the very
+  ``decide`` the operator runs, on per-pod samples), KubeAI (in-flight HTTP requests counted in its
+  proxy), vLLM production-stack's KEDA ScaledObject as shipped (one Prometheus series per pod), and
+  an HPA on vLLM's waiting gauge.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from rerank_operator.autoscaling.policy import AutoscalingPolicy, PodLoad, Recommendation, decide
+from rerank_operator.autoscaling.policy import AutoscalingPolicy, Memory, Observation, PodSample, decide
 
 # ---------------------------------------------------------------------------------------------
 # Service model
@@ -35,46 +38,49 @@ from rerank_operator.autoscaling.policy import AutoscalingPolicy, PodLoad, Recom
 @dataclass(frozen=True)
 class ServiceModel:
     max_num_seqs: int = 256  # vLLM --max-num-seqs: pairs running at once per replica
-    x_max: float = 150.0  # pairs/s one replica approaches at full batch
+    x_max: float = 30000.0  # tokens/s one replica approaches at full batch
     k: float = 32.0  # concurrency at which a replica reaches half of x_max
     load_time: float = 120.0  # seconds from "replica asked for" to "replica serving"
 
-    def throughput(self, concurrency: float) -> float:
+    def pair_throughput(self, concurrency: float, tokens_per_pair: float) -> float:
         """Pairs per second one replica completes with ``concurrency`` pairs running."""
         if concurrency <= 0:
             return 0.0
-        return self.x_max * concurrency / (concurrency + self.k)
+        return self.x_max / tokens_per_pair * concurrency / (concurrency + self.k)
 
-    def concurrency_for(self, rate: float) -> float:
-        """Running pairs one replica needs to sustain ``rate`` pairs/s (inverse of throughput)."""
-        if rate >= self.x_max:
-            return math.inf
-        return self.k * rate / (self.x_max - rate)
+    def saturated_pairs(self, tokens_per_pair: float) -> float:
+        return self.pair_throughput(self.max_num_seqs, tokens_per_pair)
 
 
 # ---------------------------------------------------------------------------------------------
-# Traces: rate (pairs/s) as a function of time, turned into batched arrivals per tick.
+# Traces
 
 
 @dataclass(frozen=True)
 class Trace:
     name: str
     duration: float
-    rate: Callable[[float], float]  # mean pairs/s at time t
-    peak_rate: float
-    mean_pairs_per_request: float = 40.0
+    request_rate: Callable[[float], float]  # mean rerank requests/s at time t
+    pairs_per_request: Callable[[float], float]  # mean pairs per request at time t
+    tokens_per_pair: Callable[[float], float] = lambda t: 200.0
+    heavy_tailed_sizes: bool = False  # Pareto pairs per request instead of uniform
+    note: str = ""
+
+    def pair_rate(self, t: float) -> float:
+        return self.request_rate(t) * self.pairs_per_request(t)
 
 
-def step_trace() -> Trace:
-    def rate(t: float) -> float:
-        return 600.0 if 900 <= t < 2700 else 100.0
+def _const(v: float) -> Callable[[float], float]:
+    return lambda t: v
 
-    return Trace("step", 3600.0, rate, 600.0)
+
+def step_trace(seed: int) -> Trace:
+    return Trace("step", 3600.0, lambda t: (15.0 if 900 <= t < 2700 else 2.5), _const(40.0),
+                 note="100 -> 600 -> 100 pairs/s")
 
 
 def diurnal_trace(seed: int) -> Trace:
-    # A day compressed to 6 hours so the ramp rates stay realistic per hour of sim while the
-    # run stays short; a slow random wobble (+-15 %) on top of the sine.
+    # A day compressed to 6 hours, with a slow random wobble (+-15 %) on top of the sine.
     rng = random.Random(seed)
     wobble = [rng.uniform(-0.15, 0.15) for _ in range(400)]
     period = 6 * 3600.0
@@ -84,31 +90,70 @@ def diurnal_trace(seed: int) -> Trace:
         i = int(t // 60)
         frac = (t % 60) / 60
         w = wobble[i % 400] * (1 - frac) + wobble[(i + 1) % 400] * frac
-        return max(10.0, base * (1 + w))
+        return max(10.0, base * (1 + w)) / 40.0
 
-    return Trace("diurnal", period, rate, 700.0 * 1.15)
+    return Trace("diurnal", period, rate, _const(40.0), note="60..700 pairs/s sine over 6 h")
 
 
 def bursty_trace(seed: int) -> Trace:
-    # A base load with bursts (3-6x, 30-180 s long, 2-15 min apart), like batch re-indexing jobs
-    # or a traffic spike landing on the reranker.
+    # Heavy-tailed bursts: Pareto-sized (x2..x10) lasting 30-180 s, 2-15 min apart, on 120 pairs/s.
     rng = random.Random(seed)
     duration = 2 * 3600.0
     bursts: list[tuple[float, float, float]] = []
     t = rng.uniform(120, 600)
     while t < duration:
         length = rng.uniform(30, 180)
-        bursts.append((t, t + length, rng.uniform(3.0, 6.0)))
+        bursts.append((t, t + length, min(10.0, 2.0 * rng.paretovariate(1.5))))
         t += length + rng.uniform(120, 900)
-    base = 120.0
 
     def rate(t: float) -> float:
         for start, end, factor in bursts:
             if start <= t < end:
-                return base * factor
-        return base
+                return 3.0 * factor
+        return 3.0
 
-    return Trace("bursty", duration, rate, base * max(f for _, _, f in bursts))
+    return Trace("bursty", duration, rate, _const(40.0), note="120 pairs/s + Pareto bursts x2-x10, 30-180 s")
+
+
+def flash_crowd_trace(seed: int) -> Trace:
+    # Two 60 s crowds at 8x -- shorter than the 120 s model load -- on 150 pairs/s.
+    rng = random.Random(seed)
+    starts = [rng.uniform(1500, 2100), rng.uniform(4500, 5100)]
+
+    def rate(t: float) -> float:
+        return 30.0 if any(s <= t < s + 60 for s in starts) else 3.75
+
+    return Trace("flash-crowd", 2 * 3600.0, rate, _const(40.0), note="150 pairs/s, two 60 s crowds at x8")
+
+
+def slow_ramp_trace(seed: int) -> Trace:
+    def rate(t: float) -> float:
+        return (50.0 + 850.0 * min(1.0, t / 5400.0)) / 40.0
+
+    return Trace("slow-ramp", 2 * 3600.0, rate, _const(40.0), note="50 -> 900 pairs/s over 90 min")
+
+
+def request_size_trace(seed: int) -> Trace:
+    # Constant 4 requests/s; the pairs per request go 10 -> 60 -> 10 (6x the work at the same rate).
+    return Trace("request-size", 2 * 3600.0, _const(4.0), lambda t: 60.0 if 1800 <= t < 5400 else 10.0,
+                 note="4 req/s constant, 10 -> 60 -> 10 pairs/request")
+
+
+def document_length_trace(seed: int) -> Trace:
+    # Constant 200 pairs/s; the documents get 3x longer for an hour (token weighting matters).
+    return Trace("doc-length", 2 * 3600.0, _const(5.0), _const(40.0),
+                 tokens_per_pair=lambda t: 600.0 if 1800 <= t < 5400 else 200.0,
+                 note="200 pairs/s constant, 200 -> 600 -> 200 tokens/pair")
+
+
+def heavy_tail_sizes_trace(seed: int) -> Trace:
+    return Trace("heavy-tail-sizes", 3600.0, _const(7.5), _const(40.0), heavy_tailed_sizes=True,
+                 note="300 pairs/s, Pareto pairs/request (mean 40, up to 1000)")
+
+
+TRACES: dict[str, Callable[[int], Trace]] = {make(0).name: make for make in (
+    step_trace, diurnal_trace, bursty_trace, flash_crowd_trace, slow_ramp_trace, request_size_trace,
+    document_length_trace, heavy_tail_sizes_trace)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,6 +168,8 @@ class ClusterView:
     loading: int
     waiting: float  # pairs waiting, whole pool
     running: float  # pairs running, whole pool
+    http_in_flight: int  # rerank requests sent and not answered yet (what a proxy counts)
+    pods: tuple[PodSample, ...]  # what each engine pod's /metrics says
 
 
 class Autoscaler(Protocol):
@@ -134,89 +181,131 @@ class Autoscaler(Protocol):
 
 @dataclass
 class ProjectPolicy:
-    """This project's autoscaler: the operator's ``decide`` on per-pod waiting+running gauges."""
+    """This project's autoscaler: the operator's ``decide`` on per-pod /metrics samples."""
 
     policy: AutoscalingPolicy
     interval: float = 5.0
     name: str = "rerank-operator"
-    history: tuple[Recommendation, ...] = ()
+    memory: Memory = field(default_factory=Memory)
 
     def desired(self, view: ClusterView) -> int:
-        per_pod = (view.waiting + view.running) / view.ready if view.ready else 0.0
-        pods = [PodLoad(f"engine-{i}", True, per_pod) for i in range(view.ready)]
-        pods += [PodLoad(f"engine-{view.ready + i}", False) for i in range(view.loading)]
-        d = decide(self.policy, view.spec_replicas, pods, self.history, view.now)
-        self.history = d.history
+        d = decide(self.policy, Observation(view.now, view.spec_replicas, view.pods), self.memory)
+        self.memory = d.memory
         return d.desired_replicas
 
 
 @dataclass
-class KedaProductionStack:
-    """vLLM production-stack's KEDA setup (docs/source/use_cases/autoscaling-keda.rst).
-
-    A Prometheus trigger on ``vllm:num_requests_waiting`` (summed over pods) with threshold 5,
-    i.e. an HPA External metric with an AverageValue target of 5 per replica. KEDA's
-    ``pollingInterval: 15`` and ``cooldownPeriod: 360`` govern only activation and scale to/from
-    zero, which a minReplicaCount >= 1 never uses; the replica count comes from the HPA KEDA
-    creates: synced every 15 s, tolerance 0.1, no readiness correction for External metrics,
-    default behavior (scale up by max(100 %, 4 pods) per 15 s; scale down to the max
-    recommendation of the last 300 s). Prometheus scrapes every 15 s, so the HPA reads a sample
-    up to 15 s old.
-    """
+class Hpa:
+    """The HorizontalPodAutoscaler's replica calculation with its default behavior: synced every
+    15 s, tolerance 0.1, scale up by at most max(100 %, 4 pods) per 15 s, scale down to the highest
+    recommendation of the last 300 s. ``metric(view)`` returns the metric's total over the pods (or
+    None when the metric cannot be read, in which case the HPA keeps the count)."""
 
     min_replicas: int
     max_replicas: int
-    threshold: float = 5.0
+    target_average: float
+    name: str
     interval: float = 15.0
-    scrape_interval: float = 15.0
-    scrape_offset: float = 7.0
     tolerance: float = 0.1
     down_window: float = 300.0
-    name: str = "keda (production-stack)"
     recommendations: list[tuple[float, int]] = field(default_factory=list)
-    _sample: float = 0.0
-    _next_scrape: float | None = None
 
-    def observe(self, view: ClusterView) -> None:
-        # Prometheus' scrape loop (called every tick): keeps the latest scraped value.
-        if self._next_scrape is None:
-            self._next_scrape = self.scrape_offset
-        if view.now + 1e-9 >= self._next_scrape:
-            self._sample = view.waiting
-            self._next_scrape += self.scrape_interval
+    def metric(self, view: ClusterView) -> float | None:
+        raise NotImplementedError
 
     def desired(self, view: ClusterView) -> int:
         current = view.spec_replicas
-        usage = self._sample
-        ratio = usage / (self.threshold * current)
-        raw = current if abs(ratio - 1) <= self.tolerance else math.ceil(usage / self.threshold - 1e-9)
+        usage = self.metric(view)
+        if usage is None:
+            return current
+        ratio = usage / (self.target_average * current)
+        raw = current if abs(ratio - 1) <= self.tolerance else math.ceil(usage / self.target_average - 1e-9)
         raw = max(self.min_replicas, min(self.max_replicas, raw))
         self.recommendations = [(t, r) for t, r in self.recommendations if t > view.now - self.down_window]
         down_limit = max([raw] + [r for _, r in self.recommendations])
         self.recommendations.append((view.now, raw))
         desired = raw if raw > current else min(current, down_limit)
-        desired = min(desired, current + max(current, 4))  # default scale-up policy per period
+        desired = min(desired, current + max(current, 4))
         return max(self.min_replicas, min(self.max_replicas, desired))
+
+
+@dataclass
+class _Scraped:
+    """Prometheus' view: per-pod series of vllm:num_requests_waiting, scraped every 15 s."""
+
+    interval: float = 15.0
+    offset: float = 7.0
+    series: tuple[float, ...] = ()
+    _next: float | None = None
+
+    def observe(self, view: ClusterView) -> None:
+        if self._next is None:
+            self._next = self.offset
+        if view.now + 1e-9 >= self._next:
+            # A pod loading the model serves no /metrics yet, so it has no series.
+            self.series = tuple(p.waiting for p in view.pods if p.readable)
+            self._next += self.interval
+
+
+@dataclass
+class KedaProductionStack(Hpa):
+    """vLLM production-stack's KEDA ScaledObject as its Helm chart ships it
+    (helm/templates/scaledobject-vllm.yaml): a Prometheus trigger with query
+    ``vllm:num_requests_waiting{model="<name>"}`` and threshold 5 -- an HPA External metric with an
+    AverageValue target of 5 (pollingInterval/cooldownPeriod only govern scale to/from zero).
+
+    The query is not summed: it returns one series per engine pod. KEDA's Prometheus scaler takes a
+    single element and fails with "returned multiple elements" when there are more
+    (pkg/scalers/prometheus_scaler.go); on a failing metric the HPA keeps the replica count. So it
+    scales while one pod serves, and holds once two or more do.
+    """
+
+    name: str = "keda (production-stack, as shipped)"
+    scraped: _Scraped = field(default_factory=_Scraped)
+
+    def observe(self, view: ClusterView) -> None:
+        self.scraped.observe(view)
+
+    def metric(self, view: ClusterView) -> float | None:
+        series = self.scraped.series
+        if len(series) != 1:
+            return None if len(series) > 1 else 0.0  # empty result: ignoreNullValues (default) -> 0
+        return series[0]
+
+
+@dataclass
+class HpaWaiting(Hpa):
+    """An HPA on vLLM's waiting gauge as a Pods metric (e.g. through prometheus-adapter), average
+    value 5 per pod -- what production-stack's trigger means to do, summed over pods."""
+
+    name: str = "hpa (num_requests_waiting, avg 5)"
+    scraped: _Scraped = field(default_factory=_Scraped)
+
+    def observe(self, view: ClusterView) -> None:
+        self.scraped.observe(view)
+
+    def metric(self, view: ClusterView) -> float | None:
+        return float(sum(self.scraped.series))
 
 
 @dataclass
 class KubeAI:
     """KubeAI's model autoscaler (internal/modelautoscaler, internal/modelscaler).
 
-    Every ``interval`` (10 s) it adds the model's active (in-flight) requests to a simple moving
-    average over ``time_window`` (10 min = 60 samples), asks for ``ceil(avg / targetRequests)``
-    clamped to min/max, scales up at once, and scales down only after
-    ``ceil(scaleDownDelaySeconds / interval)`` consecutive scale-down intents (default 30 s -> 3;
-    the counter resets on any non-down intent).
+    Its proxy counts in-flight HTTP requests per model (one rerank call = one request, however many
+    pairs). Every ``interval`` (10 s) that count goes into a simple moving average over
+    ``time_window`` (10 min = 60 samples); it asks for ``ceil(avg / targetRequests)`` clamped to
+    min/max (``targetRequests`` default 100), scales up at once, and scales down only after
+    ``ceil(scaleDownDelaySeconds / interval)`` consecutive scale-down intents (default 30 s -> 3).
     """
 
     min_replicas: int
     max_replicas: int
-    target_requests: float
+    target_requests: float = 100.0
     interval: float = 10.0
     time_window: float = 600.0
     scale_down_delay: float = 30.0
-    name: str = "kubeai"
+    name: str = "kubeai (targetRequests 100)"
     initial_average: float = 0.0
     _samples: deque = field(default_factory=deque)
     _consecutive_down: int = 0
@@ -226,7 +315,7 @@ class KubeAI:
         self._samples = deque([self.initial_average] * n, maxlen=n)
 
     def desired(self, view: ClusterView) -> int:
-        self._samples.append(view.waiting + view.running)
+        self._samples.append(view.http_in_flight)
         avg = sum(self._samples) / len(self._samples)
         want = max(self.min_replicas, min(self.max_replicas, math.ceil(avg / self.target_requests)))
         current = view.spec_replicas
@@ -240,36 +329,33 @@ class KubeAI:
         return want
 
 
-@dataclass
-class Static:
-    replicas: int
-    interval: float = 3600.0
-    name: str = "static peak"
-
-    def desired(self, view: ClusterView) -> int:
-        return self.replicas
-
-
 # ---------------------------------------------------------------------------------------------
 # The simulation loop.
 
 WAIT_BIN = 0.05  # seconds per histogram bin
 WAIT_BINS = int(3600 / WAIT_BIN)
+REVERSAL_WINDOW = 600.0  # a scale event opposite to the previous one within this long is a reversal
 
 
 @dataclass
 class Result:
     autoscaler: str
     trace: str
+    duration: float
     replica_seconds: float
     p50_wait: float
     p99_wait: float
     slo_violation_pct: float
-    flaps: int
+    reversals: int
     scale_events: int
     max_replicas_used: int
     completed_pairs: float
-    timeline: list[tuple[float, int]] = field(default_factory=list)
+    # Every 10 s: (t, arriving pairs/s over the last 10 s, spec replicas, oldest waiting pair's age).
+    timeline: list[tuple[float, float, int, float]] = field(default_factory=list)
+
+    @property
+    def hours(self) -> float:
+        return self.duration / 3600.0
 
 
 def _percentile(hist: list[float], q: float) -> float:
@@ -285,48 +371,71 @@ def _percentile(hist: list[float], q: float) -> float:
     return WAIT_BINS * WAIT_BIN
 
 
+def _request_pairs(rng: random.Random, mean: float, heavy_tailed: bool) -> int:
+    if heavy_tailed:
+        # Pareto with shape 1.5 has mean 3 x its minimum; capped at 1000 pairs.
+        return min(1000, max(1, int(round(mean / 3.0 * rng.paretovariate(1.5)))))
+    return rng.randint(1, max(1, int(2 * mean - 1)))
+
+
 def simulate(
     trace: Trace,
     autoscaler: Autoscaler,
     service: ServiceModel,
     initial_replicas: int,
     seed: int,
-    dt: float = 0.25,
-    slo_wait: float = 1.0,
-    flap_window: float = 300.0,
+    dt: float = 0.5,
+    slo_wait: float = 2.0,
 ) -> Result:
     rng = random.Random(seed)
     ready_at: list[float] = [0.0] * initial_replicas  # one entry per replica asked for
+    pod_done: list[list[float]] = [[0.0, 0.0] for _ in range(initial_replicas)]  # requests, tokens
     waiting: deque[list[float]] = deque()  # FIFO cohorts [arrival_time, pairs]
     waiting_total = 0.0
     running = 0.0
+    request_ends: deque[float] = deque()  # cumulative pair count at which each open request is answered
+    arrived_pairs = 0.0
+    completed = 0.0
     hist = [0.0] * (WAIT_BINS + 1)
     slo_violating = 0.0
     replica_seconds = 0.0
-    completed = 0.0
     events: list[tuple[float, str]] = []
-    timeline: list[tuple[float, int]] = [(0.0, initial_replicas)]
+    timeline: list[tuple[float, float, int, float]] = []
+    arrived_since_mark = 0.0
     next_decision = autoscaler.interval
-    pairs_mean = trace.mean_pairs_per_request
+    observe = getattr(autoscaler, "observe", None)
     ticks = int(trace.duration / dt)
 
     for tick in range(ticks):
         now = tick * dt
-        # Arrivals: Poisson requests, each with 1..2*mean-1 pairs (uniform), as one cohort.
-        lam = trace.rate(now) * dt / pairs_mean
-        n_req = _poisson(rng, lam)
+        tokens_per_pair = trace.tokens_per_pair(now)
+        n_req = _poisson(rng, trace.request_rate(now) * dt)
         if n_req:
-            pairs = sum(rng.randint(1, int(2 * pairs_mean - 1)) for _ in range(n_req))
+            mean = trace.pairs_per_request(now)
+            pairs = 0
+            for _ in range(n_req):
+                p = _request_pairs(rng, mean, trace.heavy_tailed_sizes)
+                pairs += p
+                arrived_pairs += p
+                request_ends.append(arrived_pairs)
             waiting.append([now, float(pairs)])
             waiting_total += pairs
+            arrived_since_mark += pairs
 
         n_ready = sum(1 for r in ready_at if r <= now)
         # Serve: completions from the running batches, then admit from the queue (FIFO).
         if n_ready and running > 0:
             per = running / n_ready
-            done = min(running, n_ready * service.throughput(per) * dt)
+            done = min(running, n_ready * service.pair_throughput(per, tokens_per_pair) * dt)
             running -= done
             completed += done
+            share = done / n_ready
+            for i, r in enumerate(ready_at):
+                if r <= now:
+                    pod_done[i][0] += share
+                    pod_done[i][1] += share * tokens_per_pair
+            while request_ends and request_ends[0] <= completed + 1e-6:
+                request_ends.popleft()
         free = n_ready * service.max_num_seqs - running
         while free > 1e-9 and waiting:
             cohort = waiting[0]
@@ -342,39 +451,51 @@ def simulate(
             if cohort[1] <= 1e-9:
                 waiting.popleft()
         replica_seconds += len(ready_at) * dt
+        if tick % int(10 / dt) == 0:
+            timeline.append((now, arrived_since_mark / 10.0, len(ready_at), now - waiting[0][0] if waiting else 0.0))
+            arrived_since_mark = 0.0
 
-        view = ClusterView(now, len(ready_at), n_ready, len(ready_at) - n_ready, waiting_total, running)
-        observe = getattr(autoscaler, "observe", None)
+        due = now + 1e-9 >= next_decision
+        if observe is None and not due:
+            continue
+        pods = []
+        for i, r in enumerate(ready_at):
+            if r <= now:
+                pods.append(PodSample(f"engine-{i}", True, waiting_total / n_ready, running / n_ready,
+                                      pod_done[i][0], pod_done[i][1]))
+            else:
+                pods.append(PodSample(f"engine-{i}", False))
+        view = ClusterView(now, len(ready_at), n_ready, len(ready_at) - n_ready, waiting_total, running,
+                           len(request_ends), tuple(pods))
         if observe is not None:
             observe(view)
-        if now + 1e-9 >= next_decision:
+        if due:
             next_decision += autoscaler.interval
             desired = autoscaler.desired(view)
             if desired != len(ready_at):
-                direction = "up" if desired > len(ready_at) else "down"
-                events.append((now, direction))
+                events.append((now, "up" if desired > len(ready_at) else "down"))
                 if desired > len(ready_at):
                     ready_at.extend([now + service.load_time] * (desired - len(ready_at)))
+                    pod_done.extend([0.0, 0.0] for _ in range(desired - len(pod_done)))
                 else:
                     del ready_at[desired:]  # newest first, like a StatefulSet
-                timeline.append((now, desired))
+                    del pod_done[desired:]
 
-    flaps = sum(
-        1
-        for (t0, d0), (t1, d1) in zip(events, events[1:])
-        if d0 != d1 and t1 - t0 <= flap_window
+    reversals = sum(
+        1 for (t0, d0), (t1, d1) in zip(events, events[1:]) if d0 != d1 and t1 - t0 <= REVERSAL_WINDOW
     )
     admitted = sum(hist)
     return Result(
         autoscaler=autoscaler.name,
         trace=trace.name,
+        duration=trace.duration,
         replica_seconds=replica_seconds,
         p50_wait=_percentile(hist, 0.50),
         p99_wait=_percentile(hist, 0.99),
         slo_violation_pct=100.0 * slo_violating / admitted if admitted else 0.0,
-        flaps=flaps,
+        reversals=reversals,
         scale_events=len(events),
-        max_replicas_used=max(r for _, r in timeline),
+        max_replicas_used=max([initial_replicas] + [r for _, _, r, _ in timeline]),
         completed_pairs=completed,
         timeline=timeline,
     )
@@ -385,7 +506,6 @@ def _poisson(rng: random.Random, lam: float) -> int:
         return 0
     if lam > 30:
         return max(0, int(round(rng.gauss(lam, math.sqrt(lam)))))
-    # Knuth's method; lam is small here (a few requests per tick).
     limit = math.exp(-lam)
     k, p = 0, 1.0
     while True:

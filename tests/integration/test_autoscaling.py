@@ -2,7 +2,7 @@
 
 Engine pods are kwok pods (Ready, IPs on the loopback range); at each pod's IP and engine port
 the test binds a real HTTP server that serves vLLM's ``/metrics`` text (captured from a real
-vLLM) with queue values the test sets. ``autoscale_once`` -- the pass the operator runs every
+vLLM) with queue values and work counters the test sets. ``autoscale_once`` -- the pass the operator runs every
 scrape interval -- is driven directly, so the test controls time; the pods that the engine
 StatefulSet would add after a scale-up are created by the test (``_sync_engine_pods``), so this
 test does not depend on the operator's reconcile loop.
@@ -21,7 +21,7 @@ from aiohttp import web
 from kubernetes import client
 
 from rerank_operator.autoscaling import loop
-from tests.unit.autoscaling.engine_metrics_text import MetricEndpoints
+from tests.unit.autoscaling.engine_metrics_text import MetricEndpoints, with_queue
 
 pytestmark = pytest.mark.cluster
 
@@ -86,23 +86,26 @@ def _events(core: client.CoreV1Api, ns: str) -> list:
     return sorted(events, key=lambda e: e.first_timestamp or e.metadata.creation_timestamp)
 
 
-def test_queue_depth_scales_up_then_down_after_the_window(control_plane, namespace, crd_installed):
+def _create(custom, namespace: str, name: str, autoscaling: dict) -> None:
+    custom.create_namespaced_custom_object("rerank.io", "v1alpha1", namespace, "rerankerdeployments", {
+        "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": {"name": "Qwen/Qwen3-Reranker-0.6B"}, "replicas": 1, "engine": {"port": ENGINE_PORT},
+                 "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4, **autoscaling}},
+    })
+
+
+def test_throughput_scales_up_then_down_after_the_window(control_plane, namespace, crd_installed):
+    """Counters that move as the test says, passes at test-chosen times: the capacity is learned while
+    the one pod is saturated, kept in the status, and sizes the fleet up and (after the window) down."""
     api = control_plane.api_client()
     core = client.CoreV1Api(api)
     custom = client.CustomObjectsApi(api)
     node = next(n.metadata.name for n in core.list_node().items)
-    custom.create_namespaced_custom_object("rerank.io", "v1alpha1", namespace, "rerankerdeployments", {
-        "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
-        "metadata": {"name": NAME},
-        "spec": {
-            "model": {"name": "Qwen/Qwen3-Reranker-0.6B"},
-            "replicas": 1,
-            "engine": {"port": ENGINE_PORT},
-            "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4, "targetQueueDepthPerReplica": 32,
-                            "scrapeIntervalSeconds": 1, "scaleDownStabilizationSeconds": 10, "tolerance": 0.1},
-        },
-    })
+    _create(custom, namespace, NAME, {"scrapeIntervalSeconds": 1, "scaleDownStabilizationSeconds": 30,
+                                      "demandWindowSeconds": 10})
     body = {"metadata": {"namespace": namespace, "name": NAME}}
+    t0 = float(int(time.time()))
 
     def replicas() -> int:
         scale = custom.get_namespaced_custom_object_scale("rerank.io", "v1alpha1", namespace, "rerankerdeployments", NAME)
@@ -117,61 +120,105 @@ def test_queue_depth_scales_up_then_down_after_the_window(control_plane, namespa
         try:
             await _sync_engine_pods(core, namespace, node, 1, endpoints)
 
-            # Light load: stays at 1.
+            # First read: no rate yet, hold.
             endpoints.waiting, endpoints.running = 0, 20
-            d = await loop.autoscale_once(api, body)
-            assert (d.desired_replicas, replicas()) == (1, 1), d.message
+            d = await loop.autoscale_once(api, body, now=t0)
+            assert d.reason == "NoMetrics" and replicas() == 1, d.message
 
-            # A load step: 90 pairs on the one pod -> ceil(90 / 32) = 3 replicas, written via /scale.
-            endpoints.waiting, endpoints.running = 60, 30
-            d = await loop.autoscale_once(api, body)
-            assert d.reason == "ScaledUp" and replicas() == 3, d.message
+            # The pod saturates: 20,000 tokens/s done while 100 pairs/s more arrive and wait.
+            for i, waiting in enumerate((100, 600), start=1):
+                endpoints.advance(5, 20_000)
+                endpoints.waiting, endpoints.running = waiting, 256
+                d = await loop.autoscale_once(api, body, now=t0 + 5 * i)
+            assert d.capacity == pytest.approx(20_000) and d.reason == "ScaledUp" and replicas() == 3, d.message
             st = status()
-            assert st["desiredReplicas"] == 3 and st["queueDepth"] == 90
+            assert st["desiredReplicas"] == 3 and st["queueDepth"] == 856
+            assert st["autoscaling"]["capacityTokensPerSecond"] == pytest.approx(20_000)
             assert st["autoscaling"]["lastScaleTime"] and st["autoscaling"]["recommendations"][-1]["replicas"] == 3
             conditions = {c["type"]: c for c in st["conditions"]}
             assert conditions["AutoscalingActive"]["status"] == "True"
-            assert conditions["ScalingLimited"]["status"] == "False"
             assert [e.reason for e in _events(core, namespace)] == ["ScaledUp"]
 
             # While the two new pods are not there yet, the same load does not scale further.
-            d = await loop.autoscale_once(api, body)
+            endpoints.advance(5, 20_000)
+            endpoints.waiting = 700
+            d = await loop.autoscale_once(api, body, now=t0 + 15)
             assert replicas() == 3 and d.pending_pods == 2, d.message
 
-            # The new pods come up; the load spreads: 30 pairs each -> within tolerance of 3 x 32.
+            # The new pods serve; the load drops to a trickle. The scale-down waits for the 30 s
+            # window, each pass reading the memory back from the status (as after a restart).
             await _sync_engine_pods(core, namespace, node, 3, endpoints)
-            endpoints.waiting, endpoints.running = 0, 30
-            d = await loop.autoscale_once(api, body)
-            assert d.reason == "WithinTolerance" and replicas() == 3, d.message
-
-            # Load drops: the scale-down waits for the 10 s window, even across a fresh read of the
-            # history from the status (as after an operator restart).
             endpoints.waiting, endpoints.running = 0, 2
-            started = time.monotonic()
-            d = await loop.autoscale_once(api, body)
-            assert d.reason == "ScaleDownStabilized" and replicas() == 3, d.message
-            while replicas() == 3:
-                assert time.monotonic() - started < 30, "no scale-down after the window"
-                await asyncio.sleep(1)
-                d = await loop.autoscale_once(api, body)
-            assert replicas() == 1 and d.reason == "ScaledDown"
-            assert time.monotonic() - started >= 8  # not before the window (status times are whole seconds)
-            assert [e.reason for e in _events(core, namespace)] == ["ScaledUp", "ScaledDown"]
-            assert status()["desiredReplicas"] == 1
-
-            # A pod whose metrics cannot be read never drives a scale-down: stop serving one of
-            # three pods at full target load -> hold.
-            await _sync_engine_pods(core, namespace, node, 3, endpoints)
-            custom.patch_namespaced_custom_object_scale("rerank.io", "v1alpha1", namespace, "rerankerdeployments",
-                                                        NAME, {"spec": {"replicas": 3}})
-            await endpoints.runners.pop(next(iter(endpoints.runners))).cleanup()
-            endpoints.waiting, endpoints.running = 0, 32
-            d = await loop.autoscale_once(api, body)
-            assert d.missing_pods == 1 and d.desired_replicas == 3, d.message
+            times = []
+            for i in range(4, 20):
+                endpoints.advance(5, 500)
+                d = await loop.autoscale_once(api, body, now=t0 + 5 * i)
+                times.append((5 * i, d.reason))
+                if replicas() == 1:
+                    break
+            assert replicas() == 1 and d.reason == "ScaledDown", times
+            assert times[-1][0] >= 10 + 30, times  # not before the last scale-up recommendation left the window
+            assert "ScaleDownStabilized" in {r for _, r in times}
+            reasons = [e.reason for e in _events(core, namespace)]
+            assert reasons[0] == "ScaledUp" and set(reasons[1:]) == {"ScaledDown"}, reasons  # down in steps
+            assert status()["autoscaling"]["capacityTokensPerSecond"] == pytest.approx(20_000)  # kept
         finally:
             await endpoints.close()
 
     asyncio.run(scenario())
+
+
+def test_bad_pods_cost_only_their_own_sample(control_plane, namespace, crd_installed):
+    """One pod answering undecodable bytes, one a NaN gauge, one a negative gauge: the pass still
+    decides from the good pod, holds the count (unreadable pods never let it drop), counts each
+    rejection, and its status write is accepted."""
+    from prometheus_client import REGISTRY
+
+    api = control_plane.api_client()
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    node = next(n.metadata.name for n in core.list_node().items)
+    _create(custom, namespace, NAME, {"scrapeIntervalSeconds": 1, "scaleDownStabilizationSeconds": 0})
+    custom.patch_namespaced_custom_object_scale("rerank.io", "v1alpha1", namespace, "rerankerdeployments", NAME,
+                                                {"spec": {"replicas": 4}})
+    body = {"metadata": {"namespace": namespace, "name": NAME}}
+
+    def rejected(reason: str) -> float:
+        return REGISTRY.get_sample_value("rerank_autoscaler_scrape_errors_total",
+                                         {"namespace": namespace, "name": NAME, "reason": reason}) or 0.0
+
+    async def scenario() -> None:
+        endpoints = MetricEndpoints(ENGINE_PORT)
+        try:
+            await _sync_engine_pods(core, namespace, node, 4, endpoints)
+            ips = sorted(endpoints.runners)
+            good = with_queue(0, 2, requests_done=1, prompt_tokens=100)
+            endpoints.raw[ips[1]] = b"\xff\xfe\x00vllm:num_requests_waiting \xc3\x28 1\n"
+            endpoints.raw[ips[2]] = _set_first(good, "vllm:num_requests_waiting", "NaN").encode()
+            endpoints.raw[ips[3]] = _set_first(good, "vllm:num_requests_running", "-40").encode()
+            before = {r: rejected(r) for r in ("format", "bad_value")}
+            now = time.time()
+            for i in range(3):
+                endpoints.advance(5, 100)
+                d = await loop.autoscale_once(api, body, now=now + 5 * i)
+                assert d is not None and d.missing_pods == 3 and d.ready_pods == 4, d.message
+                assert d.desired_replicas == 4, d.message
+            assert rejected("format") - before["format"] == 3
+            assert rejected("bad_value") - before["bad_value"] == 6
+            st = custom.get_namespaced_custom_object("rerank.io", "v1alpha1", namespace, "rerankerdeployments",
+                                                     NAME)["status"]
+            assert st["queueDepth"] >= 0 and st["desiredReplicas"] == 4
+        finally:
+            await endpoints.close()
+
+    asyncio.run(scenario())
+
+
+def _set_first(text: str, family: str, raw: str) -> str:
+    lines = text.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith(family + "{"))
+    lines[i] = lines[i].rpartition(" ")[0] + " " + raw
+    return "\n".join(lines) + "\n"
 
 
 def test_autoscaling_off_leaves_replicas_alone(control_plane, namespace, crd_installed):
@@ -196,9 +243,10 @@ from rerank_localdev.volumes import provision_pending  # noqa: E402
 from tests.integration.operator_fixture import crd_installed_once, op_namespace, operator  # noqa: E402,F401
 
 
-def test_operator_scales_the_statefulset_by_the_pods_queue_depth(control_plane, op_namespace, operator, tmp_path):
+def test_operator_scales_the_statefulset_by_the_pods_throughput(control_plane, op_namespace, operator, tmp_path):
     """The operator's autoscaler daemon scrapes the engine pods the StatefulSet controller made
-    (kwok pods; the test serves their /metrics at their IPs), writes spec.replicas through the
+    (kwok pods; the test serves their /metrics at their IPs, counters moving in real time), writes
+    spec.replicas through the
     scale subresource, and the operator resizes the StatefulSet: up at once, down after the window."""
     api = control_plane.api_client()
     core = client.CoreV1Api(api)
@@ -209,7 +257,7 @@ def test_operator_scales_the_statefulset_by_the_pods_queue_depth(control_plane, 
         "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment", "metadata": {"name": name},
         "spec": {"replicas": 1, "engine": {"port": ENGINE_PORT}, "ui": {"enabled": False},
                  "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3,
-                                 "targetQueueDepthPerReplica": 32, "scrapeIntervalSeconds": 1,
+                                 "scrapeIntervalSeconds": 1, "demandWindowSeconds": 2,
                                  "scaleDownStabilizationSeconds": 6}},
     })
 
@@ -243,20 +291,29 @@ def test_operator_scales_the_statefulset_by_the_pods_queue_depth(control_plane, 
             await asyncio.sleep(0.3)
         return time.monotonic() - started
 
+    async def work(endpoints: MetricEndpoints, load: dict) -> None:
+        """The engines' counters move in real time: load["tokens"] tokens/s done per pod, and
+        load["arriving"] pairs/s more than that join the waiting queue."""
+        while True:
+            await asyncio.sleep(0.2)
+            endpoints.advance(0.2, load["tokens"])
+            endpoints.waiting = max(0.0, endpoints.waiting + load["arriving"] * 0.2)
+
     async def scenario() -> None:
         endpoints = MetricEndpoints(ENGINE_PORT)
+        load = {"tokens": 20_000.0, "arriving": 100.0}  # saturated, and the queue grows
+        endpoints.waiting, endpoints.running = 60, 256
+        worker = asyncio.create_task(work(endpoints, load))
         try:
-            endpoints.waiting, endpoints.running = 60, 30  # 90 pairs on one pod -> ceil(90 / 32) = 3
             await serve_ready_pods(endpoints, 1)
             await until(lambda: sts_replicas() == 3, 30, "the StatefulSet to scale to 3")
             await serve_ready_pods(endpoints, 3)
-            endpoints.waiting, endpoints.running = 0, 30  # 90 over 3 pods: within tolerance, stays
-            await asyncio.sleep(2)
-            assert sts_replicas() == 3
-            endpoints.waiting, endpoints.running = 0, 2  # idle: 1 replica, but only after the 6 s window
-            took = await until(lambda: sts_replicas() == 1, 40, "the StatefulSet to scale down to 1")
+            load.update(tokens=300.0, arriving=0.0)  # idle: 1 replica, but only after the 6 s window
+            endpoints.waiting, endpoints.running = 0, 2
+            took = await until(lambda: sts_replicas() == 1, 60, "the StatefulSet to scale down to 1")
             assert took >= 4, f"scaled down after {took:.1f} s, before the stabilization window"
         finally:
+            worker.cancel()
             await endpoints.close()
 
     asyncio.run(scenario())

@@ -722,31 +722,47 @@ class AutoscalingSpec(_Model):
 
     enabled: bool = Field(
         default=False,
-        description="Let the operator set spec.replicas from the engines' queue depth (waiting + running "
-        "requests from vLLM's /metrics). When false, spec.replicas is set by hand (kubectl scale) or by an "
-        "external autoscaler (HPA/KEDA) through the scale subresource; do not combine both.",
+        description="Let the operator set spec.replicas from the engines' throughput: the work arriving "
+        "(vLLM's prompt-token and request counters plus the change of waiting + running requests, smoothed) "
+        "over the per-replica capacity it learns while the replicas are saturated. When false, spec.replicas "
+        "is set by hand (kubectl scale) or by an external autoscaler (HPA/KEDA) through the scale subresource; "
+        "do not combine both.",
     )
     min_replicas: int = Field(
         default=1, ge=1, le=1000,
-        description="Fewest engine replicas the autoscaler keeps (>= 1: queue depth cannot be read from zero "
-        "pods).",
+        description="Fewest engine replicas the autoscaler keeps (>= 1: metrics cannot be read from zero pods).",
     )
     max_replicas: int = Field(
         default=4, ge=1, le=1000,
         description="Most engine replicas the autoscaler creates; with tensorParallelSize this bounds the GPUs "
         "used (maxReplicas x tensorParallelSize). Must be >= minReplicas.",
     )
+    target_utilization: float = Field(
+        default=0.8, gt=0, le=1,
+        description="Share of a replica's learned capacity the autoscaler plans to use; the rest absorbs "
+        "bursts. Replicas = ceil(demand / (targetUtilization x capacity)).",
+    )
+    demand_window_seconds: int = Field(
+        default=60, ge=1, le=3600,
+        description="Time constant of the moving average over the demand (tokens/s), in seconds: longer "
+        "ignores shorter bursts and reacts later.",
+    )
+    backlog_drain_seconds: int = Field(
+        default=300, ge=1, le=3600,
+        description="Requests already waiting count as extra demand spread over this many seconds (longer "
+        "than a model load, so a backlog alone does not ask for replicas that arrive after it has drained).",
+    )
     target_queue_depth_per_replica: int = Field(
         default=32, ge=1, le=100000,
-        description="Desired waiting + running requests per ready replica; the autoscaler aims for "
-        "ceil(total queue depth / target) replicas.",
+        description="Deprecated and ignored: the autoscaler sizes by throughput, not by the in-flight count. "
+        "Accepted so that existing resources stay valid.",
     )
     scrape_interval_seconds: int = Field(
         default=5, ge=1, le=300,
         description="How often the autoscaler reads every engine pod's /metrics, in seconds.",
     )
     scale_down_stabilization_seconds: int = Field(
-        default=300, ge=0, le=3600,
+        default=600, ge=0, le=3600,
         description="Scale down only to the highest recommendation of this many past seconds, so a brief lull "
         "does not drop warm replicas (model loads take minutes).",
     )
@@ -761,13 +777,12 @@ class AutoscalingSpec(_Model):
     max_scale_up_factor: float = Field(
         default=4.0, ge=1, le=1000,
         description="One scale-up asks for at most this many times the Ready replicas. New replicas take "
-        "minutes to load the model, and the queue that grows meanwhile would otherwise ask for replicas that "
-        "arrive after the backlog has drained; once they serve, the next scale-up grows from the larger count.",
+        "minutes to load the model; once they serve, the next scale-up grows from the larger count.",
     )
     tolerance: float = Field(
         default=0.1, ge=0, lt=1,
-        description="Relative deviation from the target queue depth that triggers no scaling, in [0, 1), "
-        "e.g. 0.1 = within 10%.",
+        description="Scale down only when the replicas needed fall this far (relative, in [0, 1)) below the "
+        "current count, and then to the bottom of that band.",
     )
 
     @model_validator(mode="after")
@@ -1309,6 +1324,16 @@ class Recommendation(_Model):
     replicas: int = Field(ge=0, description="Recommended replica count.")
 
 
+class PodCounterSample(_Model):
+    """One engine pod's vLLM counters and queue gauges at the autoscaler's last pass."""
+
+    name: str = Field(max_length=253, description="The engine pod's name.")
+    requests_done: float = Field(ge=0, description="vllm:request_success_total.")
+    prompt_tokens: float = Field(ge=0, description="vllm:prompt_tokens_total.")
+    in_flight: float = Field(ge=0, description="vllm:num_requests_waiting + vllm:num_requests_running.")
+    waiting: float = Field(ge=0, description="vllm:num_requests_waiting.")
+
+
 class AutoscalingStatus(_Model):
     """The autoscaler's memory (survives operator restarts)."""
 
@@ -1318,6 +1343,34 @@ class AutoscalingStatus(_Model):
     )
     recommendations: list[Recommendation] = Field(
         default_factory=list, description="Recent recommendations that can still affect a decision.",
+    )
+    capacity_tokens_per_second: float | None = Field(
+        default=None, ge=0, description="Learned capacity of one replica (prompt tokens/s while saturated).",
+    )
+    capacity_floor_tokens_per_second: float | None = Field(
+        default=None, ge=0, description="Most prompt tokens/s one replica was seen to do (capacity is at least this).",
+    )
+    demand_tokens_per_second: float | None = Field(
+        default=None, ge=0, description="Smoothed arrival rate of work (prompt tokens/s) at the last pass.",
+    )
+    tokens_per_request: float | None = Field(
+        default=None, ge=0, description="Smoothed prompt tokens per engine request (one query-document pair).",
+    )
+    sample_time: str | None = Field(
+        default=None, description="When the pods' counters below were read (RFC 3339).",
+    )
+    scale_down_window_seconds: float | None = Field(
+        default=None, ge=0, description="The scale-down window in force: scaleDownStabilizationSeconds, doubled "
+        "(up to 3x) after each premature scale-down and halved back after an hour without one.",
+    )
+    last_scale_down_time: str | None = Field(
+        default=None, description="When the autoscaler last scaled down (RFC 3339).",
+    )
+    last_premature_scale_down_time: str | None = Field(
+        default=None, description="When a scale-up last followed a scale-down within the window (RFC 3339).",
+    )
+    pods: list[PodCounterSample] = Field(
+        default_factory=list, description="Each engine pod's counters at the last pass, to take rates from.",
     )
 
 

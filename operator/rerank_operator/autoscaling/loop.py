@@ -1,9 +1,9 @@
 """One autoscaling pass for one RerankerDeployment, and the per-object loop that repeats it.
 
 A pass: read the object fresh -> list its engine pods -> scrape the Ready ones' ``/metrics`` ->
-``policy.decide`` -> if the count changes, write it through the CR's ``scale`` subresource (the
+``policy.decide`` on that observation and the memory recorded in the status -> if the count changes, write it through the CR's ``scale`` subresource (the
 operator's reconcile then resizes the StatefulSet) and post an event -> patch the status
-(queue depth, desired replicas, recommendation history, AutoscalingActive / ScalingLimited).
+(queue depth, desired replicas, the policy's memory, AutoscalingActive / ScalingLimited).
 
 Who owns ``spec.replicas``:
 
@@ -30,12 +30,12 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from . import operator_metrics
-from .metrics import ScrapeTarget, scrape_queue_depths
-from .policy import AutoscalingPolicy, PodLoad, PolicyConfigError, ScalingDecision, decide
+from .metrics import ScrapeTarget, scrape_engine_samples
+from .policy import AutoscalingPolicy, Observation, PodSample, PolicyConfigError, ScalingDecision, decide
 from .state import (
     AUTOSCALING_ACTIVE,
     disabled_status_patch,
-    history_from_status,
+    memory_from_status,
     status_patch,
     to_rfc3339,
     upsert_condition,
@@ -141,7 +141,7 @@ async def autoscale_once(
         for p in ready
     ]
     started = time.perf_counter()
-    outcomes = await scrape_queue_depths(
+    outcomes = await scrape_engine_samples(
         targets, timeout=scrape_timeout, concurrency=scrape_concurrency, session=session
     )
     operator_metrics.SCRAPE_DURATION.labels(namespace, name).observe(time.perf_counter() - started)
@@ -151,14 +151,23 @@ async def autoscale_once(
             logger.warning("scraping engine pod %s/%s failed: %s", namespace, outcome.pod, outcome.error)
 
     ready_names = {p.metadata.name for p in ready}
-    loads = []
+    samples = []
     for p in pods:
         outcome = outcomes.get(p.metadata.name)
-        depth = outcome.depth.total if outcome is not None and outcome.depth is not None else None
-        loads.append(PodLoad(p.metadata.name, ready=p.metadata.name in ready_names, queue_depth=depth))
-    decision = decide(policy, current, loads, history_from_status(status), now)
+        sample = outcome.sample if outcome is not None else None
+        samples.append(PodSample(
+            p.metadata.name, ready=p.metadata.name in ready_names,
+            waiting=sample.waiting if sample else None, running=sample.running if sample else None,
+            requests_done=sample.requests_done if sample else None,
+            prompt_tokens=sample.prompt_tokens if sample else None,
+        ))
+    decision = decide(policy, Observation(now, current, tuple(samples)), memory_from_status(status))
     operator_metrics.QUEUE_DEPTH.labels(namespace, name).set(decision.observed_queue_depth)
     operator_metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired_replicas)
+    if decision.demand is not None:
+        operator_metrics.DEMAND.labels(namespace, name).set(decision.demand)
+    if decision.capacity is not None:
+        operator_metrics.CAPACITY.labels(namespace, name).set(decision.capacity)
 
     if decision.scaled:
         await _call(

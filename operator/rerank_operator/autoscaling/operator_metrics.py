@@ -19,9 +19,20 @@ DESIRED_REPLICAS = Gauge(
     "Engine replicas the autoscaler decided on at its last pass.",
     ["namespace", "name"],
 )
+DEMAND = Gauge(
+    "rerank_autoscaler_demand_tokens_per_second",
+    "Smoothed arrival rate of work (prompt tokens per second) over the engine pods.",
+    ["namespace", "name"],
+)
+CAPACITY = Gauge(
+    "rerank_autoscaler_capacity_tokens_per_second",
+    "Learned capacity of one engine replica (prompt tokens per second while saturated).",
+    ["namespace", "name"],
+)
 SCRAPE_ERRORS = Counter(
     "rerank_autoscaler_scrape_errors",
-    "Engine /metrics scrapes that failed, by reason (timeout, connect, http_<status>, format).",
+    "Engine /metrics scrapes whose sample was rejected, by reason (timeout, connect, http_<status>, format, "
+    "bad_value: NaN, +-Inf, negative or impossibly large; too_large).",
     ["namespace", "name", "reason"],
 )
 SCRAPE_DURATION = Histogram(
@@ -39,5 +50,5 @@ SCALE_EVENTS = Counter(
 
 def forget(namespace: str, name: str) -> None:
     """Drop the series of a deleted RerankerDeployment so they do not linger at their last value."""
-    for metric in (QUEUE_DEPTH, DESIRED_REPLICAS, SCRAPE_DURATION, SCRAPE_ERRORS, SCALE_EVENTS):
+    for metric in (QUEUE_DEPTH, DESIRED_REPLICAS, DEMAND, CAPACITY, SCRAPE_DURATION, SCRAPE_ERRORS, SCALE_EVENTS):
         metric.remove_by_labels({"namespace": namespace, "name": name})

@@ -1,44 +1,51 @@
-"""How many engine replicas a RerankerDeployment should run, given its queue depth.
+"""How many engine replicas a RerankerDeployment should run: size by throughput, not by queue.
 
-Pure: no I/O, no clock. The caller passes the observation (replicas asked for, what each pod
-reports) and the recommendation history, and gets back a :class:`ScalingDecision` that also
-carries the history to keep. The operator's control loop and ``bench/autoscaler_sim.py`` both
-call :func:`decide`, so what the benchmark measures is what the operator runs.
+Pure: no I/O, no clock. The caller passes an :class:`Observation` (the replicas asked for and what
+each pod's ``/metrics`` said) and the :class:`Memory` of the previous pass, and gets back a
+:class:`ScalingDecision` that carries the memory to keep. The operator's control loop and
+``bench/autoscaler_sim.py`` both call :func:`decide`, so what the benchmark measures is what the
+operator runs.
 
-The algorithm is the Kubernetes HorizontalPodAutoscaler's, applied to an average-value metric
-("waiting + running engine requests per replica"; for rerank one request is one
-query-document pair):
+Why throughput: the in-flight count (waiting + running) grows steeply with load near saturation
+(queueing), so ``ceil(in_flight / target)`` over-shoots when replicas are saturated and
+under-shoots when they are not; one scrape of a gauge is also noisy (one 40-pair request is 40
+engine requests). Counters are not: between two scrapes, the tokens a pod prefilled
+(``vllm:prompt_tokens_total``) say how much work it did, and the change of its in-flight requests
+says how much arrived on top. So:
 
-1. Raw recommendation: ``ceil(load / target)``, unless the load is within ``tolerance`` of what
-   the current replicas are sized for (``|load / (current * target) - 1| <= tolerance``).
-2. Missing metrics (a Ready pod whose ``/metrics`` could not be read) follow the HPA rules: if
-   the measured pods ask for more capacity they count as 0 load, otherwise as exactly the
-   target -- so a pod we cannot read never causes a scale-down by itself.
-3. Pods that are not Ready (still loading the model) and replicas asked for but not created yet
-   are capacity that is coming: they count as 0 load but as part of the current replicas, so a
-   scale-up already in flight is not repeated for the same load. If the measured pods want more
-   capacity but counting the pending replicas says "fewer", the count is held (the HPA's
-   "direction changed" rule).
-4. Queue growth is not demand: while new replicas load the model (minutes), the waiting queue
-   keeps growing, and ``ceil(queue / target)`` would ask for far more replicas than the arrival
-   rate needs -- replicas that come up after the backlog has drained. So one recommendation
-   asks for at most ``max_scale_up_factor`` x the Ready replicas; if those are still too few once
-   the new ones serve, the next recommendation grows again from the larger Ready count.
-5. Scale-down headroom: a scale-down goes to ``ceil(load / (target * (1 - tolerance)))``, so the
-   remaining replicas sit at the bottom of the tolerance band rather than at its top, where the
-   next bit of noise would scale straight back up.
-6. Stabilization: a scale-down happens only to the highest recommendation made within the
-   down-stabilization window (so every recommendation in the window must allow it); a scale-up
-   goes to the lowest recommendation within the up window (0 s by default: at once).
-7. Limits: at most ``max_scale_up_step`` replicas added per decision, and the result is clamped
-   to ``[min_replicas, max_replicas]``; hitting one of these (or the factor of rule 4) sets
+1. **Demand** (tokens/s): per pod, (tokens done + in-flight change x tokens per request) / seconds,
+   summed over the pods read twice in a row (scaled to all readable pods), smoothed by an
+   exponential moving average over ``demand_window_seconds``. Tokens weight each pair by its
+   length: a rerank request carries 1 to hundreds of pairs, and documents differ in length.
+2. **Capacity** (tokens/s per replica) is learned from the same counters whenever every read pod
+   had requests waiting at both ends of the interval -- then the engines run as fast as they can,
+   and their rate is their capacity. It is smoothed, never below what a pod was seen to do, and
+   kept in the status so a restart does not forget it.
+3. **Size**: ``ceil((demand + backlog / backlog_drain_seconds + held) / (target_utilization x
+   capacity))``, with a ``tolerance`` band around the current count; a scale-down lands at the
+   bottom of that band. ``held`` is demand queued outside the engines (e.g. by a gateway), 0 today.
+   Until saturation has been seen, the capacity is only known to be at least what a pod was seen
+   to do: that bound may size a scale-down (it over-estimates the replicas needed), never a
+   scale-up -- pods with nothing waiting are not short of capacity.
+4. **Unknowns never scale down**: a Ready pod whose metrics could not be read holds any
+   scale-down; pods still loading and replicas asked for but not created count as capacity that is
+   coming (the sizing is absolute, so a pending scale-up is not repeated).
+5. **Backlog is not demand**: one scale-up asks for at most ``max_scale_up_factor`` x the Ready
+   replicas (new replicas take minutes to load); the next one grows from there.
+6. **Stabilization**: a scale-down goes only to the highest recommendation of the last
+   ``scale_down_stabilization_seconds``; a scale-up to the lowest of the last
+   ``scale_up_stabilization_seconds`` (0: at once). The down window adapts to the traffic: a
+   scale-up within the window after a scale-down means that scale-down was premature (bursts come
+   more often than the window), so the window doubles (up to 3x the setting); after an hour
+   without such a correction it halves back towards the setting. At most ``max_scale_up_step`` added per
+   decision; clamped to ``[min_replicas, max_replicas]``; a limit that bites sets
    ``limited_reason``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 # Reasons. They end up in status conditions and events, so they are CamelCase like Kubernetes'.
@@ -47,15 +54,22 @@ SCALED_DOWN = "ScaledDown"
 WITHIN_TOLERANCE = "WithinTolerance"
 SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
 SCALE_UP_STABILIZED = "ScaleUpStabilized"
-AWAITING_PENDING_REPLICAS = "AwaitingPendingReplicas"
+METRICS_MISSING = "MetricsMissing"
 NO_METRICS = "NoMetrics"
 # Limit reasons (ScalingLimited condition).
 AT_MAX_REPLICAS = "AtMaxReplicas"
 AT_MIN_REPLICAS = "AtMinReplicas"
 SCALE_UP_LIMIT = "ScaleUpLimit"
 
-# Float noise guard so that e.g. 96.00000000001 / 32 does not become 4 replicas.
+# Float noise guard so that e.g. 3.0000000001 replicas' worth of demand does not become 4.
 _EPSILON = 1e-9
+# The down window grows at most to this multiple of the setting, and shrinks back after this long
+# without a premature scale-down.
+_MAX_DOWN_WINDOW_FACTOR = 3.0
+_DOWN_WINDOW_RELAX_SECONDS = 3600.0
+# Weight of a new capacity measurement (per saturated interval) and of a new tokens-per-request one.
+_CAPACITY_WEIGHT = 0.3
+_TOKENS_PER_REQUEST_WEIGHT = 0.3
 
 
 class PolicyConfigError(ValueError):
@@ -68,9 +82,11 @@ class AutoscalingPolicy:
 
     min_replicas: int = 1
     max_replicas: int = 4
-    target_per_replica: float = 32.0
+    target_utilization: float = 0.8
+    demand_window_seconds: float = 60.0
+    backlog_drain_seconds: float = 300.0
     tolerance: float = 0.1
-    scale_down_stabilization_seconds: float = 300.0
+    scale_down_stabilization_seconds: float = 600.0
     scale_up_stabilization_seconds: float = 0.0
     max_scale_up_step: int | None = None
     max_scale_up_factor: float | None = 4.0
@@ -80,8 +96,12 @@ class AutoscalingPolicy:
             raise PolicyConfigError("spec.autoscaling.minReplicas must be >= 1")
         if self.max_replicas < self.min_replicas:
             raise PolicyConfigError("spec.autoscaling.maxReplicas must be >= spec.autoscaling.minReplicas")
-        if not self.target_per_replica > 0:
-            raise PolicyConfigError("spec.autoscaling.targetQueueDepthPerReplica must be > 0")
+        if not 0 < self.target_utilization <= 1:
+            raise PolicyConfigError("spec.autoscaling.targetUtilization must be in (0, 1]")
+        if not self.demand_window_seconds > 0:
+            raise PolicyConfigError("spec.autoscaling.demandWindowSeconds must be > 0")
+        if not self.backlog_drain_seconds > 0:
+            raise PolicyConfigError("spec.autoscaling.backlogDrainSeconds must be > 0")
         if not 0 <= self.tolerance < 1:
             raise PolicyConfigError("spec.autoscaling.tolerance must be in [0, 1)")
         if self.scale_down_stabilization_seconds < 0:
@@ -97,19 +117,21 @@ class AutoscalingPolicy:
     def from_spec(cls, autoscaling: Mapping[str, Any] | None) -> "AutoscalingPolicy":
         """Build from the CR's ``spec.autoscaling`` mapping (camelCase keys); absent keys take defaults."""
         a = dict(autoscaling or {})
-        defaults = cls()
+        d = cls()
         step = a.get("maxScaleUpStep")
-        factor = a.get("maxScaleUpFactor", defaults.max_scale_up_factor)
+        factor = a.get("maxScaleUpFactor", d.max_scale_up_factor)
         return cls(
-            min_replicas=int(a.get("minReplicas", defaults.min_replicas)),
-            max_replicas=int(a.get("maxReplicas", defaults.max_replicas)),
-            target_per_replica=float(a.get("targetQueueDepthPerReplica", defaults.target_per_replica)),
-            tolerance=float(a.get("tolerance", defaults.tolerance)),
+            min_replicas=int(a.get("minReplicas", d.min_replicas)),
+            max_replicas=int(a.get("maxReplicas", d.max_replicas)),
+            target_utilization=float(a.get("targetUtilization", d.target_utilization)),
+            demand_window_seconds=float(a.get("demandWindowSeconds", d.demand_window_seconds)),
+            backlog_drain_seconds=float(a.get("backlogDrainSeconds", d.backlog_drain_seconds)),
+            tolerance=float(a.get("tolerance", d.tolerance)),
             scale_down_stabilization_seconds=float(
-                a.get("scaleDownStabilizationSeconds", defaults.scale_down_stabilization_seconds)
+                a.get("scaleDownStabilizationSeconds", d.scale_down_stabilization_seconds)
             ),
             scale_up_stabilization_seconds=float(
-                a.get("scaleUpStabilizationSeconds", defaults.scale_up_stabilization_seconds)
+                a.get("scaleUpStabilizationSeconds", d.scale_up_stabilization_seconds)
             ),
             max_scale_up_step=None if step is None else int(step),
             max_scale_up_factor=None if factor is None else float(factor),
@@ -120,16 +142,48 @@ class AutoscalingPolicy:
 
 
 @dataclass(frozen=True)
-class PodLoad:
-    """One engine pod as the autoscaler sees it.
+class PodSample:
+    """One engine pod as the autoscaler sees it at one pass.
 
-    ``queue_depth`` is waiting + running requests from its ``/metrics``; ``None`` when the pod is
-    Ready but its metrics could not be read (timeout, refused, not a vLLM endpoint).
+    ``waiting``/``running`` are vLLM's queue gauges, ``requests_done``/``prompt_tokens`` its work
+    counters; all ``None`` when the pod is Ready but its metrics could not be read (or it is not Ready).
     """
 
     name: str
     ready: bool
-    queue_depth: float | None = None
+    waiting: float | None = None
+    running: float | None = None
+    requests_done: float | None = None
+    prompt_tokens: float | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.ready and self.waiting is not None and self.running is not None
+
+    @property
+    def in_flight(self) -> float:
+        return (self.waiting or 0.0) + (self.running or 0.0)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything one decision looks at. ``held_demand`` (tokens/s) is demand queued outside the
+    engines -- e.g. held by a gateway in front of them -- that the engines' counters cannot see."""
+
+    now: float  # seconds since the epoch
+    current_replicas: int  # spec.replicas
+    pods: tuple[PodSample, ...]
+    held_demand: float = 0.0
+
+
+@dataclass(frozen=True)
+class PodCounters:
+    """A pod's counters and gauges at the previous pass, to turn the next ones into rates."""
+
+    requests_done: float
+    prompt_tokens: float
+    in_flight: float
+    waiting: float
 
 
 @dataclass(frozen=True)
@@ -139,18 +193,40 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """What the autoscaler carries from one pass to the next (kept in the resource's status)."""
+
+    sample_time: float | None = None
+    counters: Mapping[str, PodCounters] = field(default_factory=dict)
+    demand: float | None = None  # tokens/s, smoothed
+    capacity: float | None = None  # tokens/s one replica does when saturated
+    capacity_floor: float | None = None  # most tokens/s one replica was seen to do (capacity >= this)
+    tokens_per_request: float | None = None
+    history: tuple[Recommendation, ...] = ()
+    down_window: float | None = None  # the adapted scale-down window (None: the setting)
+    last_scale_down: float | None = None
+    last_correction: float | None = None  # when a scale-up last undid a recent scale-down
+
+
+@dataclass(frozen=True)
 class ScalingDecision:
     current_replicas: int
     desired_replicas: int
     recommended_replicas: int  # before stabilization and limits (clamped to min/max)
     reason: str
     message: str
-    observed_queue_depth: float  # sum over the pods whose metrics were read
+    observed_queue_depth: float  # waiting + running, summed over the pods whose metrics were read
     ready_pods: int
     missing_pods: int  # Ready, but metrics unreadable
     pending_pods: int  # not Ready yet, or asked for and not created yet
+    demand: float | None  # tokens/s, smoothed (None until two passes have read a pod)
+    capacity: float | None  # tokens/s per replica, learned (None until saturation was seen)
     limited_reason: str | None = None
-    history: tuple[Recommendation, ...] = field(default_factory=tuple)
+    memory: Memory = field(default_factory=Memory)
+
+    @property
+    def history(self) -> tuple[Recommendation, ...]:
+        return self.memory.history
 
     @property
     def scaled(self) -> bool:
@@ -165,12 +241,12 @@ class ScalingDecision:
         return "none"
 
 
-def _ceil_div(load: float, target: float) -> int:
-    return max(0, math.ceil(load / target - _EPSILON))
+def _ceil(x: float) -> int:
+    return max(0, math.ceil(x - _EPSILON))
 
 
 def compact_history(
-    history: Sequence[Recommendation], now: float, policy: AutoscalingPolicy
+    history: Sequence[Recommendation], now: float, policy: AutoscalingPolicy, down_window: float | None = None
 ) -> tuple[Recommendation, ...]:
     """Drop recommendations that can no longer change a decision.
 
@@ -178,7 +254,7 @@ def compact_history(
     An entry that a later entry matches or beats in both respects is redundant (the later one
     stays in the window longer), so the kept history is short -- it is stored in the CR status.
     """
-    down_cutoff = now - policy.scale_down_stabilization_seconds
+    down_cutoff = now - (policy.scale_down_stabilization_seconds if down_window is None else down_window)
     up_cutoff = now - policy.scale_up_stabilization_seconds
     in_window = sorted((r for r in history if r.time > min(down_cutoff, up_cutoff)), key=lambda r: r.time)
     kept: list[Recommendation] = []
@@ -195,80 +271,167 @@ def compact_history(
     return tuple(kept)
 
 
-def decide(
-    policy: AutoscalingPolicy,
-    current_replicas: int,
-    pods: Sequence[PodLoad],
-    history: Sequence[Recommendation],
-    now: float,
-) -> ScalingDecision:
+@dataclass(frozen=True)
+class _Rates:
+    demand_sample: float | None  # tokens/s arriving at the read pods this interval
+    capacity_sample: float | None  # tokens/s per pod, when every rated pod was saturated
+    per_pod_done: float | None  # tokens/s per rated pod, done this interval
+    tokens_per_request: float | None
+
+
+def measure(memory: Memory, pods: Sequence[PodSample], now: float) -> _Rates:
+    """Rates from the counters of the pods read now and at the previous pass.
+
+    A pod new since the last pass, or whose counters went down (it restarted), is left out of this
+    interval; the rest are scaled up to all readable pods (the Service spreads requests evenly).
+    """
+    readable = [p for p in pods if p.readable and p.requests_done is not None and p.prompt_tokens is not None]
+    dt = None if memory.sample_time is None else now - memory.sample_time
+    if not readable or dt is None or dt <= 0:
+        return _Rates(None, None, None, memory.tokens_per_request)
+    done_requests = done_tokens = in_flight_change = 0.0
+    rated = saturated = 0
+    for pod in readable:
+        prev = memory.counters.get(pod.name)
+        if prev is None or pod.requests_done < prev.requests_done or pod.prompt_tokens < prev.prompt_tokens:
+            continue
+        rated += 1
+        done_requests += pod.requests_done - prev.requests_done
+        done_tokens += pod.prompt_tokens - prev.prompt_tokens
+        in_flight_change += pod.in_flight - prev.in_flight
+        if pod.waiting >= 1 and prev.waiting >= 1:  # a request waited: the running batch was full
+            saturated += 1
+    if rated == 0:
+        return _Rates(None, None, None, memory.tokens_per_request)
+    tpr = memory.tokens_per_request
+    if done_requests >= 1:
+        measured_tpr = done_tokens / done_requests
+        tpr = measured_tpr if tpr is None else tpr + _TOKENS_PER_REQUEST_WEIGHT * (measured_tpr - tpr)
+    arrived_tokens = done_tokens + (in_flight_change * tpr if tpr is not None else 0.0)
+    demand_sample = max(0.0, arrived_tokens / dt) * len(readable) / rated
+    per_pod_done = done_tokens / dt / rated
+    capacity_sample = per_pod_done if saturated == rated and done_tokens > 0 else None
+    return _Rates(demand_sample, capacity_sample, per_pod_done, tpr)
+
+
+def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) -> ScalingDecision:
     """One autoscaling decision. See the module docstring for the rules."""
-    target = policy.target_per_replica
-    measured = [p.queue_depth for p in pods if p.ready and p.queue_depth is not None]
-    missing = sum(1 for p in pods if p.ready and p.queue_depth is None)
-    # Replicas asked for but not serving yet: pods still loading, and pods not created yet.
-    unready = sum(1 for p in pods if not p.ready)
-    pending = unready + max(0, current_replicas - len(pods))
-    observed = float(sum(measured))
+    now = observation.now
+    current = observation.current_replicas
+    pods = observation.pods
+    measured = [p for p in pods if p.readable]
+    missing = sum(1 for p in pods if p.ready and not p.readable)
+    pending = sum(1 for p in pods if not p.ready) + max(0, current - len(pods))
+    in_flight = float(sum(p.in_flight for p in measured))
+    waiting = float(sum(p.waiting or 0.0 for p in measured))
+
+    # Learn: demand, capacity, tokens per request.
+    rates = measure(memory, pods, now)
+    demand = memory.demand
+    if rates.demand_sample is not None:
+        if demand is None:
+            demand = rates.demand_sample
+        else:
+            weight = 1.0 - math.exp(-(now - (memory.sample_time or now)) / policy.demand_window_seconds)
+            demand += weight * (rates.demand_sample - demand)
+    capacity = memory.capacity
+    if rates.capacity_sample is not None:
+        capacity = rates.capacity_sample if capacity is None else (
+            capacity + _CAPACITY_WEIGHT * (rates.capacity_sample - capacity))
+    floor = memory.capacity_floor
+    if rates.per_pod_done is not None:
+        floor = max(floor or 0.0, rates.per_pod_done)
+        if capacity is not None:
+            capacity = max(capacity, rates.per_pod_done)  # a pod did this much, so it can
+    counters = {
+        p.name: PodCounters(p.requests_done, p.prompt_tokens, p.in_flight, p.waiting or 0.0)
+        for p in measured if p.requests_done is not None and p.prompt_tokens is not None
+    }
+    base_window = policy.scale_down_stabilization_seconds
+    down_window = max(base_window, min(memory.down_window or base_window, _MAX_DOWN_WINDOW_FACTOR * base_window))
+    last_correction = memory.last_correction
+    if down_window > base_window and now - (last_correction or now) >= _DOWN_WINDOW_RELAX_SECONDS:
+        down_window, last_correction = max(base_window, down_window / 2), now
+    learned = Memory(sample_time=now, counters=counters, demand=demand, capacity=capacity, capacity_floor=floor,
+                     tokens_per_request=rates.tokens_per_request, history=memory.history,
+                     down_window=down_window, last_scale_down=memory.last_scale_down, last_correction=last_correction)
 
     def result(desired: int, recommended: int, reason: str, message: str, limited: str | None,
                kept: tuple[Recommendation, ...]) -> ScalingDecision:
+        adapted = replace(learned, history=kept)
+        if desired < current:
+            adapted = replace(adapted, last_scale_down=now)
+        elif desired > current and memory.last_scale_down is not None and now - memory.last_scale_down < down_window:
+            # The last scale-down was premature: hold the next ones longer.
+            adapted = replace(adapted, last_correction=now,
+                              down_window=min(_MAX_DOWN_WINDOW_FACTOR * base_window, 2 * down_window))
         return ScalingDecision(
-            current_replicas=current_replicas, desired_replicas=desired, recommended_replicas=recommended,
-            reason=reason, message=message, observed_queue_depth=observed, ready_pods=len(measured) + missing,
-            missing_pods=missing, pending_pods=pending, limited_reason=limited, history=kept,
+            current_replicas=current, desired_replicas=desired, recommended_replicas=recommended,
+            reason=reason, message=message, observed_queue_depth=in_flight, ready_pods=len(measured) + missing,
+            missing_pods=missing, pending_pods=pending, demand=demand, capacity=capacity, limited_reason=limited,
+            memory=adapted,
         )
 
     if not measured:
         # Nothing to go on (all pods loading, or no metrics readable): hold, only enforce min/max.
-        desired = policy.clamp(current_replicas)
-        limited = _bound_reason(policy, current_replicas)
-        kept = compact_history(history, now, policy)
+        desired = policy.clamp(current)
+        kept = compact_history(memory.history, now, policy, down_window)
         return result(desired, desired, NO_METRICS,
-                      f"no readable engine metrics ({missing} unreadable, {pending} pending); holding", limited, kept)
+                      f"no readable engine metrics ({missing} unreadable, {pending} pending); holding",
+                      _bound_reason(policy, current), kept)
 
-    wants_more = observed / len(measured) > target
-    # HPA missing-metrics rule: never let an unreadable pod pull the count down.
-    load = observed + (0.0 if wants_more else missing * target)
-    capacity = max(current_replicas, 1) * target
-    if current_replicas > 0 and abs(load / capacity - 1.0) <= policy.tolerance:
-        raw, reason = current_replicas, WITHIN_TOLERANCE
+    # Size.
+    per_replica = capacity if capacity is not None else floor
+    if demand is None or not per_replica:
+        desired = policy.clamp(current)
+        kept = compact_history(memory.history, now, policy, down_window)
+        return result(desired, desired, NO_METRICS,
+                      f"no work rate yet (counters read once, or nothing done); holding at {current}",
+                      _bound_reason(policy, current), kept)
+    backlog = waiting * (rates.tokens_per_request or 0.0)
+    wanted = demand + backlog / policy.backlog_drain_seconds + max(0.0, observation.held_demand)
+    need = wanted / (policy.target_utilization * per_replica)
+    basis = (f"demand {demand:,.0f} tokens/s + backlog {backlog:,.0f} tokens over "
+             f"{policy.backlog_drain_seconds:g} s; capacity {per_replica:,.0f} tokens/s per replica"
+             f"{'' if capacity is not None else ' or more (no saturation seen yet)'} at "
+             f"{policy.target_utilization:g} utilization")
+    if capacity is None:
+        need = min(need, float(current))  # a lower bound of the capacity sizes no scale-up
+    if _ceil(need) > current:
+        raw, reason = _ceil(need), SCALED_UP
+    elif need < current * (1.0 - policy.tolerance):
+        # Land at the bottom of the tolerance band, not at its edge.
+        raw, reason = min(current, _ceil(need / (1.0 - policy.tolerance))), SCALED_DOWN
+        if missing:
+            raw, reason = current, METRICS_MISSING  # a pod we cannot read never lets the count drop
     else:
-        raw = _ceil_div(load, target)
-        reason = SCALED_UP if raw > current_replicas else SCALED_DOWN
-        if (wants_more and raw < current_replicas) or (not wants_more and raw > current_replicas):
-            # Pending replicas already cover the load the ready pods see (or the imputed loads
-            # point the other way): the HPA keeps the count when the direction flips.
-            raw, reason = current_replicas, AWAITING_PENDING_REPLICAS
-        elif raw < current_replicas:
-            # Rule 5: land at the bottom of the tolerance band, not at its edge.
-            raw = min(current_replicas, _ceil_div(load, target * (1.0 - policy.tolerance)))
+        raw, reason = current, WITHIN_TOLERANCE
     factor_limited = False
-    if policy.max_scale_up_factor is not None and raw > current_replicas:
-        # Rule 4: grow from what serves now; pending replicas already cover part of the bound.
-        bound = max(current_replicas, math.ceil(policy.max_scale_up_factor * (len(measured) + missing) - _EPSILON))
+    if policy.max_scale_up_factor is not None and raw > current:
+        bound = max(current, _ceil(policy.max_scale_up_factor * (len(measured) + missing)))
         if raw > bound:
             raw, factor_limited = bound, True
     recommended = policy.clamp(raw)
 
     # Stabilization over the recorded recommendations plus this one.
-    down_cutoff = now - policy.scale_down_stabilization_seconds
+    history = memory.history
+    down_cutoff = now - down_window
     up_cutoff = now - policy.scale_up_stabilization_seconds
     down_limit = max([recommended] + [r.replicas for r in history if r.time > down_cutoff])
     up_limit = min([recommended] + [r.replicas for r in history if r.time > up_cutoff])
-    desired = current_replicas
+    desired = current
     if desired < up_limit:
         desired = up_limit
     if desired > down_limit:
         desired = down_limit
-    if recommended < current_replicas and desired > recommended:
+    if recommended < current and desired > recommended:
         reason = SCALE_DOWN_STABILIZED
-    elif recommended > current_replicas and desired < recommended:
+    elif recommended > current and desired < recommended:
         reason = SCALE_UP_STABILIZED
 
     limited: str | None = SCALE_UP_LIMIT if factor_limited and desired == recommended else None
-    if policy.max_scale_up_step is not None and desired > current_replicas + policy.max_scale_up_step:
-        desired = current_replicas + policy.max_scale_up_step
+    if policy.max_scale_up_step is not None and desired > current + policy.max_scale_up_step:
+        desired = current + policy.max_scale_up_step
         limited = SCALE_UP_LIMIT
     if raw > policy.max_replicas or desired > policy.max_replicas:
         limited = AT_MAX_REPLICAS
@@ -276,20 +439,17 @@ def decide(
         limited = AT_MIN_REPLICAS
     desired = policy.clamp(desired)
 
-    if desired > current_replicas:
+    if desired > current:
         reason = SCALED_UP
-    elif desired < current_replicas:
+    elif desired < current:
         reason = SCALED_DOWN
     elif reason in (SCALED_UP, SCALED_DOWN):
-        # The raw recommendation moved, but a limit held the count where it is.
-        held_at_raw = raw == current_replicas and not factor_limited
-        reason = WITHIN_TOLERANCE if held_at_raw else (limited or reason)
+        reason = limited or WITHIN_TOLERANCE  # the recommendation moved, but a limit held the count
 
-    kept = compact_history(list(history) + [Recommendation(now, recommended)], now, policy)
+    kept = compact_history(list(history) + [Recommendation(now, recommended)], now, policy, down_window)
     message = (
-        f"queue depth {observed:g} over {len(measured)} pod(s) (target {target:g}/replica, "
-        f"{missing} unreadable, {pending} pending): recommend {recommended}, "
-        f"{current_replicas} -> {desired}"
+        f"{basis}: need {need:.2f} replicas ({len(measured)} read, {missing} unreadable, {pending} pending); "
+        f"recommend {recommended}, {current} -> {desired}"
     )
     if factor_limited:
         message += f" (a scale-up asks for at most {policy.max_scale_up_factor:g} x the ready pods)"

@@ -1,10 +1,10 @@
 """The autoscaler's memory, kept in the RerankerDeployment's status.
 
-The stabilization windows need the recent recommendations. Keeping them in
-``status.autoscaling.recommendations`` (not in operator memory) means an operator restart or a
-leader change does not reset the windows: a scale-down that was being held back stays held
-back. The list is compacted by the policy (only entries that can still matter), so it stays a
-handful of items even with a 5 s scrape interval and a 300 s window.
+Everything the policy learns lives in ``status.autoscaling`` (not in operator memory), so an
+operator restart or a leader change forgets nothing: the learned per-replica capacity, the
+smoothed demand, the counters of the last scrape (so the next pass has rates at once) and the
+recent recommendations (so a scale-down that was being held back stays held back). The
+recommendation list is compacted by the policy, so it stays a handful of items.
 
 Shape (the CRD's status schema):
 
@@ -14,15 +14,24 @@ Shape (the CRD's status schema):
       autoscaling:
         lastScaleTime: "2026-01-01T10:00:00Z"
         recommendations: [{time: "2026-01-01T09:58:10Z", replicas: 3}, ...]
+        capacityTokensPerSecond: 26500.0      # learned while the replicas were saturated
+        capacityFloorTokensPerSecond: 26500.0
+        demandTokensPerSecond: 61000.0
+        tokensPerRequest: 212.5
+        scaleDownWindowSeconds: 1200          # adapted: doubled after a premature scale-down
+        lastScaleDownTime: ..., lastPrematureScaleDownTime: ...
+        sampleTime: "2026-01-01T10:00:05.250000Z"
+        pods: [{name: x-engine-0, requestsDone: 1200, promptTokens: 254000, inFlight: 40, waiting: 0}, ...]
       conditions: [{type: AutoscalingActive, ...}, {type: ScalingLimited, ...}]
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from .policy import NO_METRICS, Recommendation, ScalingDecision
+from .policy import NO_METRICS, Memory, PodCounters, Recommendation, ScalingDecision
 
 AUTOSCALING_ACTIVE = "AutoscalingActive"
 SCALING_LIMITED = "ScalingLimited"
@@ -30,6 +39,11 @@ SCALING_LIMITED = "ScalingLimited"
 
 def to_rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_rfc3339_precise(epoch: float) -> str:
+    """With milliseconds: counter rates divide by the time between two samples."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def from_rfc3339(text: str) -> float:
@@ -46,6 +60,65 @@ def history_from_status(status: Mapping[str, Any] | None) -> list[Recommendation
         except (KeyError, TypeError, ValueError):
             continue  # a hand-edited or foreign entry must not stop autoscaling
     return history
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def memory_from_status(status: Mapping[str, Any] | None) -> Memory:
+    """The policy's memory as recorded in ``status.autoscaling``; what is malformed is left out."""
+    recorded = (status or {}).get("autoscaling") or {}
+    counters: dict[str, PodCounters] = {}
+    for entry in recorded.get("pods") or []:
+        try:
+            values = [_number(entry[k]) for k in ("requestsDone", "promptTokens", "inFlight", "waiting")]
+            if None not in values:
+                counters[str(entry["name"])] = PodCounters(*values)  # type: ignore[arg-type]
+        except (KeyError, TypeError):
+            continue
+    sample = _time(recorded.get("sampleTime"))
+    return Memory(
+        sample_time=sample,
+        counters=counters if sample is not None else {},
+        demand=_number(recorded.get("demandTokensPerSecond")),
+        capacity=_number(recorded.get("capacityTokensPerSecond")),
+        capacity_floor=_number(recorded.get("capacityFloorTokensPerSecond")),
+        tokens_per_request=_number(recorded.get("tokensPerRequest")),
+        history=tuple(history_from_status(status)),
+        down_window=_number(recorded.get("scaleDownWindowSeconds")),
+        last_scale_down=_time(recorded.get("lastScaleDownTime")),
+        last_correction=_time(recorded.get("lastPrematureScaleDownTime")),
+    )
+
+
+def _time(text: Any) -> float | None:
+    try:
+        return from_rfc3339(str(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _memory_fields(memory: Memory) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, value in (("capacityTokensPerSecond", memory.capacity),
+                       ("capacityFloorTokensPerSecond", memory.capacity_floor),
+                       ("demandTokensPerSecond", memory.demand), ("tokensPerRequest", memory.tokens_per_request)):
+        fields[key] = None if value is None else round(value, 3)
+    fields["scaleDownWindowSeconds"] = memory.down_window
+    for key, value in (("sampleTime", memory.sample_time), ("lastScaleDownTime", memory.last_scale_down),
+                       ("lastPrematureScaleDownTime", memory.last_correction)):
+        fields[key] = None if value is None else to_rfc3339_precise(value)
+    fields["pods"] = [
+        {"name": name, "requestsDone": c.requests_done, "promptTokens": c.prompt_tokens,
+         "inFlight": c.in_flight, "waiting": c.waiting}
+        for name, c in sorted(memory.counters.items())
+    ]
+    return fields
 
 
 def last_scale_time(status: Mapping[str, Any] | None) -> str | None:
@@ -102,6 +175,7 @@ def status_patch(
     last = to_rfc3339(now) if scaled else last_scale_time(current_status)
     autoscaling: dict[str, Any] = {
         "recommendations": [{"time": to_rfc3339(r.time), "replicas": r.replicas} for r in decision.history],
+        **_memory_fields(decision.memory),
     }
     if last:
         autoscaling["lastScaleTime"] = last

@@ -53,7 +53,8 @@ def test_empty_spec_gets_the_contract_defaults():
     a = spec.autoscaling
     assert (a.enabled, a.min_replicas, a.max_replicas, a.target_queue_depth_per_replica, a.scrape_interval_seconds,
             a.scale_down_stabilization_seconds, a.scale_up_stabilization_seconds, a.max_scale_up_step,
-            a.max_scale_up_factor, a.tolerance) == (False, 1, 4, 32, 5, 300, 0, None, 4.0, 0.1)
+            a.max_scale_up_factor, a.tolerance) == (False, 1, 4, 32, 5, 600, 0, None, 4.0, 0.1)
+    assert (a.target_utilization, a.demand_window_seconds, a.backlog_drain_seconds) == (0.8, 60, 300)
     assert spec.cache.size == "50Gi" and spec.cache.storage_class_name is None
     assert spec.service.port == 8000
     assert (spec.ui.enabled, spec.ui.replicas, spec.ui.max_documents, spec.ui.ingress.enabled) == (True, 1, 100, False)

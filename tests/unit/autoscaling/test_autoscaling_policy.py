@@ -1,169 +1,187 @@
-"""The scaling policy (pure): table-driven cases, stabilization over time, history compaction."""
+"""The throughput policy: demand and capacity from vLLM's counters, sizing, and its guards."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 
 from rerank_operator.api.v1alpha1 import AutoscalingSpec
 from rerank_operator.autoscaling.policy import (
-    AT_MAX_REPLICAS,
-    AT_MIN_REPLICAS,
-    AWAITING_PENDING_REPLICAS,
+    METRICS_MISSING,
     NO_METRICS,
     SCALE_DOWN_STABILIZED,
     SCALE_UP_LIMIT,
-    SCALE_UP_STABILIZED,
     SCALED_DOWN,
     SCALED_UP,
-    WITHIN_TOLERANCE,
     AutoscalingPolicy,
-    PodLoad,
+    Memory,
+    Observation,
+    PodSample,
     PolicyConfigError,
     Recommendation,
     compact_history,
     decide,
 )
 
-NOW = 1_000_000.0
-T = 32.0  # target queue depth per replica in these cases
+from tests.unit.autoscaling.fleet import Fleet
+
+NOW = 1_800_000_000.0
+CAPACITY = 26_000.0  # tokens/s one saturated replica does
 
 
-def ready(*depths: float | None) -> list[PodLoad]:
-    return [PodLoad(f"engine-{i}", True, d) for i, d in enumerate(depths)]
+def run(policy, fleet, current, memory, now, **step):
+    d = decide(policy, Observation(now, current, fleet.step(5.0, **step)), memory)
+    return d, d.memory
 
 
-def loading(n: int, start: int = 50) -> list[PodLoad]:
-    return [PodLoad(f"engine-{start + i}", False) for i in range(n)]
+def saturated(fleet, policy, current, seconds=60, start=NOW, memory=Memory(), tokens_per_pair=200.0,
+              waiting=50.0):
+    """Every pod saturated (requests waiting) for ``seconds``; pods keep arriving at 4 per interval more."""
+    d = None
+    for i in range(int(seconds / 5) + 1):
+        d, memory = run(policy, fleet, current, memory, start + 5 * i, tokens_per_s_per_pod=CAPACITY,
+                        tokens_per_pair=tokens_per_pair, waiting_per_pod=waiting + 20 * i, running_per_pod=256)
+    return d, memory
 
 
-def policy(**kw) -> AutoscalingPolicy:
-    base = dict(min_replicas=1, max_replicas=10, target_per_replica=T)
-    base.update(kw)
-    return AutoscalingPolicy(**base)
+def test_first_read_has_no_rate_and_holds():
+    fleet = Fleet(ready=2)
+    d, memory = run(AutoscalingPolicy(max_replicas=8), fleet, 2, Memory(), NOW, tokens_per_s_per_pod=1000,
+                    tokens_per_pair=200, waiting_per_pod=500, running_per_pod=256)
+    assert d.reason == NO_METRICS and d.desired_replicas == 2, d.message
+    assert memory.sample_time == NOW and set(memory.counters) == {"engine-0", "engine-1"}
 
 
-CASES = [
-    # id, policy kwargs, current, pods, history [(age_s, replicas)], expected desired, reason, limited
-    ("steady within tolerance", {}, 2, ready(33, 34), [], 2, WITHIN_TOLERANCE, None),
-    ("just outside tolerance scales", {}, 2, ready(36, 36), [], 3, SCALED_UP, None),
-    ("scale up at once", {}, 2, ready(64, 64), [], 4, SCALED_UP, None),
-    ("clamped to max", {}, 3, ready(150, 150, 150), [], 10, SCALED_UP, AT_MAX_REPLICAS),
-    ("at max holds and says so", {}, 10, ready(*[64] * 10), [], 10, AT_MAX_REPLICAS, AT_MAX_REPLICAS),
-    ("current above a lowered max comes down", {"max_replicas": 4}, 6, ready(*[32] * 6), [], 4, SCALED_DOWN,
-     AT_MAX_REPLICAS),
-    ("idle stays at min", {}, 1, ready(0), [], 1, AT_MIN_REPLICAS, AT_MIN_REPLICAS),
-    ("min replicas floor", {"min_replicas": 2}, 3, ready(1, 1, 1), [], 2, SCALED_DOWN, AT_MIN_REPLICAS),
-    ("max step limits a big jump", {"max_scale_up_step": 2}, 1, ready(320), [], 3, SCALED_UP, SCALE_UP_LIMIT),
-    # A queue that grew while replicas loaded asks for at most maxScaleUpFactor x the Ready pods.
-    ("factor bounds a backlog-driven jump", {}, 2, ready(320, 320), [], 8, SCALED_UP, SCALE_UP_LIMIT),
-    ("factor counts pending replicas as already granted", {}, 8, ready(320, 320) + loading(6), [], 8,
-     SCALE_UP_LIMIT, SCALE_UP_LIMIT),
-    ("factor grows from the larger ready count", {}, 8, ready(*[80] * 8), [], 10, SCALED_UP, AT_MAX_REPLICAS),
-    ("factor off (1000x)", {"max_scale_up_factor": 1000.0}, 2, ready(200, 200), [], 10, SCALED_UP,
-     AT_MAX_REPLICAS),
-    ("factor not needed", {"max_scale_up_factor": 2.0}, 2, ready(64, 64), [], 4, SCALED_UP, None),
-    ("max step not needed", {"max_scale_up_step": 2}, 2, ready(48, 48), [], 3, SCALED_UP, None),
-    # Pods still loading are capacity that is coming: no second scale-up for the same load.
-    ("loading pods cover the load", {}, 4, ready(64, 64) + loading(2), [], 4, WITHIN_TOLERANCE, None),
-    ("pods not yet created cover the load", {}, 4, ready(48, 48), [], 4, AWAITING_PENDING_REPLICAS, None),
-    ("more load than pending covers", {}, 4, ready(128, 128) + loading(2), [], 8, SCALED_UP, None),
-    ("all loading: hold", {}, 3, loading(3), [], 3, NO_METRICS, None),
-    # Missing metrics (HPA rules): 0 load when scaling up, target load when scaling down.
-    ("missing counts 0 on scale-up", {}, 3, ready(64, 64, None), [], 4, SCALED_UP, None),
-    ("missing never causes a scale-down", {}, 2, ready(32, None), [], 2, WITHIN_TOLERANCE, None),
-    ("missing counts as target on scale-down", {}, 4, ready(0, 0, None, None), [], 3, SCALED_DOWN, None),
-    ("nothing readable: hold", {}, 2, ready(None, None), [], 2, NO_METRICS, None),
-    # Stabilization windows.
-    ("scale-down held by the window", {}, 4, ready(8, 8, 8, 8), [(100, 4)], 4, SCALE_DOWN_STABILIZED, None),
-    ("scale-down to the window max", {}, 4, ready(8, 8, 8, 8), [(200, 3), (100, 2)], 3, SCALED_DOWN, None),
-    ("scale-down after the window", {}, 4, ready(8, 8, 8, 8), [(301, 4)], 2, SCALED_DOWN, None),
-    # Scale-down headroom: land at the bottom of the tolerance band (load 62 on target 32: 2 replicas
-    # would sit at 97 %, one noisy reading from scaling back up; 3 sit at 65 %).
-    ("scale-down keeps headroom", {}, 6, ready(*[62 / 6] * 6), [], 3, SCALED_DOWN, None),
-    ("scale-down without headroom need", {}, 6, ready(*[50 / 6] * 6), [], 2, SCALED_DOWN, None),
-    ("scale-up held by an up window", {"scale_up_stabilization_seconds": 30}, 2, ready(64, 64), [(10, 2)], 2,
-     SCALE_UP_STABILIZED, None),
-    ("up window passed", {"scale_up_stabilization_seconds": 30}, 2, ready(64, 64), [(40, 2), (10, 4)], 4,
-     SCALED_UP, None),
-]
+def test_saturated_replicas_teach_the_capacity_and_the_demand_sizes_the_fleet():
+    # Two saturated pods each finish 26k tokens/s while the queue grows by 20 pairs x 200 tokens
+    # per 5 s per pod: demand = 2 x (26,000 + 800) tokens/s.
+    p = AutoscalingPolicy(max_replicas=8, max_scale_up_factor=None)
+    d, memory = saturated(Fleet(ready=2), p, 2)
+    assert memory.capacity == pytest.approx(CAPACITY)
+    assert memory.tokens_per_request == pytest.approx(200.0)
+    assert memory.demand == pytest.approx(2 * (CAPACITY + 800), rel=1e-6)
+    backlog = 2 * (50 + 20 * 12) * 200.0
+    expected = -(-(memory.demand + backlog / p.backlog_drain_seconds) // (0.8 * CAPACITY))
+    assert d.desired_replicas == expected == 3 and d.reason == SCALED_UP, d.message
 
 
-@pytest.mark.parametrize(
-    "kw,current,pods,history,expected,reason,limited",
-    [c[1:] for c in CASES],
-    ids=[c[0] for c in CASES],
-)
-def test_decision_table(kw, current, pods, history, expected, reason, limited):
-    hist = [Recommendation(NOW - age, replicas) for age, replicas in history]
-    d = decide(policy(**kw), current, pods, hist, NOW)
-    assert (d.desired_replicas, d.reason, d.limited_reason) == (expected, reason, limited), d.message
+def test_a_capacity_not_yet_seen_saturated_never_scales_up():
+    # Pods busy but never queueing: their rate is only a lower bound of what they can do.
+    p = AutoscalingPolicy(max_replicas=8)
+    fleet, memory = Fleet(ready=2), Memory()
+    for i in range(20):
+        d, memory = run(p, fleet, 2, memory, NOW + 5 * i, tokens_per_s_per_pod=20_000, tokens_per_pair=200,
+                        waiting_per_pod=0, running_per_pod=200)
+        assert d.desired_replicas <= 2, d.message
+    assert memory.capacity is None and memory.capacity_floor == pytest.approx(20_000)
 
 
-def test_decision_reports_what_it_saw():
-    d = decide(policy(), 4, ready(40, None, 24) + loading(1), [], NOW)
-    assert d.observed_queue_depth == 64
-    assert (d.ready_pods, d.missing_pods, d.pending_pods) == (3, 1, 1)
-    assert d.history[-1] == Recommendation(NOW, d.recommended_replicas)
+def test_load_falling_below_a_seen_rate_scales_down_after_the_window():
+    p = AutoscalingPolicy(max_replicas=8, scale_down_stabilization_seconds=60)
+    fleet, memory = Fleet(ready=4), Memory()
+    _, memory = saturated(fleet, p, 4, seconds=20, memory=memory)
+    current, reasons = 4, []
+    for i in range(40):
+        d, memory = run(p, fleet, current, memory, NOW + 60 + 5 * i, tokens_per_s_per_pod=2_000,
+                        tokens_per_pair=200, waiting_per_pod=0, running_per_pod=10)
+        reasons.append(d.reason)
+        current = d.desired_replicas
+    assert current == 1
+    # Not before the last saturated recommendation (at +20 s) has left the 60 s window.
+    assert SCALE_DOWN_STABILIZED in reasons and reasons.index(SCALED_DOWN) >= (20 + 60 - 60) // 5
 
 
-def _run(p: AutoscalingPolicy, loads: list[float], start: int, interval: float = 5.0):
-    """Feed per-pass total loads through decide as the operator would; return (time, from, to) scales."""
-    current, history, scales = start, (), []
-    for i, load in enumerate(loads):
-        now = NOW + i * interval
-        per_pod = load / current
-        d = decide(p, current, ready(*[per_pod] * current), history, now)
-        history = d.history
-        if d.scaled:
-            scales.append((i * interval, current, d.desired_replicas))
-            current = d.desired_replicas
-    return scales, current
+def test_longer_documents_at_the_same_pair_rate_ask_for_more_replicas():
+    # Same pairs/s over 4 pods, 3x the tokens per pair: the token counters carry it, a pair count would not.
+    p = AutoscalingPolicy(max_replicas=16, max_scale_up_factor=None)
+    pairs_per_s = 1.5 * 0.8 * CAPACITY / 200  # 1.5 replicas' worth at 200 tokens/pair
+    results = {}
+    for tokens_per_pair in (200.0, 600.0):
+        fleet, memory = Fleet(ready=4), Memory(capacity=CAPACITY)
+        for i in range(30):
+            d, memory = run(p, fleet, 4, memory, NOW + 5 * i, tokens_per_s_per_pod=pairs_per_s / 4 * tokens_per_pair,
+                            tokens_per_pair=tokens_per_pair, waiting_per_pod=0, running_per_pod=50)
+        results[tokens_per_pair] = d.recommended_replicas
+    assert results == {200.0: 2, 600.0: 5}
 
 
-def test_oscillating_load_does_not_flap():
-    # Load swings every 30 s between "needs 4" and "needs 1" for 20 minutes, then stays low.
-    swings = [(4 * T if (i // 6) % 2 == 0 else 0.5 * T) for i in range(240)]
-    calm = [0.5 * T] * 100
-    scales, final = _run(policy(), swings + calm, start=1)
-    # One scale-up, then nothing while it swings, then one scale-down a window after the last peak.
-    assert [(a, b) for _, a, b in scales] == [(1, 4), (4, 1)]
-    last_peak = max(i for i, load in enumerate(swings) if load > T) * 5.0
-    assert scales[1][0] - last_peak >= 300
-    assert final == 1
+def test_a_pod_whose_metrics_cannot_be_read_holds_a_scale_down():
+    p = AutoscalingPolicy(max_replicas=8, scale_down_stabilization_seconds=0)
+    fleet, memory = Fleet(ready=3), Memory(capacity=CAPACITY)
+    for i in range(10):
+        d, memory = run(p, fleet, 3, memory, NOW + 5 * i, tokens_per_s_per_pod=1000, tokens_per_pair=200,
+                        waiting_per_pod=0, running_per_pod=5, unreadable={"engine-2"})
+    assert d.desired_replicas == 3 and d.reason == METRICS_MISSING and d.missing_pods == 1, d.message
 
 
-def test_step_load_scales_up_then_down_after_window():
-    low = 0.8 * T  # below the tolerance band's floor, so one replica is the right count
-    loads = [low] * 20 + [6 * T] * 100 + [low] * 100
-    scales, _ = _run(policy(), loads, start=1)
-    # Up by at most maxScaleUpFactor (4) x the ready replicas per decision, then to the need;
-    # down once, a window after the last high pass.
-    assert [(a, b) for _, a, b in scales] == [(1, 4), (4, 6), (6, 1)]
-    last_high_pass = 119 * 5.0
-    # The first pass whose 300 s window no longer holds a "6" recommendation.
-    assert scales[-1][0] - last_high_pass == 300
+def test_a_restarted_pod_counter_reset_is_not_a_negative_rate():
+    p = AutoscalingPolicy(max_replicas=8)
+    fleet, memory = Fleet(ready=2), Memory(capacity=CAPACITY)
+    for i in range(3):
+        d, memory = run(p, fleet, 2, memory, NOW + 5 * i, tokens_per_s_per_pod=10_000, tokens_per_pair=200,
+                        waiting_per_pod=0, running_per_pod=30)
+    before = memory.demand
+    fleet.done["engine-1"] = [0.0, 0.0]  # engine-1 restarted: its counters start over
+    d, memory = run(p, fleet, 2, memory, NOW + 15, tokens_per_s_per_pod=10_000, tokens_per_pair=200,
+                    waiting_per_pod=0, running_per_pod=30)
+    assert memory.demand == pytest.approx(before, rel=0.01)
+
+
+def test_held_demand_from_outside_the_engines_adds_replicas():
+    p = AutoscalingPolicy(max_replicas=8)
+    memory = Memory(capacity=CAPACITY)
+    fleet = Fleet(ready=2)
+    for i in range(3):
+        obs = Observation(NOW + 5 * i, 2, fleet.step(5.0, 10_000, 200, 0, 30), held_demand=3 * CAPACITY)
+        d = decide(p, obs, memory)
+        memory = d.memory
+    # (2 x 10,000 + 3 x 26,000) / (0.8 x 26,000) = 4.7
+    assert d.desired_replicas == 5, d.message
+
+
+def test_one_scale_up_asks_for_at_most_factor_times_the_ready_pods():
+    p = AutoscalingPolicy(max_replicas=24)
+    fleet, memory = Fleet(ready=1), Memory(capacity=CAPACITY)
+    for i in range(2):
+        d = decide(p, Observation(NOW + 5 * i, 1, fleet.step(5.0, CAPACITY, 200, 500, 256), held_demand=20 * CAPACITY),
+                   memory)
+        memory = d.memory
+    assert d.desired_replicas == 4 and d.limited_reason == SCALE_UP_LIMIT, d.message
+
+
+def test_loading_pods_count_as_capacity_coming():
+    # 2 ready + 2 loading = 4 asked for a moment ago; the pods already serving are busy -> no
+    # further scale-up, and no scale-down of replicas that are still loading.
+    p = AutoscalingPolicy(max_replicas=8)
+    fleet = Fleet(ready=2, loading=2)
+    memory = Memory(capacity=CAPACITY, history=(Recommendation(NOW - 10, 4),))
+    for i in range(5):
+        d, memory = run(p, fleet, 4, memory, NOW + 5 * i, tokens_per_s_per_pod=CAPACITY * 0.9, tokens_per_pair=200,
+                        waiting_per_pod=0, running_per_pod=200)
+    assert d.desired_replicas == 4 and d.pending_pods == 2, d.message
+
+
+def test_no_ready_pods_holds():
+    d = decide(AutoscalingPolicy(), Observation(NOW, 3, (PodSample("a", False), PodSample("b", False))), Memory())
+    assert d.reason == NO_METRICS and d.desired_replicas == 3 and d.pending_pods == 3
+
+
+def test_min_and_max_are_enforced():
+    d = decide(AutoscalingPolicy(min_replicas=2, max_replicas=3), Observation(NOW, 5, ()), Memory())
+    assert d.desired_replicas == 3
 
 
 def test_compacted_history_gives_the_same_decisions():
+    p = AutoscalingPolicy(scale_down_stabilization_seconds=60, scale_up_stabilization_seconds=15)
+    import random
+
     rng = random.Random(3)
-    p = policy(scale_up_stabilization_seconds=20, scale_down_stabilization_seconds=60)
-    full: list[Recommendation] = []
-    compact: tuple[Recommendation, ...] = ()
-    current_full = current_compact = 3
-    for i in range(600):
-        now = NOW + i * 5
-        pods = ready(*[rng.uniform(0, 3 * T) for _ in range(current_full)])
-        a = decide(p, current_full, pods, full, now)
-        b = decide(p, current_compact, pods, compact, now)
-        assert a.desired_replicas == b.desired_replicas
-        full.append(Recommendation(now, a.recommended_replicas))
-        compact = b.history
-        current_full = current_compact = a.desired_replicas
-        assert len(compact) <= 2 * (60 // 5) + 1
-    # Usually far shorter than the raw window.
-    assert len(compact_history(full, NOW + 599 * 5, p)) < len([r for r in full if r.time > NOW + 599 * 5 - 60])
+    full = [Recommendation(NOW + 5 * i, rng.randint(1, 4)) for i in range(200)]
+    now = NOW + 5 * 199
+    kept = compact_history(full, now, p)
+    for cutoff in (now - 60, now - 15):
+        assert max(r.replicas for r in full if r.time > cutoff) == max(r.replicas for r in kept if r.time > cutoff)
+        assert min(r.replicas for r in full if r.time > cutoff) == min(r.replicas for r in kept if r.time > cutoff)
+    assert len(kept) < 20
 
 
 @pytest.mark.parametrize(
@@ -171,7 +189,10 @@ def test_compacted_history_gives_the_same_decisions():
     [
         ({"minReplicas": 0}, "minReplicas"),
         ({"minReplicas": 3, "maxReplicas": 2}, "maxReplicas"),
-        ({"targetQueueDepthPerReplica": 0}, "targetQueueDepthPerReplica"),
+        ({"targetUtilization": 0}, "targetUtilization"),
+        ({"targetUtilization": 1.5}, "targetUtilization"),
+        ({"demandWindowSeconds": 0}, "demandWindowSeconds"),
+        ({"backlogDrainSeconds": 0}, "backlogDrainSeconds"),
         ({"tolerance": 1.5}, "tolerance"),
         ({"scaleDownStabilizationSeconds": -1}, "scaleDownStabilizationSeconds"),
         ({"maxScaleUpStep": 0}, "maxScaleUpStep"),
@@ -183,41 +204,38 @@ def test_invalid_settings_name_the_field(spec, field):
         AutoscalingPolicy.from_spec(spec)
 
 
-def test_from_spec_reads_camel_case_and_defaults():
-    p = AutoscalingPolicy.from_spec({"minReplicas": 2, "maxReplicas": 8, "targetQueueDepthPerReplica": 16,
+def test_from_spec_reads_camel_case_and_the_crd_defaults_equal_the_policy_defaults():
+    p = AutoscalingPolicy.from_spec({"minReplicas": 2, "maxReplicas": 8, "targetUtilization": 0.7,
+                                     "demandWindowSeconds": 30, "backlogDrainSeconds": 120,
                                      "scaleDownStabilizationSeconds": 10, "maxScaleUpStep": 3,
                                      "maxScaleUpFactor": 2.5})
-    assert (p.min_replicas, p.max_replicas, p.target_per_replica) == (2, 8, 16.0)
-    assert (p.scale_down_stabilization_seconds, p.max_scale_up_step, p.max_scale_up_factor, p.tolerance) == (
-        10.0, 3, 2.5, 0.1)
+    assert (p.min_replicas, p.max_replicas, p.target_utilization, p.demand_window_seconds,
+            p.backlog_drain_seconds) == (2, 8, 0.7, 30.0, 120.0)
+    assert (p.scale_down_stabilization_seconds, p.max_scale_up_step, p.max_scale_up_factor) == (10.0, 3, 2.5)
     assert AutoscalingPolicy.from_spec(None) == AutoscalingPolicy()
-    # The CRD's defaults and the policy's agree.
     assert AutoscalingPolicy.from_spec(AutoscalingSpec().model_dump(by_alias=True)) == AutoscalingPolicy()
 
 
-def test_backlog_growing_while_replicas_load_does_not_scale_further():
-    # 2 pods serve, 6 more were asked for and load the model for 2 minutes; meanwhile the queue
-    # the 2 pods report keeps growing. The count stays at 4 x 2 = 8 until the new pods serve.
-    p = policy(max_replicas=24)
-    current, history = 8, ()
-    for i in range(24):
-        backlog = 320.0 + 200.0 * i
-        d = decide(p, current, ready(backlog, backlog) + loading(6), history, NOW + 5.0 * i)
-        history = d.history
-        assert d.desired_replicas == 8, d.message
-    assert d.limited_reason == SCALE_UP_LIMIT and "at most 4 x the ready pods" in d.message
-    # Once they serve and still see a backlog, the next scale-up grows from 8 ready pods.
-    d = decide(p, current, ready(*[400.0] * 8), history, NOW + 120.0)
-    assert d.desired_replicas == 24 and d.reason == SCALED_UP
-
-
-def test_scale_down_headroom_avoids_an_immediate_scale_back_up():
-    # Load settles just under 2 replicas' worth after a peak. Without headroom the fleet would
-    # drop to 2 replicas at 97 % of target, and a +15 % wobble would scale it back up.
-    p = policy()
-    history = (Recommendation(NOW - 301, 6),)
-    d = decide(p, 6, ready(*[62 / 6] * 6), history, NOW)
-    assert d.desired_replicas == 3
-    wobble = 62 * 1.15
-    after = decide(p, 3, ready(*[wobble / 3] * 3), d.history, NOW + 5)
-    assert after.desired_replicas == 3 and after.reason == WITHIN_TOLERANCE, after.message
+def test_a_premature_scale_down_doubles_the_window_and_an_hour_without_one_halves_it():
+    p = AutoscalingPolicy(max_replicas=8, scale_down_stabilization_seconds=60)
+    fleet = Fleet(ready=2)
+    busy = dict(tokens_per_s_per_pod=20_000, tokens_per_pair=200, waiting_per_pod=0, running_per_pod=100)
+    idle = dict(tokens_per_s_per_pod=1_000, tokens_per_pair=200, waiting_per_pod=0, running_per_pod=2)
+    memory = Memory(capacity=CAPACITY, last_scale_down=NOW - 30, history=(Recommendation(NOW - 30, 1),))
+    # 30 s after a scale-down, a burst needs 2 replicas again: that scale-down was premature.
+    current = 1
+    for i in range(3):
+        d, memory = run(p, fleet, current, memory, NOW + 5 * i, **busy)
+        current = d.desired_replicas
+    assert current == 2 and memory.down_window == 120 and memory.last_correction == NOW + 5
+    # The next lull holds 120 s, not 60.
+    started = NOW + 15
+    for i in range(60):
+        d, memory = run(p, fleet, current, memory, started + 5 * i, **idle)
+        if d.desired_replicas < current:
+            break
+        current = d.desired_replicas
+    assert d.desired_replicas == 1 and 5 * i >= 120 - 15, d.message
+    # An hour without another correction: back to 60.
+    d, memory = run(p, fleet, 1, memory, NOW + 5 + 3600, **idle)
+    assert memory.down_window == 60
