@@ -231,6 +231,18 @@ class ModelSource(_Model):
         description="Secret key holding a Hugging Face access token, for gated or private models. "
         "Exposed to the engine as HF_TOKEN.",
     )
+    aliases: list[Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")]] = Field(
+        default_factory=list, max_length=8, json_schema_extra={"default": [], "x-kubernetes-list-type": "set"},
+        description="More names clients may send in \"model\" for this model (the engine serves each). The short "
+        "name (the part of spec.model.name after the \"/\", e.g. \"Qwen3-Reranker-4B\") is always served too.",
+    )
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("spec.model.aliases must not repeat a name")
+        return value
 
     @model_validator(mode="after")
     def _revision_needs_hub(self) -> "ModelSource":
