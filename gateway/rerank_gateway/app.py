@@ -16,7 +16,7 @@ from aiohttp import web
 from . import metrics
 from .cache import LRUScoreCache, NoCache, RedisScoreCache, ScoreCache
 from .config import GatewayConfig, from_args
-from .discovery import watch_dns
+from .discovery import watch_dns, watch_health
 from .engine import EngineClient, EngineError
 from .protocol import BadRequest, decode_json, parse_rerank, parse_score
 from .responses import error_body, rerank_response, score_response
@@ -129,8 +129,8 @@ def build_app(config: GatewayConfig, *, cache: ScoreCache | None = None, pool: E
         if config.engine_dns:
             host, _, port = config.engine_dns.rpartition(":")
             watcher = asyncio.create_task(watch_dns(app[POOL], host, int(port), config.dns_interval))
-        elif config.engines and not app[POOL].engines:
-            app[POOL].set_ready(config.engines)
+        elif config.engines:
+            watcher = asyncio.create_task(watch_health(app[POOL], list(config.engines), config.dns_interval))
         yield
         if watcher:
             watcher.cancel()

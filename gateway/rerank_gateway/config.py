@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     engines.add_argument("--engine", action="append", metavar="URL", help="an engine's base URL (repeatable)")
     engines.add_argument("--engine-dns", metavar="HOST:PORT",
                          help="the engines' headless Service; its addresses are the Ready engines")
-    p.add_argument("--dns-interval", type=float, default=2.0, help="seconds between DNS lookups")
+    p.add_argument("--dns-interval", type=float, default=2.0, help="seconds between DNS lookups (or health checks of --engine URLs)")
     p.add_argument("--engine-timeout", type=float, default=300.0, help="seconds an engine may take for one request")
     p.add_argument("--served-model-name", action="append", default=[],
                    help="the model's name (first) and aliases, as the engine serves them (repeatable)")
@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", choices=["memory", "redis", "none"], default="memory")
     p.add_argument("--cache-max-bytes", type=int, default=256 * MiB)
     p.add_argument("--cache-ttl-seconds", type=float, default=86400.0)
-    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    p.add_argument("--redis-url", default=None, help="default: $REDIS_URL (the operator sets it from a Secret)")
     p.add_argument("--chunk-window-tokens", type=int, default=0, help="0: long documents are not chunked")
     p.add_argument("--chunk-overlap-tokens", type=int, default=64)
     p.add_argument("--chunk-aggregate", choices=["max", "mean_top_k"], default="max")
@@ -71,6 +71,7 @@ def from_args(argv: list[str] | None = None, environ: dict[str, str] | None = No
     environ = os.environ if environ is None else environ
     p = parser()
     a = p.parse_args(argv)
+    a.redis_url = a.redis_url or environ.get("REDIS_URL")
     if a.cache == "redis" and not a.redis_url:
         p.error("--cache redis needs --redis-url (or REDIS_URL)")
     chunks = None

@@ -1,7 +1,8 @@
-"""Where the Ready engines are: a fixed list, or a headless Service's DNS name re-resolved.
+"""Where the Ready engines are: a headless Service's DNS name re-resolved, or a fixed list health-checked.
 
 The operator gives the engines a headless Service that does not publish unready addresses, so its
-DNS answer is exactly the Ready engine pods -- no Kubernetes API access (and no RBAC) needed.
+DNS answer is exactly the Ready engine pods -- no Kubernetes API access (and no RBAC) needed. A
+fixed list (development, tests) counts an engine Ready while its `/health` answers 200.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+
+import aiohttp
 
 from .routing import EnginePool
 
@@ -39,3 +42,25 @@ async def watch_dns(pool: EnginePool, host: str, port: int, interval: float) -> 
             last = urls
         pool.set_ready(urls)
         await asyncio.sleep(interval)
+
+
+async def healthy(session: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with session.get(url + "/health", timeout=aiohttp.ClientTimeout(total=2)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+async def watch_health(pool: EnginePool, urls: list[str], interval: float) -> None:
+    """Keep ``pool`` at those of ``urls`` whose /health answers 200, every ``interval`` seconds."""
+    async with aiohttp.ClientSession() as session:
+        last: list[str] | None = None
+        while True:
+            states = await asyncio.gather(*(healthy(session, u) for u in urls))
+            ready = [u for u, ok in zip(urls, states) if ok]
+            if ready != last:
+                log.info("ready engines: %s", ", ".join(ready) or "none")
+                last = ready
+            pool.set_ready(ready)
+            await asyncio.sleep(interval)

@@ -29,16 +29,17 @@ class EngineClient:
     def __init__(self, session: aiohttp.ClientSession):
         self.session = session
 
-    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = base_url + path
         try:
             async with self.session.post(url, data=json.dumps(body), headers={"Content-Type": "application/json"}) as r:
                 raw = await r.read()
-                metrics.ENGINE_REQUESTS.labels(code=str(r.status)).inc()
+                metrics.ENGINE_REQUESTS.labels(engine=base_url, code=str(r.status)).inc()
                 if r.status != 200:
                     raise EngineError(r.status, raw, r.headers.get("Content-Type", "application/json"))
                 return json.loads(raw)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            metrics.ENGINE_REQUESTS.labels(code="unreachable").inc()
+            metrics.ENGINE_REQUESTS.labels(engine=base_url, code="unreachable").inc()
             message = f"The engine at {url} could not be reached: {type(exc).__name__}: {exc}"
             raise EngineError(502, json.dumps({"error": {"message": message, "type": "BadGateway", "param": None,
                                                          "code": 502}}).encode()) from exc
@@ -57,14 +58,14 @@ class EngineClient:
             body["instruction"] = instruction
         if max_tokens_per_doc:
             body["max_tokens_per_doc"] = max_tokens_per_doc
-        answer = await self._post(base_url + "/score", body)
+        answer = await self._post(base_url, "/score", body)
         data = sorted(answer["data"], key=lambda d: d["index"])
         return [float(d["score"]) for d in data], int(answer.get("usage", {}).get("prompt_tokens") or 0)
 
     async def tokenize(self, base_url: str, model: str, text: str) -> list[int]:
-        answer = await self._post(base_url + "/tokenize", {"model": model, "prompt": text, "add_special_tokens": False})
+        answer = await self._post(base_url, "/tokenize", {"model": model, "prompt": text, "add_special_tokens": False})
         return answer["tokens"]
 
     async def detokenize(self, base_url: str, model: str, tokens: list[int]) -> str:
-        answer = await self._post(base_url + "/detokenize", {"model": model, "tokens": tokens})
+        answer = await self._post(base_url, "/detokenize", {"model": model, "tokens": tokens})
         return answer["prompt"]

@@ -18,8 +18,8 @@ LATENCY = Histogram("rerank_gateway_request_seconds", "Time from request to resp
                     registry=REGISTRY)
 PAIRS = Counter("rerank_gateway_pairs", "Scored (query, document) pairs by where the score came from.",
                 ["source"], registry=REGISTRY)  # source: cache | engine
-ENGINE_REQUESTS = Counter("rerank_gateway_engine_requests", "Requests sent to engines, by HTTP status.",
-                          ["code"], registry=REGISTRY)
+ENGINE_REQUESTS = Counter("rerank_gateway_engine_requests", "Requests sent to engines, by engine and HTTP status.",
+                          ["engine", "code"], registry=REGISTRY)
 OUTSTANDING_PAIRS = Gauge("rerank_gateway_outstanding_pairs", "Pairs sent to an engine and not yet answered.",
                           ["engine"], registry=REGISTRY)
 READY_ENGINES = Gauge("rerank_gateway_ready_engines", "Ready engines the gateway routes to.", registry=REGISTRY)

@@ -61,10 +61,9 @@ class EnginePool:
 
     def pick(self) -> Engine:
         engines = list(self.engines.values())
-        if len(engines) <= 2:
-            return min(engines, key=lambda e: e.outstanding_pairs)
-        a, b = self.rng.sample(engines, 2)
-        return a if a.outstanding_pairs <= b.outstanding_pairs else b
+        drawn = engines if len(engines) <= 2 else self.rng.sample(engines, 2)
+        # Ties go either way at random, so idle engines share the load instead of the first taking it all.
+        return min(drawn, key=lambda e: (e.outstanding_pairs, self.rng.random()))
 
     async def acquire(self, pairs: int) -> Engine:
         """An engine for a request of ``pairs`` pairs, its load counted until `release`."""

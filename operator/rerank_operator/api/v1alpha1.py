@@ -810,6 +810,9 @@ class DisruptionBudgetSpec(_Model):
 
 # --- the spec ------------------------------------------------------------------------------------
 
+# spec.gateway lives in its own module, which builds on the helpers above (hence imported here).
+from .gateway import GatewaySpec  # noqa: E402
+
 
 class RerankerDeploymentSpec(_Model):
     """A Qwen3-Reranker served by vLLM with a stable in-cluster endpoint, an optional web UI and autoscaling."""
@@ -837,6 +840,7 @@ class RerankerDeploymentSpec(_Model):
     disruption_budget: DisruptionBudgetSpec = _object(
         DisruptionBudgetSpec, "PodDisruptionBudget protecting the engine pods during node drains."
     )
+    gateway: GatewaySpec = _object(GatewaySpec, "The rerank gateway in front of the engines (on by default).")
 
     @property
     def effective_instruction(self) -> str:

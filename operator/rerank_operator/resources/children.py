@@ -1,7 +1,7 @@
 """What should exist for one RerankerDeployment: the full list of child manifests (pure).
 
 `desired_children(body)` is everything the operator server-side-applies; `retired_children(body)`
-names the optional children the spec has switched off (UI, Ingress, PodDisruptionBudget), which
+names the optional children the spec has switched off (UI, Ingress, PodDisruptionBudget, gateway), which
 the operator deletes if they exist and are owned by this RerankerDeployment.
 """
 
@@ -12,8 +12,9 @@ from typing import Any, Mapping, NamedTuple
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, parse_spec
 
 from . import labels as L
+from .gateway import build_gateway_deployment
 from .pdb import build_pdb
-from .services import build_headless_service, build_service
+from .services import build_engine_service, build_headless_service, build_service
 from .statefulset import build_statefulset
 from .status_configmap import build_status_configmap
 from .ui import build_ui_deployment, build_ui_ingress, build_ui_service
@@ -46,6 +47,9 @@ def desired_children(
         build_headless_service(body, spec),
         build_statefulset(body, spec),
     ]
+    if spec.gateway.enabled:
+        children.append(build_engine_service(body, spec))
+        children.append(build_gateway_deployment(body, spec))
     if spec.disruption_budget.enabled:
         children.append(build_pdb(body, spec))
     if spec.ui.enabled:
@@ -68,6 +72,8 @@ def all_child_refs(name: str) -> list[ChildRef]:
         ChildRef("apps/v1", "Deployment", L.ui_name(name)),
         ChildRef("v1", "Service", L.ui_name(name)),
         ChildRef("networking.k8s.io/v1", "Ingress", L.ui_name(name)),
+        ChildRef("v1", "Service", L.engine_service_name(name)),
+        ChildRef("apps/v1", "Deployment", L.gateway_name(name)),
     ]
 
 
