@@ -118,7 +118,7 @@ def build_app(config: GatewayConfig, *, cache: ScoreCache | None = None, pool: E
     app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[POOL] = pool or EnginePool(hold_seconds=config.hold_seconds, max_held=config.max_held,
-                                   retry_after=config.retry_after)
+                                   retry_after=config.retry_after, policy=config.routing)
     cache = cache or make_cache(config)
 
     async def lifecycle(app: web.Application):

@@ -34,6 +34,7 @@ class GatewayConfig:
     hold_seconds: float = 120.0
     max_held: int = 256
     retry_after: int = 10
+    routing: str = "least-outstanding"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,6 +65,8 @@ def parser() -> argparse.ArgumentParser:
                    help="how long a request waits for a Ready engine before a 503")
     p.add_argument("--max-held", type=int, default=256, help="requests that may wait for a Ready engine at once")
     p.add_argument("--retry-after", type=int, default=10, help="Retry-After seconds on a 503")
+    p.add_argument("--routing", choices=["least-outstanding", "random"], default="least-outstanding",
+                   help="random is kube-proxy's choice, kept for comparison (bench/)")
     return p
 
 
@@ -88,4 +91,5 @@ def from_args(argv: list[str] | None = None, environ: dict[str, str] | None = No
         cache=a.cache, cache_max_bytes=a.cache_max_bytes, cache_ttl_seconds=a.cache_ttl_seconds,
         redis_url=a.redis_url, redis_password=environ.get("REDIS_PASSWORD") or None, chunking=chunks,
         hold_seconds=a.hold_seconds, max_held=a.max_held, retry_after=a.retry_after,
+        routing=a.routing,
     )

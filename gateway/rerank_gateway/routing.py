@@ -39,11 +39,12 @@ class Engine:
 
 class EnginePool:
     def __init__(self, *, hold_seconds: float = 30.0, max_held: int = 256, retry_after: int = 10,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, policy: str = "least-outstanding"):
         self.hold_seconds = hold_seconds
         self.max_held = max_held
         self.retry_after = retry_after
         self.rng = rng or random.Random()
+        self.policy = policy  # least-outstanding (power of two choices) | random (kube-proxy's, for comparison)
         self.engines: dict[str, Engine] = {}
         self._ready = asyncio.Event()
         self.held_requests = 0
@@ -61,6 +62,8 @@ class EnginePool:
 
     def pick(self) -> Engine:
         engines = list(self.engines.values())
+        if self.policy == "random":
+            return self.rng.choice(engines)
         drawn = engines if len(engines) <= 2 else self.rng.sample(engines, 2)
         # Ties go either way at random, so idle engines share the load instead of the first taking it all.
         return min(drawn, key=lambda e: (e.outstanding_pairs, self.rng.random()))
