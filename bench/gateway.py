@@ -43,6 +43,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "gateway"), str(ROOT / "operator")]
 PY = sys.executable
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "gateway"), os.environ.get("PYTHONPATH", "")])}
 TASKSET = shutil.which("taskset") if (os.cpu_count() or 1) >= 2 else None
+GATEWAY_PIDS: dict[str, int] = {}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (user + system): unlike wall time, not inflated by other load."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def free_port() -> int:
@@ -94,8 +103,9 @@ async def gateway(engines: list[str], *extra: str):
             "--dns-interval", "0.2", *extra]
     for e in engines:
         args += ["--engine", e]
-    async with process(pinned(0, args), f"http://127.0.0.1:{port}/health"):
+    async with process(pinned(0, args), f"http://127.0.0.1:{port}/health") as proc:
         url = f"http://127.0.0.1:{port}"
+        GATEWAY_PIDS[url] = proc.pid
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as s:
             while True:  # until every engine passed its health check
@@ -176,6 +186,7 @@ async def gateway_alone(args) -> None:
                     hot = bodies(50, 20, "m", "hot")
                     await load(gw, hot, 8)
                 total, elapsed, lat = 0, 0.0, []
+                cpu_before = cpu_seconds(GATEWAY_PIDS[gw])
                 deadline = time.monotonic() + args.seconds
                 round_ = 0
                 while time.monotonic() < deadline:
@@ -185,8 +196,10 @@ async def gateway_alone(args) -> None:
                     elapsed += wall
                     lat += latencies
                     round_ += 1
-                print(f"  {label:<20} {total / elapsed:8.0f} requests/s   p50 {ms(statistics.median(lat))} ms   "
-                      f"p99 {ms(pct(lat, 0.99))} ms   ({total} requests)")
+                cpu = cpu_seconds(GATEWAY_PIDS[gw]) - cpu_before
+                print(f"  {label:<20} {total / elapsed:8.0f} requests/s wall   {total / cpu:8.0f} requests per "
+                      f"gateway CPU-second   p50 {ms(statistics.median(lat))} ms   p99 {ms(pct(lat, 0.99))} ms   "
+                      f"({total} requests)")
 
 
 def trace(n: int, repeat_rate: float, seed: int = 7) -> list[dict]:
@@ -251,7 +264,8 @@ async def main() -> None:
     p.add_argument("--trace-requests", type=int, default=2000)
     p.add_argument("--routing-requests", type=int, default=1500)
     args = p.parse_args()
-    print(f"cores: {os.cpu_count()}, taskset: {'yes' if TASKSET else 'no'}")
+    print(f"cores: {os.cpu_count()}, taskset: {'yes' if TASKSET else 'no'}, load average at start: "
+          f"{os.getloadavg()[0]:.1f}")
     if not args.skip_engine:
         await added_latency(args)
     await gateway_alone(args)

@@ -28,12 +28,23 @@ ENTRY_OVERHEAD_BYTES = 200
 LOG_EVERY = 30.0
 
 
-def pair_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str,
-             document: str) -> bytes:
-    """A 16-byte digest of what decides one pair's score (JSON, so no separator can collide)."""
-    material = json.dumps([model, revision, instruction, max_tokens_per_doc or 0, query, document],
+def query_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str) -> bytes:
+    """A 16-byte digest of everything but the document (JSON, so no separator can collide); computed
+    once per request, then extended per document by `document_key`."""
+    material = json.dumps([model, revision, instruction, max_tokens_per_doc or 0, query],
                           ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(material.encode(), digest_size=16).digest()
+
+
+def document_key(query_digest: bytes, document: str) -> bytes:
+    # The prefix has a fixed length, so prefix + document is unambiguous.
+    return hashlib.blake2b(query_digest + document.encode(), digest_size=16).digest()
+
+
+def pair_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str,
+             document: str) -> bytes:
+    """A 16-byte digest of what decides one pair's score."""
+    return document_key(query_key(model, revision, instruction, max_tokens_per_doc, query), document)
 
 
 class ScoreCache(Protocol):

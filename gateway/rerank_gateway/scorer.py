@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import chunking, metrics
-from .cache import ScoreCache, pair_key
+from .cache import NoCache, ScoreCache, document_key, query_key
 from .engine import EngineClient
 from .protocol import ScoringJob
 from .routing import EnginePool
@@ -56,9 +56,15 @@ class Scorer:
         units = [(q, t) for (q, _), windows in zip(job.pairs, texts) for t in windows]
 
         scores: list[float | None]
-        if known:
-            keys = [pair_key(model or "", self.model.revision, instruction or "", job.max_tokens_per_doc, q, d)
-                    for q, d in units]
+        cached = known and not isinstance(self.cache, NoCache)
+        if cached:
+            digests: dict[str, bytes] = {}
+            keys = []
+            for q, d in units:
+                if q not in digests:
+                    digests[q] = query_key(model or "", self.model.revision, instruction or "",
+                                           job.max_tokens_per_doc, q)
+                keys.append(document_key(digests[q], d))
             scores = await self.cache.get_many(keys)
         else:
             keys, scores = [], [None] * len(units)
@@ -82,7 +88,7 @@ class Scorer:
             by_ident = {(keys[i] if keys else units[i]): s for i, s in zip(distinct, fresh)}
             for i in missing:
                 scores[i] = by_ident[keys[i] if keys else units[i]]
-            if known:
+            if cached:
                 await self.cache.put_many({keys[i]: scores[i] for i in distinct})
         metrics.PAIRS.labels(source="cache").inc(len(units) - len(missing))
         metrics.PAIRS.labels(source="engine").inc(len(distinct))
