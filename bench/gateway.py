@@ -97,9 +97,9 @@ async def stub(ms_per_pair: float = 0.0):
 
 
 @contextlib.asynccontextmanager
-async def gateway(engines: list[str], *extra: str):
+async def gateway(engines: list[str], *extra: str, model: str = "m"):
     port = free_port()
-    args = [PY, "-m", "rerank_gateway", "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "m",
+    args = [PY, "-m", "rerank_gateway", "--host", "127.0.0.1", "--port", str(port), "--served-model-name", model,
             "--dns-interval", "0.2", *extra]
     for e in engines:
         args += ["--engine", e]
@@ -156,7 +156,7 @@ async def added_latency(args) -> None:
 
     print("\n== 1. added latency: real CPU vLLM, direct vs through the gateway (cache off), 20 documents ==")
     with tempfile.TemporaryDirectory() as tmp, running_engine(Path(tmp)) as engine:
-        async with gateway([engine.base_url], "--cache", "none", "--served-model-name", engine.model) as gw:
+        async with gateway([engine.base_url], "--cache", "none", model=engine.model) as gw:
             print(f"{'concurrency':>11} {'direct p50':>10} {'gw p50':>8} {'added p50':>9} {'direct p99':>10} "
                   f"{'gw p99':>8} {'added p99':>9}  (ms)")
             for concurrency, n in ((1, args.requests_c1), (32, args.requests_c32)):

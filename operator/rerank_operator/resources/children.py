@@ -47,9 +47,6 @@ def desired_children(
         build_headless_service(body, spec),
         build_statefulset(body, spec),
     ]
-    if spec.gateway.enabled:
-        children.append(build_engine_service(body, spec))
-        children.append(build_gateway_deployment(body, spec))
     if spec.disruption_budget.enabled:
         children.append(build_pdb(body, spec))
     if spec.ui.enabled:
@@ -58,6 +55,9 @@ def desired_children(
         children.append(build_ui_service(body, spec))
         if spec.ui.ingress.enabled:
             children.append(build_ui_ingress(body, spec))
+    if spec.gateway.enabled:
+        children.append(build_engine_service(body, spec))
+        children.append(build_gateway_deployment(body, spec))
     return children
 
 
