@@ -175,6 +175,32 @@ async def added_latency(args) -> None:
                       f"{ms(t99 - d99):>9}")
 
 
+def score_bodies(n: int, docs: int, tag: str) -> list[dict]:
+    return [{"model": "m", "queries": f"query {tag}{i}", "documents": [f"document {j} of {tag}{i}" for j in range(docs)]}
+            for i in range(n)]
+
+
+async def added_latency_stub(args) -> None:
+    print("\n== 1b. added latency without the engine's noise: /score on a STUB engine (instant answers) directly "
+          "vs through the gateway (cache off), 20 pairs ==")
+    print(f"{'concurrency':>11} {'direct p50':>10} {'gw p50':>8} {'added p50':>9} {'direct p99':>10} "
+          f"{'gw p99':>8} {'added p99':>9}  (ms)")
+    async with stub() as engine, gateway([engine], "--cache", "none") as gw:
+        for concurrency, n in ((1, 1000), (32, 4000)):
+            await load(engine, score_bodies(100, 20, "warm"), 4, "/score")
+            await load(gw, score_bodies(100, 20, "warm"), 4, "/score")
+            direct, through = [], []
+            for round_ in range(4):
+                d, _ = await load(engine, score_bodies(n // 4, 20, f"d{concurrency}-{round_}-"), concurrency, "/score")
+                t, _ = await load(gw, score_bodies(n // 4, 20, f"g{concurrency}-{round_}-"), concurrency, "/score")
+                direct += d
+                through += t
+            d50, t50, d99, t99 = (statistics.median(direct), statistics.median(through), pct(direct, 0.99),
+                                  pct(through, 0.99))
+            print(f"{concurrency:>11} {ms(d50):>10} {ms(t50):>8} {ms(t50 - d50):>9} {ms(d99):>10} {ms(t99):>8} "
+                  f"{ms(t99 - d99):>9}")
+
+
 async def gateway_alone(args) -> None:
     print(f"\n== 2. gateway alone vs a STUB engine (instant answers), 20 pairs/request, gateway on one core, "
           f"{args.seconds:.0f} s each ==")
@@ -268,6 +294,7 @@ async def main() -> None:
           f"{os.getloadavg()[0]:.1f}")
     if not args.skip_engine:
         await added_latency(args)
+    await added_latency_stub(args)
     await gateway_alone(args)
     await work_saved(args)
     await routing(args)
