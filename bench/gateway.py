@@ -12,7 +12,9 @@
    gateway with its default in-process cache, against the stub engine: pairs the engine scored over
    pairs requested.
 4. Routing: p99 latency of least-outstanding (power of two choices) vs random routing over 2 and 4
-   STUB engines that serve one request at a time at a fixed cost per pair, with mixed request sizes.
+   STUB engines that serve one request at a time at a fixed cost per pair, with mixed request sizes;
+   and (4b) the same comparison simulated with the gateway's own pick() over 2-4 FIFO engines on a
+   virtual clock, which no CPU contention can distort.
 
 The load generator, the stubs and the gateway run on this machine's loopback; with 2 cores the
 gateway is pinned to core 0 and the rest to core 1 where `taskset` exists.
@@ -281,6 +283,51 @@ async def routing(args) -> None:
               f"{ms(pct(p, 0.99)):>8}")
 
 
+def simulate_routing(policy: str, n_engines: int, sizes: list[int], ms_per_pair: float, load: float,
+                     seed: int = 11) -> list[float]:
+    """Latencies (ms) of ``sizes`` arriving as a Poisson stream at ``load`` x the engines' capacity,
+    routed by the gateway's own EnginePool.pick (``policy``); each engine serves its queue FIFO."""
+    import heapq
+
+    from rerank_gateway.routing import EnginePool
+
+    rng = random.Random(seed)
+    pool = EnginePool(rng=random.Random(seed + 1), policy=policy)
+    pool.set_ready([f"e{i}" for i in range(n_engines)])
+    mean_service = ms_per_pair * statistics.mean(sizes)
+    rate = load * n_engines / mean_service  # arrivals per ms
+    free_at = {url: 0.0 for url in pool.engines}
+    done: list[tuple[float, str, int]] = []  # (finish time, engine, pairs): releases in time order
+    latencies, now = [], 0.0
+    for size in sizes:
+        now += rng.expovariate(rate)
+        while done and done[0][0] <= now:
+            _, url, pairs = heapq.heappop(done)
+            pool.engines[url].outstanding_pairs -= pairs
+        engine = pool.pick()
+        engine.outstanding_pairs += size
+        start = max(now, free_at[engine.url])
+        free_at[engine.url] = start + size * ms_per_pair
+        heapq.heappush(done, (free_at[engine.url], engine.url, size))
+        latencies.append(free_at[engine.url] - now)
+    return latencies
+
+
+def routing_simulation(args) -> None:
+    print("\n== 4b. routing p99, simulated (no CPU noise): the gateway's own pick() over FIFO engines at 0.2 ms/pair, "
+          "Poisson arrivals, requests of 2-200 pairs (80% of 2-10) ==")
+    rng = random.Random(3)
+    sizes = [rng.randint(2, 10) if rng.random() < 0.8 else rng.randint(100, 200) for _ in range(50_000)]
+    print(f"  {'engines':>7} {'load':>5} {'random p50':>10} {'random p99':>10} {'P2C p50':>8} {'P2C p99':>8} "
+          f"{'p99 ratio':>9}  (ms)")
+    for n_engines in (2, 3, 4):
+        for load in (0.5, 0.8):
+            r = simulate_routing("random", n_engines, sizes, 0.2, load)
+            p = simulate_routing("least-outstanding", n_engines, sizes, 0.2, load)
+            print(f"  {n_engines:>7} {load:>5.0%} {statistics.median(r):>10.2f} {pct(r, 0.99):>10.2f} "
+                  f"{statistics.median(p):>8.2f} {pct(p, 0.99):>8.2f} {pct(r, 0.99) / pct(p, 0.99):>8.1f}x")
+
+
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skip-engine", action="store_true", help="leave out part 1 (the real vLLM)")
@@ -298,6 +345,7 @@ async def main() -> None:
     await gateway_alone(args)
     await work_saved(args)
     await routing(args)
+    routing_simulation(args)
 
 
 if __name__ == "__main__":
