@@ -18,7 +18,8 @@ images: venv
 	WITH_IMAGES=1 ./scripts/bootstrap.sh
 	$(VENV)/bin/python -m rerank_localdev.images build
 
-# The browser tests need Debian's Chromium, the image tests podman: installed here, not for `make local`.
+# The browser tests need Debian's Chromium, the image tests podman, the gateway tests Redis and litellm's own
+# venv: installed here, not for `make local`.
 test: binaries
-	WITH_BROWSER=1 WITH_IMAGES=1 ./scripts/bootstrap.sh
+	WITH_BROWSER=1 WITH_IMAGES=1 WITH_TEST_SERVICES=1 ./scripts/bootstrap.sh
 	$(VENV)/bin/python -m pytest

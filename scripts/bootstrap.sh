@@ -14,11 +14,26 @@ stamp="$VENV/.bootstrap-$(sha256sum pyproject.toml scripts/bootstrap.sh | sha256
 if [ ! -f "$stamp" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q --find-links "$WHEELS" -e '.[ui,engine,test]'
+  "$VENV/bin/python" -m pip install -q --find-links "$WHEELS" -e '.[ui,engine,gateway,test]'
   # PyPI's torchvision/torchaudio builds do not load beside the CPU torch, and vLLM's text models do not use them.
   "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec || true
   rm -f "$VENV"/.bootstrap-*
   touch "$stamp"
+fi
+
+# litellm (a client the gateway is tested with) needs botocore, which caps python-dateutil below 3, while
+# kubernetes 37 needs python-dateutil 3 or newer: the two cannot share one environment, so litellm gets its own.
+CLIENTS_VENV=${CLIENTS_VENV:-.venv-clients}
+clients_stamp="$CLIENTS_VENV/.bootstrap-litellm-1.110.2"
+if [ "${WITH_TEST_SERVICES:-0}" = 1 ] && [ ! -f "$clients_stamp" ]; then
+  python3 -m venv "$CLIENTS_VENV"
+  "$CLIENTS_VENV/bin/python" -m pip install -q 'litellm==1.110.2'
+  touch "$clients_stamp"
+fi
+
+# Redis for the gateway's score-cache tests.
+if [ "${WITH_TEST_SERVICES:-0}" = 1 ] && ! command -v redis-server >/dev/null; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
 fi
 
 # Fonts: without CJK and emoji fonts Chromium draws the UI's Chinese example as empty boxes in screenshots.

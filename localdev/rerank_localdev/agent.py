@@ -59,8 +59,12 @@ class NodeAgent:
         pods = plain(self.core.list_namespaced_pod(self.namespace).items)
         for svc in services:
             spec = svc["spec"]
-            if not spec.get("selector") or spec.get("clusterIP") == "None":
-                continue  # headless or selector-less: kube-proxy programs nothing for it either
+            if not spec.get("selector"):
+                continue  # selector-less: kube-proxy programs nothing for it either
+            if spec.get("clusterIP") == "None" and spec.get("publishNotReadyAddresses"):
+                continue  # headless for per-pod names only (no local DNS): nothing to stand in for
+            # A headless Service of Ready pods only (the gateway's view of the engines) resolves to
+            # those pods; one proxy address that forwards to them stands in for that answer here.
             name = svc["metadata"]["name"]
             for p in spec.get("ports") or []:
                 if p.get("protocol", "TCP") != "TCP":

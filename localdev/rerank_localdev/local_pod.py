@@ -73,6 +73,10 @@ def _bind_vllm(argv: list[str], env: dict[str, str], ip: str) -> list[str]:
     return _set_flag(argv, "--host", ip)
 
 
+def _bind_gateway(argv: list[str], env: dict[str, str], ip: str) -> list[str]:
+    return _set_flag(argv, "--host", ip)
+
+
 def _bind_gradio(argv: list[str], env: dict[str, str], ip: str) -> list[str]:
     env["GRADIO_SERVER_NAME"] = ip
     return argv
@@ -95,6 +99,7 @@ IMAGES: dict[str, LocalImage] = {
     "vllm-cpu-release-repo": VLLM,  # vLLM's own CPU release image
     "rerank-engine-cpu": VLLM,  # the project's CPU engine image (images/engine-cpu), the default on cpu
     "rerank-ui": LocalImage(lambda: [_python(), "-m", "rerank_ui.app"], _bind_gradio),
+    "rerank-gateway": LocalImage(lambda: [_python(), "-m", "rerank_gateway"], _bind_gateway),
 }
 
 

@@ -297,7 +297,7 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def test_network_policy_admits_the_ui_the_operator_and_labelled_clients_only() -> None:
+def test_network_policy_admits_the_gateway_the_operator_and_labelled_clients_only() -> None:
     objects = render(VALUE_SETS["everything"])
     policies = [p for p in find(objects, "NetworkPolicy") if p["metadata"]["name"].endswith("-engine-ingress")]
     assert sorted(p["metadata"]["namespace"] for p in policies) == ["team-a", "team-b"]
@@ -306,20 +306,23 @@ def test_network_policy_admits_the_ui_the_operator_and_labelled_clients_only() -
 
     body = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
             "metadata": {"name": "demo", "namespace": "team-a", "uid": "0"}, "spec": {}}
-    children = {c["kind"]: c for c in desired_children(body, {})}
-    engine = children["StatefulSet"]["spec"]["template"]["metadata"]["labels"]
-    ui = children["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    children = {(c["kind"], c["metadata"]["name"]): c for c in desired_children(body, {})}
+    engine = children["StatefulSet", "demo-engine"]["spec"]["template"]["metadata"]["labels"]
+    ui = children["Deployment", "demo-ui"]["spec"]["template"]["metadata"]["labels"]
+    gateway = children["Deployment", "demo-gateway"]["spec"]["template"]["metadata"]["labels"]
     assert matches(policy["podSelector"]["matchLabels"], engine)
     assert not matches(policy["podSelector"]["matchLabels"], ui)
+    assert not matches(policy["podSelector"]["matchLabels"], gateway)  # the gateway is the open endpoint
 
     peers = policy["ingress"][0]["from"]
     operator_pod = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    allowed = {"ui": ui, "client": {"rerank.io/engine-access": "true"}}
+    allowed = {"gateway": gateway, "client": {"rerank.io/engine-access": "true"}}
     for what, labels in allowed.items():
         assert any(matches(p["podSelector"]["matchLabels"], labels) and "namespaceSelector" not in p for p in peers), what
     assert any(matches(p["podSelector"]["matchLabels"], operator_pod)
                and p["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}} for p in peers)
-    for stranger in ({}, {"app": "curl"}, engine):
+    # UI -> gateway -> engine: the UI itself goes through the gateway's Service.
+    for stranger in ({}, {"app": "curl"}, engine, ui):
         assert not any(matches(p["podSelector"]["matchLabels"], stranger) for p in peers), stranger
 
 

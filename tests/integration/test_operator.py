@@ -114,11 +114,20 @@ def test_apply_creates_every_child_and_a_current_status(cluster, operator):
             cluster.read(cluster.net.read_namespaced_ingress, "rr-ui"),
             cluster.read(cluster.policy.read_namespaced_pod_disruption_budget, "rr-engine"),
             cluster.read(cluster.core.read_namespaced_config_map, "rr-status"),
+            cluster.read(cluster.apps.read_namespaced_deployment, "rr-gateway"),
+            cluster.read(cluster.core.read_namespaced_service, "rr-engine"),
         ])
 
     wait_for(all_children, 30, "all children", operator)
     svc = cluster.core.read_namespaced_service("rr", cluster.ns)
     assert (svc.spec.ports[0].port, svc.spec.ports[0].target_port) == (9000, "http")
+    # The endpoint is the gateway, which finds the Ready engines through the headless Service rr-engine.
+    assert svc.spec.selector["app.kubernetes.io/component"] == "gateway"
+    gateway = cluster.apps.read_namespaced_deployment("rr-gateway", cluster.ns)
+    args = gateway.spec.template.spec.containers[0].args
+    assert args[args.index("--engine-dns") + 1] == f"rr-engine.{cluster.ns}.svc:8000"
+    engines = cluster.core.read_namespaced_service("rr-engine", cluster.ns)
+    assert engines.spec.cluster_ip == "None" and not engines.spec.publish_not_ready_addresses
     assert cluster.core.read_namespaced_service("rr-engine-headless", cluster.ns).spec.cluster_ip == "None"
     ui = cluster.apps.read_namespaced_deployment("rr-ui", cluster.ns)
     ui_env = {e.name: e.value for e in ui.spec.template.spec.containers[0].env}
@@ -174,6 +183,7 @@ def test_deleted_or_edited_children_are_restored(cluster, operator):
     cluster.create("rr", {"service": {"port": 8080}})
     svc = wait_for(lambda: cluster.read(cluster.core.read_namespaced_service, "rr"), 30, "the Service", operator)
     sts = wait_for(lambda: cluster.read(cluster.apps.read_namespaced_stateful_set, "rr-engine"), 30, "the StatefulSet")
+    wait_for(lambda: cluster.read(cluster.core.read_namespaced_config_map, "rr-status"), 30, "the status ConfigMap")
 
     cluster.core.delete_namespaced_service("rr", cluster.ns)
     cluster.apps.delete_namespaced_stateful_set("rr-engine", cluster.ns, propagation_policy="Background")

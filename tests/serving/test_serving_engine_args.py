@@ -7,7 +7,8 @@ import json
 import pytest
 
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
-from rerank_operator.serving.engine_args import ENGINE_ENTRYPOINT, engine_command, engine_env, served_model_name
+from rerank_operator.serving.engine_args import (ENGINE_ENTRYPOINT, engine_command, engine_env, served_model_name,
+                                                  served_model_names)
 from rerank_operator.serving.prompt import DEFAULT_INSTRUCTION, score_template
 
 
@@ -16,10 +17,17 @@ def view(spec: dict | None = None) -> RerankerDeploymentSpec:
 
 
 def flags(cmd: list[str]) -> dict[str, str]:
-    """--flag value pairs of the command (every flag we write takes a value)."""
-    rest = cmd[len(ENGINE_ENTRYPOINT):]
-    assert len(rest) % 2 == 0 and all(a.startswith("--") for a in rest[::2]), rest
-    return dict(zip(rest[::2], rest[1::2]))
+    """--flag value pairs of the command (every flag we write takes a value; --served-model-name takes
+    several, joined here by spaces)."""
+    values: dict[str, list[str]] = {}
+    for arg in cmd[len(ENGINE_ENTRYPOINT):]:
+        if arg.startswith("--") and not values.get(arg):
+            values[arg] = []
+            current = arg
+        else:
+            values[current].append(arg)
+    assert all(len(v) == 1 or k == "--served-model-name" for k, v in values.items()), values
+    return {k: " ".join(v) for k, v in values.items()}
 
 
 def test_default_spec():
@@ -28,7 +36,7 @@ def test_default_spec():
     f = flags(cmd)
     assert f == {
         "--model": "Qwen/Qwen3-Reranker-0.6B",
-        "--served-model-name": "Qwen/Qwen3-Reranker-0.6B",
+        "--served-model-name": "Qwen/Qwen3-Reranker-0.6B Qwen3-Reranker-0.6B",
         "--tensor-parallel-size": "1",
         "--dtype": "auto",
         "--max-model-len": "8192",
@@ -60,7 +68,7 @@ def test_every_spec_field_reaches_its_flag():
     cmd = engine_command(spec)
     f = flags(cmd[:-2])
     assert (f["--model"], f["--revision"], f["--served-model-name"]) == (
-        "Qwen/Qwen3-Reranker-8B", "5fa94080caafeaa45a15d11f969d7978e087a3db", "rerank")
+        "Qwen/Qwen3-Reranker-8B", "5fa94080caafeaa45a15d11f969d7978e087a3db", "rerank Qwen3-Reranker-8B")
     assert (f["--tensor-parallel-size"], f["--dtype"], f["--max-model-len"], f["--gpu-memory-utilization"]) == (
         "4", "bfloat16", "16384", "0.85")
     assert (f["--max-num-seqs"], f["--max-num-batched-tokens"], f["--quantization"], f["--port"]) == (
@@ -69,6 +77,21 @@ def test_every_spec_field_reaches_its_flag():
     # The user's extra flags come last, so vLLM's last-one-wins parsing lets them refine ours.
     assert cmd[-2:] == ["--enable-prefix-caching", "--disable-log-requests"]
     assert served_model_name(spec) == "rerank"
+
+
+def test_the_short_name_and_aliases_are_served_too_each_once():
+    spec = view({"model": {"name": "Qwen/Qwen3-Reranker-4B", "aliases": ["reranker", "Qwen3-Reranker-4B"]}})
+    assert served_model_names(spec) == ["Qwen/Qwen3-Reranker-4B", "Qwen3-Reranker-4B", "reranker"]
+    cmd = engine_command(spec)
+    at = cmd.index("--served-model-name")
+    assert cmd[at + 1: at + 4] == served_model_names(spec) and cmd[at + 4].startswith("--")
+    # A name without an owner is its own short name.
+    assert served_model_names(view({"model": {"name": "my-reranker"}})) == ["my-reranker"]
+
+
+def test_repeated_aliases_are_refused():
+    with pytest.raises(ValueError, match="aliases"):
+        view({"model": {"aliases": ["a", "a"]}})
 
 
 def test_optional_flags_are_left_out_when_unset():
@@ -93,7 +116,7 @@ def test_a_model_on_a_claim_needs_its_mount_path():
         engine_command(spec)
     f = flags(engine_command(spec, model_path="/mnt/model/qwen/4b"))
     # The hub id still names the model for clients.
-    assert (f["--model"], f["--served-model-name"]) == ("/mnt/model/qwen/4b", "Qwen/Qwen3-Reranker-4B")
+    assert (f["--model"], f["--served-model-name"]) == ("/mnt/model/qwen/4b", "Qwen/Qwen3-Reranker-4B Qwen3-Reranker-4B")
 
 
 def test_the_command_is_pure():

@@ -299,6 +299,18 @@ class ModelSource(_Model):
         description="Secret key holding a Hugging Face access token, for gated or private models. "
         "Exposed to the engine as HF_TOKEN.",
     )
+    aliases: list[Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")]] = Field(
+        default_factory=list, max_length=8, json_schema_extra={"default": [], "x-kubernetes-list-type": "set"},
+        description="More names clients may send in \"model\" for this model (the engine serves each). The short "
+        "name (the part of spec.model.name after the \"/\", e.g. \"Qwen3-Reranker-4B\") is always served too.",
+    )
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("spec.model.aliases must not repeat a name")
+        return value
 
     @field_validator("revision")
     @classmethod
@@ -1247,6 +1259,9 @@ class DisruptionBudgetSpec(_Model):
 
 # --- the spec ------------------------------------------------------------------------------------
 
+# spec.gateway lives in its own module, which builds on the helpers above (hence imported here).
+from .gateway import GatewaySpec  # noqa: E402
+
 
 class RerankerDeploymentSpec(_Model):
     """A Qwen3-Reranker served by vLLM with a stable in-cluster endpoint, an optional web UI and autoscaling."""
@@ -1281,6 +1296,7 @@ class RerankerDeploymentSpec(_Model):
     disruption_budget: DisruptionBudgetSpec = _object(
         DisruptionBudgetSpec, "PodDisruptionBudget protecting the engine pods during node drains."
     )
+    gateway: GatewaySpec = _object(GatewaySpec, "The rerank gateway in front of the engines (on by default).")
 
     @field_validator("instruction")
     @classmethod

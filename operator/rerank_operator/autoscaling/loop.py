@@ -29,7 +29,7 @@ import aiohttp
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from . import operator_metrics
+from . import gateway_demand, operator_metrics
 from .metrics import ScrapeTarget, scrape_engine_samples
 from .policy import AutoscalingPolicy, Observation, PodSample, PolicyConfigError, ScalingDecision, decide
 from .state import (
@@ -128,6 +128,12 @@ async def autoscale_once(
         return None
 
     current = int(spec.get("replicas", 1))
+    if current == 0:
+        # Hook, apart from the policy: at zero replicas only the gateway sees demand (gateway_demand.py).
+        woken = await _wake_from_zero(core, custom, namespace, name, session)
+        if woken is not None:
+            logger.info("scaled %s/%s from 0 to %d replicas: requests are held by the gateway", namespace, name, woken)
+            return None
     spec_port = int((spec.get("engine") or {}).get("port") or DEFAULT_ENGINE_PORT)
     pod_list = await _call(core.list_namespaced_pod, namespace, label_selector=engine_pod_selector(name))
     # Pods on their way out or finished are neither load nor capacity (as in the HPA).
@@ -180,6 +186,25 @@ async def autoscale_once(
         await _post_event(core, obj, decision, now, logger)
     await _patch_status(custom, namespace, name, status_patch(decision, status, now, decision.scaled))
     return decision
+
+
+async def _wake_from_zero(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str, name: str,
+                          session: aiohttp.ClientSession | None) -> int | None:
+    pods = await _call(core.list_namespaced_pod, namespace,
+                       label_selector=f"app.kubernetes.io/instance={name},app.kubernetes.io/component=gateway")
+    urls = [f"http://{p.status.pod_ip}:{gateway_demand.GATEWAY_PORT}/metrics" for p in pods.items if _is_ready(p)]
+    if not urls:
+        return None
+    if session is None:
+        async with aiohttp.ClientSession(trust_env=False) as own:
+            held = await gateway_demand.scrape_held_pairs(own, urls)
+    else:
+        held = await gateway_demand.scrape_held_pairs(session, urls)
+    replicas = gateway_demand.wake_from_zero(0, held)
+    if replicas is not None:
+        await _call(custom.patch_namespaced_custom_object_scale, GROUP, VERSION, namespace, PLURAL, name,
+                    {"spec": {"replicas": replicas}})
+    return replicas
 
 
 async def _patch_status(custom: client.CustomObjectsApi, namespace: str, name: str, fields: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """What should exist for one RerankerDeployment: the full list of child manifests (pure).
 
 `desired_children(body)` is everything the operator server-side-applies; `retired_children(body)`
-names the optional children the spec has switched off (UI, Ingress, PodDisruptionBudget), which
+names the optional children the spec has switched off (UI, Ingress, PodDisruptionBudget, gateway), which
 the operator deletes if they exist and are owned by this RerankerDeployment.
 """
 
@@ -12,9 +12,10 @@ from typing import Any, Mapping, NamedTuple
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, parse_spec
 
 from . import labels as L
+from .gateway import build_gateway_deployment
 from .pdb import build_pdb
 from .service_accounts import build_service_account, engine_service_account_name, ui_service_account_name
-from .services import build_headless_service, build_service
+from .services import build_engine_service, build_headless_service, build_service
 from .statefulset import build_statefulset
 from .status_configmap import build_status_configmap
 from .ui import build_ui_deployment, build_ui_ingress, build_ui_service
@@ -77,6 +78,9 @@ def desired_children(
         children.append(build_ui_service(body, spec))
         if spec.ui.ingress.enabled:
             children.append(build_ui_ingress(body, spec))
+    if spec.gateway.enabled:
+        children.append(build_engine_service(body, spec))
+        children.append(build_gateway_deployment(body, spec))
     return children
 
 
@@ -93,6 +97,8 @@ def all_child_refs(name: str) -> list[ChildRef]:
         ChildRef("apps/v1", "Deployment", L.ui_name(name)),
         ChildRef("v1", "Service", L.ui_name(name)),
         ChildRef("networking.k8s.io/v1", "Ingress", L.ui_name(name)),
+        ChildRef("v1", "Service", L.engine_service_name(name)),
+        ChildRef("apps/v1", "Deployment", L.gateway_name(name)),
     ]
 
 

@@ -14,6 +14,7 @@ APP_NAME = "reranker"
 MANAGER = "rerank-operator"
 ENGINE = "engine"
 UI = "ui"
+GATEWAY = "gateway"
 
 # The pod template's hash, so that any change to what the pods run is visible on the pod and rolls it.
 TEMPLATE_HASH_ANNOTATION = "rerank.io/template-hash"
@@ -25,6 +26,15 @@ def engine_name(name: str) -> str:
 
 def headless_name(name: str) -> str:
     return f"{name}-engine-headless"
+
+
+def engine_service_name(name: str) -> str:
+    """The engines' own Service (behind the gateway): its DNS answer is the Ready engine pods."""
+    return f"{name}-engine"
+
+
+def gateway_name(name: str) -> str:
+    return f"{name}-gateway"
 
 
 def ui_name(name: str) -> str:

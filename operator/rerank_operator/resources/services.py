@@ -1,5 +1,6 @@
-"""The engine's Services: `<name>` (the stable rerank endpoint) and `<name>-engine-headless`
-(the StatefulSet's governing Service, giving each replica a DNS name)."""
+"""The Services: `<name>` (the stable rerank endpoint: the gateway's pods, or the engines' when the
+gateway is off), `<name>-engine-headless` (the StatefulSet's governing Service, giving each replica a
+DNS name) and, with the gateway, `<name>-engine` (how the gateway finds the Ready engines)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,17 @@ def endpoint_url(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> str:
 
 
 def build_service(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> dict[str, Any]:
+    """`<name>` keeps its name and port whichever pods serve it, so clients change nothing when the
+    gateway is switched on or off."""
     name = body["metadata"]["name"]
+    target = L.GATEWAY if spec.gateway.enabled else L.ENGINE
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": L.child_metadata(body, name, L.ENGINE),
         "spec": {
             "type": "ClusterIP",
-            "selector": L.selector_labels(name, L.ENGINE),
+            "selector": L.selector_labels(name, target),
             "ports": [{"name": PORT_NAME, "port": spec.service.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }
@@ -41,6 +45,23 @@ def build_headless_service(body: Mapping[str, Any], spec: RerankerDeploymentSpec
             # Replicas get their DNS records while still loading the model (useful for debugging
             # and for peers); the rerank endpoint above only routes to Ready pods.
             "publishNotReadyAddresses": True,
+            "selector": L.selector_labels(name, L.ENGINE),
+            "ports": [{"name": PORT_NAME, "port": spec.engine.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+
+
+def build_engine_service(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> dict[str, Any]:
+    """Headless and without unready addresses: a DNS lookup of it is the list of Ready engine pods,
+    which is all the gateway needs to route (no Kubernetes API access, no RBAC)."""
+    name = body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": L.child_metadata(body, L.engine_service_name(name), L.ENGINE),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": False,
             "selector": L.selector_labels(name, L.ENGINE),
             "ports": [{"name": PORT_NAME, "port": spec.engine.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },

@@ -31,6 +31,14 @@ def served_model_name(spec: RerankerDeploymentSpec) -> str:
     return spec.model.served_model_name or spec.model.name
 
 
+def served_model_names(spec: RerankerDeploymentSpec) -> list[str]:
+    """Every name the engine answers to: the served name first (vLLM labels its metrics with the
+    first), then the short name ("Qwen3-Reranker-4B" for "Qwen/Qwen3-Reranker-4B", what tutorials
+    send), then spec.model.aliases; each once."""
+    names = [served_model_name(spec), spec.model.name.rsplit("/", 1)[-1], *spec.model.aliases]
+    return list(dict.fromkeys(names))
+
+
 def model_location(spec: RerankerDeploymentSpec, model_path: str | None = None) -> str:
     """What ``--model`` points at: ``model_path`` if given, else the Hugging Face id.
 
@@ -64,7 +72,7 @@ def engine_command(spec: RerankerDeploymentSpec, *, model_path: str | None = Non
     if revision and not local_model:  # a revision only means something for a hub download
         cmd += ["--revision", revision]
     cmd += [
-        "--served-model-name", served_model_name(spec),
+        "--served-model-name", *served_model_names(spec),
         "--tensor-parallel-size", _number(engine.tensor_parallel_size),
         "--dtype", str(engine.dtype),
         "--max-model-len", _number(engine.max_model_len),

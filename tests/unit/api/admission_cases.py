@@ -234,10 +234,24 @@ INVALID: list[Invalid] = [
     Invalid("env-duplicate-name", {"engine": {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}},
             "spec.engine.env", "server"),
     Invalid("unknown-field", {"engine": {"gpus": 2}}, "spec.engine.gpus", "server"),
+    # --- spec.gateway and model aliases ---
+    Invalid("gateway-cache-backend-unknown", {"gateway": {"cache": {"backend": "memcached"}}},
+            "spec.gateway.cache.backend", "schema"),
+    Invalid("gateway-redis-without-server", {"gateway": {"cache": {"backend": "redis"}}}, "spec.gateway.cache.redis",
+            "cel"),
+    Invalid("gateway-overlap-not-below-window", {"gateway": {"chunking": {"windowTokens": 64, "overlapTokens": 64}}},
+            "spec.gateway.chunking.overlapTokens", "cel"),
+    Invalid("model-alias-repeated", {"model": {"aliases": ["reranker", "reranker"]}}, "spec.model.aliases", "server"),
 ]
 
 
 VALID: list[Valid] = [
+    Valid("gateway-redis-cache-and-chunking", {
+        "model": {"aliases": ["reranker"]},
+        "gateway": {"cache": {"backend": "redis", "redis": {"urlSecretRef": {"name": "redis", "key": "url"}}},
+                    "chunking": {"enabled": True, "windowTokens": 512, "overlapTokens": 64, "aggregate": "meanTopK"}},
+    }, {"gateway.enabled": True, "gateway.cache.ttlSeconds": 86400, "gateway.chunking.topK": 3,
+        "gateway.holdSeconds": 300}),
     Valid("empty", {}, {
         "model.name": "Qwen/Qwen3-Reranker-0.6B",
         "engine.tensorParallelSize": 1,

@@ -185,6 +185,8 @@ EXPECTED_CEL = {
     (".spec.ui", ".ingress.enabled"),
     (".spec.ui.ingress", ".host"),
     (".spec.disruptionBudget", ".maxUnavailable"),
+    (".spec.gateway.cache", ".redis"),
+    (".spec.gateway.chunking", ".overlapTokens"),
 }
 
 

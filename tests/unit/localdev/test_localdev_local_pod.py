@@ -263,3 +263,20 @@ def test_http_probe_resolves_named_ports(engine_pod, ui_pod):
     assert local_pod.http_probe({"name": "x"}, POD_IP) is None
     with pytest.raises(LocalPodError, match="port 'web'"):
         local_pod.http_probe({"readinessProbe": {"httpGet": {"port": "web"}}, "ports": []}, POD_IP)
+
+
+def test_gateway_runs_its_image_entrypoint_bound_to_the_pod_ip_and_finds_engines_through_the_proxy(tmp_path):
+    from rerank_gateway.config import from_args
+
+    from rerank_operator.resources.gateway import build_gateway_deployment
+
+    body = _body()
+    pod = _pod(build_gateway_deployment(body, parse_spec(body["spec"]))["spec"]["template"]["spec"],
+               "reranker-gateway-5d8f-abcde")
+    (container,) = pod["spec"]["containers"]
+    env = local_pod.resolve_env(container, pod, lambda n, k: None, lambda n, k: None)
+    services = {("default", "reranker-engine", 8000): "127.0.0.1:18001"}
+    proc = local_pod.local_process(pod, "gateway", env, {}, services)
+    assert proc.argv[:3] == [sys.executable, "-m", "rerank_gateway"]
+    config = from_args(proc.argv[3:])  # the gateway accepts the substituted command line
+    assert config.host == POD_IP and config.engine_dns == "127.0.0.1:18001"

@@ -15,18 +15,18 @@ def test_default_spec_children():
     assert sorted(refs(make_body())) == sorted([
         ("ServiceAccount", "rr-engine"), ("ServiceAccount", "rr-ui"), ("Service", "rr"), ("Service", "rr-engine-headless"), ("StatefulSet", "rr-engine"),
         ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
-        ("Service", "rr-ui"),
+        ("Service", "rr-ui"), ("Service", "rr-engine"), ("Deployment", "rr-gateway"),
     ])
     assert retired_children(make_body()) == [ChildRef("networking.k8s.io/v1", "Ingress", "rr-ui")]
 
 
 def test_switched_off_children_are_retired():
-    body = make_body({"ui": {"enabled": False}, "disruptionBudget": {"enabled": False}})
+    body = make_body({"ui": {"enabled": False}, "disruptionBudget": {"enabled": False}, "gateway": {"enabled": False}})
     assert sorted(refs(body)) == [("Service", "rr"), ("Service", "rr-engine-headless"),
                                   ("ServiceAccount", "rr-engine"), ("StatefulSet", "rr-engine")]
     assert {(r.kind, r.name) for r in retired_children(body)} == {
         ("ServiceAccount", "rr-ui"), ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
-        ("Service", "rr-ui"), ("Ingress", "rr-ui")}
+        ("Service", "rr-ui"), ("Ingress", "rr-ui"), ("Service", "rr-engine"), ("Deployment", "rr-gateway")}
 
 
 @pytest.mark.parametrize("spec", [{}, {"ui": {"ingress": {"enabled": True, "host": "a.example.com"}}}])
@@ -40,7 +40,7 @@ def test_every_child_is_owned_labelled_and_namespaced(spec):
                                             "blockOwnerDeletion": True}]
         assert meta["labels"]["app.kubernetes.io/instance"] == "team-a"
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "rerank-operator"
-        assert meta["labels"]["app.kubernetes.io/component"] in ("engine", "ui")
+        assert meta["labels"]["app.kubernetes.io/component"] in ("engine", "ui", "gateway")
 
 
 def test_pdb_max_unavailable_and_selector():

@@ -7,7 +7,7 @@ from tests.unit.resources.builder_support import assert_known_fields, child, mak
 
 
 def test_endpoint_service_routes_its_port_to_the_engines_http_port():
-    body = make_body({"service": {"port": 9000}, "engine": {"port": 8100}})
+    body = make_body({"service": {"port": 9000}, "engine": {"port": 8100}, "gateway": {"enabled": False}})
     svc = child(body, "Service", "rr")
     assert_known_fields(svc, "V1Service")
     assert svc["spec"]["type"] == "ClusterIP"

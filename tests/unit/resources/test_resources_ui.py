@@ -15,7 +15,7 @@ from tests.unit.resources.builder_support import assert_known_fields, child, mak
 
 
 def ui_container(body):
-    (c,) = child(body, "Deployment")["spec"]["template"]["spec"]["containers"]
+    (c,) = child(body, "Deployment", "rr-ui")["spec"]["template"]["spec"]["containers"]
     return c
 
 
@@ -27,7 +27,7 @@ def test_ui_deployment_points_at_the_endpoint_and_the_status_file():
     body = make_body({"service": {"port": 9000}, "model": {"servedModelName": "rerank"},
                       "instruction": "Find the clause that answers the question",
                       "ui": {"replicas": 2, "image": "registry.local/rerank-ui:1", "maxDocuments": 50}})
-    dep = child(body, "Deployment")
+    dep = child(body, "Deployment", "rr-ui")
     assert_known_fields(dep, "V1Deployment")
     assert dep["metadata"]["name"] == "rr-ui" and dep["spec"]["replicas"] == 2
     c = ui_container(body)
@@ -66,7 +66,7 @@ def test_ui_runs_unprivileged_with_a_read_only_root():
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True and sc["runAsUser"] != 0
     assert sc["allowPrivilegeEscalation"] is False
-    pod = child(body, "Deployment")["spec"]["template"]["spec"]
+    pod = child(body, "Deployment", "rr-ui")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes["tmp"] and {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
     assert pod["automountServiceAccountToken"] is False
@@ -76,7 +76,7 @@ def test_ui_service_maps_80_to_gradio():
     svc = child(make_body(), "Service", "rr-ui")
     assert_known_fields(svc, "V1Service")
     assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
-    assert svc["spec"]["selector"] == child(make_body(), "Deployment")["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["selector"] == child(make_body(), "Deployment", "rr-ui")["spec"]["selector"]["matchLabels"]
     assert {"name": "http", "containerPort": 7860, "protocol": "TCP"} in ui_container(make_body())["ports"]
 
 

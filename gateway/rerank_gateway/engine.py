@@ -1,0 +1,71 @@
+"""Talking to one vLLM engine over HTTP: score pairs, tokenize, detokenize.
+
+The gateway always scores through the engine's `/score` with the effective instruction spelled
+out, so what the engine computes is exactly what the cache key says. An engine 4xx is raised as
+`EngineError` carrying the engine's status and body, which the app passes to the client unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import aiohttp
+
+from . import metrics
+
+
+class EngineError(Exception):
+    """The engine answered with an error (or could not be reached: status 502)."""
+
+    def __init__(self, status: int, body: bytes, content_type: str = "application/json"):
+        super().__init__(f"engine answered {status}: {body[:200]!r}")
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+
+class EngineClient:
+    def __init__(self, session: aiohttp.ClientSession):
+        self.session = session
+
+    async def _post(self, base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = base_url + path
+        try:
+            async with self.session.post(url, data=json.dumps(body), headers={"Content-Type": "application/json"}) as r:
+                raw = await r.read()
+                metrics.ENGINE_REQUESTS.labels(engine=base_url, code=str(r.status)).inc()
+                if r.status != 200:
+                    raise EngineError(r.status, raw, r.headers.get("Content-Type", "application/json"))
+                return json.loads(raw)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            metrics.ENGINE_REQUESTS.labels(engine=base_url, code="unreachable").inc()
+            message = f"The engine at {url} could not be reached: {type(exc).__name__}: {exc}"
+            raise EngineError(502, json.dumps({"error": {"message": message, "type": "BadGateway", "param": None,
+                                                         "code": 502}}).encode()) from exc
+
+    async def score(self, base_url: str, model: str, pairs: Sequence[tuple[str, str]], instruction: str | None,
+                    max_tokens_per_doc: int | None) -> tuple[list[float], int]:
+        """Scores of ``pairs`` in order, and the prompt tokens the engine reports."""
+        queries = [q for q, _ in pairs]
+        body: dict[str, Any] = {
+            "model": model,
+            # One query against many documents is the common case: send it once.
+            "queries": queries[0] if len(set(queries)) == 1 else queries,
+            "documents": [d for _, d in pairs],
+        }
+        if instruction:
+            body["instruction"] = instruction
+        if max_tokens_per_doc:
+            body["max_tokens_per_doc"] = max_tokens_per_doc
+        answer = await self._post(base_url, "/score", body)
+        data = sorted(answer["data"], key=lambda d: d["index"])
+        return [float(d["score"]) for d in data], int(answer.get("usage", {}).get("prompt_tokens") or 0)
+
+    async def tokenize(self, base_url: str, model: str, text: str) -> list[int]:
+        answer = await self._post(base_url, "/tokenize", {"model": model, "prompt": text, "add_special_tokens": False})
+        return answer["tokens"]
+
+    async def detokenize(self, base_url: str, model: str, tokens: list[int]) -> str:
+        answer = await self._post(base_url, "/detokenize", {"model": model, "tokens": tokens})
+        return answer["prompt"]

@@ -1,0 +1,341 @@
+"""The gateway in front of the real CPU vLLM engine: real clients (Cohere SDK v1 and v2, LangChain's
+CohereRerank, litellm), the seed's request, the score cache against the engine's own counters,
+long documents in windows, routing, holding while no engine is ready, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from rerank_gateway.chunking import window_bounds
+from tests.fixtures.engine import DEPLOYMENT_INSTRUCTION
+from tests.fixtures.gateway import free_port, metric_value, running_gateway
+from tests.serving.pairs import QUERIES
+
+REPO = Path(__file__).resolve().parents[2]
+QUERY, DOCUMENTS = next(iter(QUERIES.items()))
+RERANK_PATHS = ["/v1/rerank", "/v2/rerank", "/rerank"]
+
+
+def short_name(engine) -> str:
+    return engine.model.rsplit("/", 1)[-1]
+
+
+def gateway_args(engine, *extra: str) -> list[str]:
+    return ["--engine", engine.base_url, "--served-model-name", engine.model, "--served-model-name",
+            short_name(engine), "--default-instruction", DEPLOYMENT_INSTRUCTION, "--dns-interval", "0.2", *extra]
+
+
+@pytest.fixture(scope="module")
+def gateway(rerank_engine, tmp_path_factory):
+    with running_gateway(tmp_path_factory.mktemp("gateway"),
+                         gateway_args(rerank_engine, "--max-documents", "100", "--max-body-bytes", str(1 << 20))) as g:
+        wait_ready(g)
+        yield g
+
+
+def wait_ready(gateway, engines: int = 1, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while requests.get(gateway.url("/health"), timeout=5).json()["ready_engines"] < engines:
+        assert time.monotonic() < deadline, "the gateway never saw the engine ready"
+        time.sleep(0.1)
+
+
+def engine_pairs_done(engine) -> float:
+    """Pairs the engine has finished (one engine request per pair)."""
+    return metric_value(requests.get(engine.url("/metrics"), timeout=10).text, "vllm:request_success_total")
+
+
+def post(base, path, body, **kw):
+    return requests.post(base.url(path), json=body, timeout=300, **kw)
+
+
+def direct_scores(engine, query, documents, instruction=DEPLOYMENT_INSTRUCTION):
+    r = post(engine, "/score", {"model": engine.model, "queries": query, "documents": documents,
+                                "instruction": instruction})
+    assert r.status_code == 200, r.text
+    return [d["score"] for d in sorted(r.json()["data"], key=lambda d: d["index"])]
+
+
+def unique(text: str) -> str:
+    # Each test's own pairs: the module's gateway keeps its cache across tests.
+    return f"{text} [{uuid.uuid4().hex[:8]}]"
+
+
+@pytest.mark.parametrize("path", RERANK_PATHS)
+def test_rerank_through_the_gateway_equals_the_engine(rerank_engine, gateway, path):
+    through = post(gateway, path, {"model": rerank_engine.model, "query": QUERY, "documents": DOCUMENTS})
+    direct = post(rerank_engine, path, {"model": rerank_engine.model, "query": QUERY, "documents": DOCUMENTS})
+    assert through.status_code == 200, through.text
+    body = through.json()
+    assert body["model"] == rerank_engine.model and body["meta"]["billed_units"]["search_units"] == 1
+    assert [r["index"] for r in body["results"]] == [r["index"] for r in direct.json()["results"]]
+    assert [r["relevance_score"] for r in body["results"]] == pytest.approx(
+        [r["relevance_score"] for r in direct.json()["results"]], abs=1e-5)
+    assert all(r["document"]["text"] == DOCUMENTS[r["index"]] for r in body["results"])
+
+
+def test_the_seed_request_verbatim_with_the_short_model_name(rerank_engine, gateway):
+    # The tutorial's client sends the short name; the engine serves it too, the gateway maps it.
+    body = {"model": short_name(rerank_engine), "query": "What is the capital of France?",
+            "documents": ["Paris is the capital and largest city of France.",
+                          "The quick brown fox jumps over the lazy dog.", "Berlin is the capital of Germany."],
+            "top_n": 2}
+    for target in (gateway, rerank_engine):
+        response = post(target, "/v1/rerank", body)
+        assert response.status_code == 200, response.text
+        assert len(response.json()["results"]) == 2
+
+
+def test_a_repeated_request_is_answered_from_the_cache_without_the_engine(rerank_engine, gateway):
+    body = {"model": rerank_engine.model, "query": unique(QUERY), "documents": DOCUMENTS}
+    first = post(gateway, "/v1/rerank", body).json()
+    before_engine, before_cached = engine_pairs_done(rerank_engine), gateway.metric("rerank_gateway_pairs_total",
+                                                                                    source="cache")
+    again = post(gateway, "/v1/rerank", body).json()
+    assert engine_pairs_done(rerank_engine) == before_engine
+    assert gateway.metric("rerank_gateway_pairs_total", source="cache") == before_cached + len(DOCUMENTS)
+    assert again["results"] == first["results"]
+
+
+def test_a_partial_hit_sends_only_the_misses_and_keeps_the_order(rerank_engine, gateway):
+    query = unique(QUERY)
+    post(gateway, "/v1/rerank", {"model": rerank_engine.model, "query": query, "documents": DOCUMENTS[:3]})
+    mixed = [DOCUMENTS[5], DOCUMENTS[0], DOCUMENTS[4], DOCUMENTS[2], DOCUMENTS[1], DOCUMENTS[3]]
+    before = engine_pairs_done(rerank_engine)
+    response = post(gateway, "/score", {"model": rerank_engine.model, "queries": query, "documents": mixed})
+    assert response.status_code == 200, response.text
+    assert engine_pairs_done(rerank_engine) == before + 3  # DOCUMENTS[3:6] only
+    got = [d["score"] for d in response.json()["data"]]
+    assert got == pytest.approx(direct_scores(rerank_engine, query, mixed), abs=1e-5)
+
+
+def test_a_new_instruction_is_never_served_an_old_score(rerank_engine, gateway):
+    query = unique(QUERY)
+    body = {"model": rerank_engine.model, "query": query, "documents": DOCUMENTS[:2]}
+    post(gateway, "/v1/rerank", body)
+    before = engine_pairs_done(rerank_engine)
+    other = post(gateway, "/v1/rerank", {**body, "instruction": "Find documents written in Chinese"}).json()
+    assert engine_pairs_done(rerank_engine) == before + 2
+    scores = {r["index"]: r["relevance_score"] for r in other["results"]}
+    assert [scores[0], scores[1]] == pytest.approx(
+        direct_scores(rerank_engine, query, DOCUMENTS[:2], "Find documents written in Chinese"), abs=1e-5)
+
+
+def test_cohere_fields_nulls_objects_and_return_documents(rerank_engine, gateway):
+    nulls = {"model": rerank_engine.model, "query": QUERY, "documents": DOCUMENTS, "top_n": None,
+             "max_tokens_per_doc": None, "return_documents": None, "rank_fields": None}
+    assert post(gateway, "/v2/rerank", nulls).status_code == 200
+    objects = [{"text": d, "id": i} for i, d in enumerate(DOCUMENTS[:3])]
+    response = post(gateway, "/v1/rerank", {"model": rerank_engine.model, "query": QUERY, "documents": objects})
+    assert response.status_code == 200, response.text
+    assert all(r["document"] == objects[r["index"]] for r in response.json()["results"])
+    titled = [{"title": "France", "body": DOCUMENTS[0]}, {"title": "Fox", "body": DOCUMENTS[4]}]
+    response = post(gateway, "/v1/rerank", {"model": rerank_engine.model, "query": QUERY, "documents": titled,
+                                            "rank_fields": ["title", "body"], "return_documents": False})
+    assert response.status_code == 200, response.text
+    assert all("document" not in r for r in response.json()["results"])
+
+
+def test_the_cohere_sdk_v1_and_v2(rerank_engine, gateway):
+    import cohere
+
+    v2 = cohere.ClientV2(api_key="unused", base_url=gateway.base_url)
+    response = v2.rerank(model=short_name(rerank_engine), query=QUERY, documents=DOCUMENTS, top_n=3)
+    assert len(response.results) == 3 and response.meta.billed_units.search_units == 1
+    assert response.results[0].relevance_score >= response.results[1].relevance_score
+
+    v1 = cohere.Client(api_key="unused", base_url=gateway.base_url)
+    old = v1.rerank(model=rerank_engine.model, query=QUERY, documents=[{"text": d} for d in DOCUMENTS],
+                    return_documents=True, top_n=2)
+    assert [r.index for r in old.results] == [r.index for r in response.results[:2]]
+    assert old.results[0].document.text == DOCUMENTS[old.results[0].index]
+
+
+def test_langchain_cohere_rerank(rerank_engine, gateway):
+    from langchain_cohere import CohereRerank
+    from langchain_core.documents import Document
+
+    reranker = CohereRerank(model=rerank_engine.model, cohere_api_key="unused", base_url=gateway.base_url, top_n=3)
+    documents = [Document(page_content=d) for d in DOCUMENTS]
+    compressed = reranker.compress_documents(documents, QUERY)
+    assert len(compressed) == 3
+    scores = [d.metadata["relevance_score"] for d in compressed]
+    assert scores == sorted(scores, reverse=True)
+
+
+LITELLM_SCRIPT = """
+import json, sys, litellm
+r = litellm.rerank(model="cohere/" + sys.argv[2], query=sys.argv[3], documents=json.loads(sys.argv[4]), top_n=2,
+                   api_base=sys.argv[1], api_key="unused")
+print(json.dumps([[x["index"], x["relevance_score"]] for x in r.results]))
+"""
+
+
+def test_litellm(rerank_engine, gateway):
+    python = REPO / os.environ.get("CLIENTS_VENV", ".venv-clients") / "bin" / "python"
+    if not python.exists():
+        pytest.skip("litellm's venv is missing (WITH_TEST_SERVICES=1 scripts/bootstrap.sh builds it)")
+    done = subprocess.run([str(python), "-c", LITELLM_SCRIPT, gateway.base_url, rerank_engine.model, QUERY,
+                           json.dumps(DOCUMENTS)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    direct = post(gateway, "/v1/rerank", {"model": rerank_engine.model, "query": QUERY, "documents": DOCUMENTS,
+                                          "top_n": 2}).json()["results"]
+    assert [i for i, _ in results] == [r["index"] for r in direct]
+
+
+@pytest.mark.parametrize("send, status, words", [
+    (dict(data=b'{"query": "\xff", "documents": ["a"]}'), 400, "UTF-8"),
+    (dict(data=b'{"query": '), 400, "JSON"),
+    (dict(json={"query": 5, "documents": ["a"]}), 400, "'query'"),
+    (dict(json={"query": "q", "documents": ["a"] * 101}), 413, "at most 100"),
+    (dict(data=b'{"query": "q", "documents": ["' + b"x" * (2 << 20) + b'"]}'), 413, "larger than"),
+])
+def test_bad_input_is_a_4xx_with_a_reason(gateway, send, status, words):
+    response = requests.post(gateway.url("/v1/rerank"), headers={"Content-Type": "application/json"}, timeout=60,
+                             **send)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]["message"]
+
+
+def test_the_engines_own_4xx_is_passed_through_unchanged(rerank_engine, gateway):
+    unknown = {"model": "no-such-model", "queries": QUERY, "documents": DOCUMENTS[:2]}
+    through, direct = post(gateway, "/score", unknown), post(rerank_engine, "/score", unknown)
+    assert through.status_code == direct.status_code == 404
+    assert through.json() == direct.json()
+    too_long = {"model": rerank_engine.model, "query": QUERY, "documents": ["short", "word " * 9000]}
+    through = post(gateway, "/v1/rerank", too_long)
+    assert through.status_code == 400 and "maximum context length" in through.json()["error"]["message"]
+
+
+def test_a_long_document_scores_the_max_of_its_windows(rerank_engine, tmp_path):
+    window, overlap = 48, 12
+    document = " ".join(["The weather was mild and the market was quiet."] * 12 + [DOCUMENTS[0]] +
+                        ["Nothing else happened that day in the small town."] * 12)
+    with running_gateway(tmp_path, gateway_args(rerank_engine, "--chunk-window-tokens", str(window),
+                                                "--chunk-overlap-tokens", str(overlap))) as g:
+        wait_ready(g)
+        response = post(g, "/v1/rerank", {"model": rerank_engine.model, "query": QUERY,
+                                          "documents": [DOCUMENTS[4], document]})
+        assert response.status_code == 200, response.text
+        by_index = {r["index"]: r["relevance_score"] for r in response.json()["results"]}
+        assert g.metric("rerank_gateway_chunked_documents_total") == 1
+    tokens = post(rerank_engine, "/tokenize", {"model": rerank_engine.model, "prompt": document,
+                                               "add_special_tokens": False}).json()["tokens"]
+    bounds = window_bounds(len(tokens), window, overlap)
+    assert len(bounds) > 3
+    windows = [post(rerank_engine, "/detokenize", {"model": rerank_engine.model, "tokens": tokens[a:b]}).json()["prompt"]
+               for a, b in bounds]
+    assert by_index[1] == pytest.approx(max(direct_scores(rerank_engine, QUERY, windows)), abs=1e-5)
+    assert by_index[0] == pytest.approx(direct_scores(rerank_engine, QUERY, [DOCUMENTS[4]])[0], abs=1e-5)
+
+
+def test_least_outstanding_routing_over_two_engine_addresses(rerank_engine, tmp_path):
+    # One vLLM process reached at two loopback addresses is two engines to the gateway (the engine
+    # listens on 0.0.0.0): a big request occupies one, the small ones that follow go to the other.
+    port = rerank_engine.base_url.rsplit(":", 1)[1]
+    a, b = f"http://127.0.0.1:{port}", f"http://127.0.0.2:{port}"
+    args = ["--engine", a, "--engine", b, "--served-model-name", rerank_engine.model, "--cache", "none",
+            "--dns-interval", "0.2"]
+    with running_gateway(tmp_path, args) as g:
+        wait_ready(g, engines=2)
+        big = {"model": rerank_engine.model, "query": unique(QUERY),
+               "documents": [f"{i}: " + "a long unrelated sentence about nothing " * 60 for i in range(256)]}
+        worker = threading.Thread(target=post, args=(g, "/v1/rerank", big))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while g.metric("rerank_gateway_outstanding_pairs") < 256:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        busy = a if g.metric("rerank_gateway_outstanding_pairs", engine=a) == 256 else b
+        idle = b if busy == a else a
+        # Four small requests at once, while the big one is outstanding: each sees 256 pairs on one
+        # engine and at most 6 on the other.
+        small = [threading.Thread(target=post, args=(g, "/v1/rerank", {
+            "model": rerank_engine.model, "query": unique(QUERY), "documents": DOCUMENTS[:2]})) for _ in range(4)]
+        for t in small:
+            t.start()
+        deadline = time.monotonic() + 30
+        while g.metric("rerank_gateway_outstanding_pairs", engine=idle) < 8:
+            assert time.monotonic() < deadline, "the small requests were not routed while the big one ran"
+            time.sleep(0.01)
+        assert g.metric("rerank_gateway_outstanding_pairs", engine=busy) == 256
+        for t in [worker, *small]:
+            t.join(timeout=300)
+        assert g.metric("rerank_gateway_engine_requests_total", engine=idle, code="200") == 4
+        assert g.metric("rerank_gateway_engine_requests_total", engine=busy, code="200") == 1
+
+
+@contextlib.contextmanager
+def tcp_forwarder(listen_port: int, target_port: int):
+    """A loopback TCP relay: stands in for an engine pod becoming reachable at a new address."""
+    loop = asyncio.new_event_loop()
+
+    async def pipe(reader, writer):
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(client_reader, client_writer):
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer))
+
+    server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", listen_port))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        async def stop():
+            server.close()
+            await server.wait_closed()
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_hold_then_serve_when_the_first_engine_becomes_ready(rerank_engine, tmp_path):
+    port = free_port()
+    args = ["--engine", f"http://127.0.0.1:{port}", "--served-model-name", rerank_engine.model,
+            "--dns-interval", "0.2", "--hold-seconds", "60", "--max-held", "1"]
+    with running_gateway(tmp_path, args) as g:
+        answers = {}
+        body = {"model": rerank_engine.model, "query": QUERY, "documents": DOCUMENTS[:3]}
+        worker = threading.Thread(target=lambda: answers.setdefault("first", post(g, "/v1/rerank", body)))
+        worker.start()
+        deadline = time.monotonic() + 10
+        while g.metric("rerank_gateway_held_pairs") != 3:
+            assert time.monotonic() < deadline, "the request was not held"
+            time.sleep(0.05)
+        # The queue holds one request: the next is refused at once, with Retry-After.
+        refused = post(g, "/v1/rerank", body)
+        assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+        engine_port = int(rerank_engine.base_url.rsplit(":", 1)[1])
+        with tcp_forwarder(port, engine_port):
+            worker.join(timeout=60)
+        assert answers["first"].status_code == 200, answers["first"].text
+        assert g.metric("rerank_gateway_held_pairs") == 0
+
+
+def test_a_request_held_too_long_is_a_503_with_retry_after(rerank_engine, tmp_path):
+    args = ["--engine", f"http://127.0.0.1:{free_port()}", "--dns-interval", "0.2", "--hold-seconds", "0.5",
+            "--retry-after", "15"]
+    with running_gateway(tmp_path, args) as g:
+        response = post(g, "/v1/rerank", {"query": QUERY, "documents": DOCUMENTS[:1]})
+        assert response.status_code == 503 and response.headers["Retry-After"] == "15"
+        assert "within 0.5 s" in response.json()["error"]["message"]
