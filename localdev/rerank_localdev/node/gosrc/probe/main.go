@@ -1,0 +1,64 @@
+// A tiny static program for the node's own tests (no registry, no libc in the image):
+//
+//	probe serve :8080            HTTP: /healthz -> ok, / -> the pod's host name
+//	probe get URL                prints the body of one GET, exit 1 on failure (DNS via /etc/resolv.conf)
+//	probe crash MESSAGE          prints MESSAGE and exits 3
+//	probe eat MiB                allocates and touches MiB of memory, then sleeps
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: probe serve ADDR | get URL | crash MESSAGE | eat MiB")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		host, _ := os.Hostname()
+		http.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+		http.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, host) })
+		fmt.Println("serving on", os.Args[2])
+		if err := http.ListenAndServe(os.Args[2], nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "get":
+		client := http.Client{Timeout: 10 * time.Second}
+		resp, err := client.Get(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		fmt.Print(string(body))
+		if resp.StatusCode != http.StatusOK {
+			os.Exit(1)
+		}
+	case "crash":
+		fmt.Println(os.Args[2])
+		os.Exit(3)
+	case "eat":
+		var mib int
+		fmt.Sscan(os.Args[2], &mib)
+		chunks := make([][]byte, 0, mib)
+		for i := 0; i < mib; i++ {
+			chunk := make([]byte, 1<<20)
+			for j := range chunk {
+				chunk[j] = 1
+			}
+			chunks = append(chunks, chunk)
+		}
+		fmt.Println("holding", len(chunks), "MiB")
+		time.Sleep(time.Hour)
+	default:
+		os.Exit(2)
+	}
+}
