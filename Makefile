@@ -20,5 +20,5 @@ images: venv
 
 # The browser tests need Debian's Chromium, the image tests podman: installed here, not for `make local`.
 test: binaries
-	WITH_BROWSER=1 WITH_IMAGES=1 ./scripts/bootstrap.sh
+	WITH_BROWSER=1 WITH_IMAGES=1 WITH_NODE=1 ./scripts/bootstrap.sh
 	$(VENV)/bin/python -m pytest

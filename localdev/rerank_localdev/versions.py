@@ -46,8 +46,12 @@ def cache_key() -> str:
 # containerd 2.x: Debian's 1.6 is too old for the CRI that Kubernetes 1.36's kubelet requires.
 CONTAINERD = "v2.4.2"
 COREDNS = "v1.14.7"
+# The Ingress controller. v3.7.x cannot be built from the module proxy (its go.mod replaces a nested module,
+# github.com/traefik/traefik/dynamic/ext, with a local path that the module zip does not contain).
+TRAEFIK = "v3.6.12"
 NODE_BUILD_RECIPE = 1
 
 
 def node_cache_key() -> str:
-    return f"node-k8s-{KUBERNETES}_containerd-{CONTAINERD}_coredns-{COREDNS}_r{NODE_BUILD_RECIPE}"
+    return (f"node-k8s-{KUBERNETES}_containerd-{CONTAINERD}_coredns-{COREDNS}_traefik-{TRAEFIK}"
+            f"_r{NODE_BUILD_RECIPE}")

@@ -42,7 +42,8 @@ NAMESPACED_RULES = {
     ("networking.k8s.io", "ingresses"): CRUD,
     ("policy", "poddisruptionbudgets"): CRUD,
     ("", "pods"): READ,
-    ("", "events"): {"create", "patch"},
+    ("", "pods/log"): {"get"},
+    ("", "events"): {"create", "patch", "list"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }
 CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): READ}

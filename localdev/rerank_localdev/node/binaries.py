@@ -48,6 +48,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "containerd": ("containerd", "containerd-shim-runc-v2", "ctr"),
     "coredns": ("coredns",),
     "images": ("pause", "probe", "pause.oci.tar", "probe.oci.tar"),
+    "traefik": ("traefik",),
 }
 
 
@@ -104,6 +105,27 @@ def _build_coredns(target: Path) -> None:
     _go_install(target, [f"github.com/coredns/coredns@{versions.COREDNS}"], "-s -w")
 
 
+def traefik_go_mod(upstream: str) -> str:
+    """Traefik's own go.mod (its requirements, replacements and exclusions) under a wrapper module's name, so
+    that the build selects exactly the versions Traefik releases with."""
+    lines = upstream.splitlines()
+    lines[0] = "module rerank.local/traefik"
+    return "\n".join(lines) + f"\n\nrequire github.com/traefik/traefik/v3 {versions.TRAEFIK}\n"
+
+
+def _build_traefik(target: Path) -> None:
+    src = target.parent / (target.name + ".src-traefik")
+    src.mkdir(parents=True, exist_ok=True)
+    env = _go_env(module_mode=True)
+    module = f"github.com/traefik/traefik/v3@{versions.TRAEFIK}"
+    info = subprocess.run(["go", "mod", "download", "-json", module], env={**env, "GOFLAGS": ""}, check=True,
+                          capture_output=True, text=True, cwd=src)
+    (src / "go.mod").write_text(traefik_go_mod(Path(json.loads(info.stdout)["GoMod"]).read_text()))
+    version = "github.com/traefik/traefik/v3/pkg/version"
+    subprocess.run(["go", "build", "-trimpath", f"-ldflags=-s -w -X {version}.Version={versions.TRAEFIK}",
+                    "-o", f"{target}/", "github.com/traefik/traefik/v3/cmd/traefik"], cwd=src, env=env, check=True)
+
+
 def _build_images(target: Path) -> None:
     env = _go_env(module_mode=False)
     for name in ("pause", "probe"):
@@ -118,6 +140,7 @@ BUILDERS = {
     "containerd": _build_containerd,
     "coredns": _build_coredns,
     "images": _build_images,
+    "traefik": _build_traefik,
 }
 
 

@@ -508,3 +508,48 @@ def coredns_manifests() -> list[dict[str, Any]]:
                   "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}},
     ]
+
+
+def sweep() -> list[str]:
+    """Removes what a node killed before its teardown left (its processes died with it, the container shims and
+    everything on the machine did not), and returns what is still left afterwards."""
+    bin_dir = binaries.cache_dir()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "exe").startswith(str(bin_dir) + "/"):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except OSError:
+            pass
+    for mount in reversed(_mounts()):
+        if mount.startswith("/tmp/" + DIR_PREFIX):
+            _run("umount", "-l", mount, check=False)
+    for cgroup in _cgroup_dirs(config.CGROUP_ROOT):
+        if cgroup.exists():
+            for child in sorted((p for p in cgroup.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                child.rmdir()
+            cgroup.rmdir()
+    if (bin_dir / "kube-proxy").exists():
+        _run(str(bin_dir / "kube-proxy"), "--cleanup", check=False)
+    _remove_kubelet_chains()
+    _remove_empty_portmap_chains()
+    while _run("iptables", "-w", "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
+        pass
+    _run("iptables", "-w", "-F", FORWARD_CHAIN, check=False)
+    _run("iptables", "-w", "-X", FORWARD_CHAIN, check=False)
+    _run("ip", "link", "del", config.BRIDGE, check=False)
+    for cidr in (config.CLUSTER_CIDR, SERVICE_CIDR):
+        _run("ip", "route", "del", "blackhole", cidr, check=False)
+    for d in Path("/tmp").glob(DIR_PREFIX + "*"):
+        shutil.rmtree(d, ignore_errors=True)
+    return leftovers(bin_dir, {}, set(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else set())
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["sweep"]:
+        left = sweep()
+        print("\n".join(left) or "nothing of a node is left")
+        sys.exit(1 if left else 0)
+    print("usage: python -m rerank_localdev.node.host sweep", file=sys.stderr)
+    sys.exit(2)

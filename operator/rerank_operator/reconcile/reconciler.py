@@ -40,6 +40,8 @@ from .status import (
     Wanted,
     carried_failure,
     compute_status,
+    crashed_containers,
+    pod_failure,
     degraded_transition,
     status_patch,
     sts_state,
@@ -84,6 +86,8 @@ class Reconciler:
         # a StatefulSet event bringing nothing new costs no API call.
         self._sts_seen: dict[tuple[str, str], dict[str, Any]] = {}
         self._published: dict[tuple[str, str], str] = {}
+        # Per engine pod: the failure its last event showed, so only a change triggers a status refresh.
+        self._pod_seen: dict[tuple[str, str], str | None] = {}
         # A just-created StatefulSet gets its first status from its controller within moments; the
         # reconcile that created it waits (up to ``sts_wait`` seconds, holding no slot) for that
         # watch event and writes one status with it, instead of a status now and another one
@@ -110,6 +114,8 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         self._sts_seen.pop((namespace, name), None)
         self._published.pop((namespace, name), None)
+        for key in [k for k in self._pod_seen if k[0] == namespace and k[1].startswith(f"{name}-")]:
+            del self._pod_seen[key]
 
     # --- full reconcile ------------------------------------------------------------------------
 
@@ -191,6 +197,8 @@ class Reconciler:
             problem = await self.capacity.problem(spec.engine.gpus, spec.scheduling.node_selector)
             if problem:
                 result.failure = Failure(INSUFFICIENT_GPUS, problem)
+            elif sts is not None:
+                result.failure = await self.pod_failure(namespace, name, sts)
         if transient:
             result.transient = transient[0][1]
         # Claim the generation only when it was fully applied (a retry follows a transient error).
@@ -246,6 +254,18 @@ class Reconciler:
         async with self._refresh_slots, self._slots:
             return await self._refresh_status(namespace, name, sts, state)
 
+    async def refresh_pod_status(self, namespace: str, name: str, pod: Mapping[str, Any]) -> dict | None:
+        """Recompute the status after an engine pod's health changed (a new failure, or one cleared)."""
+        failure = pod_failure([pod])
+        key = (namespace, pod["metadata"]["name"])
+        seen = failure.reason if failure else None
+        if key in self._pod_seen and self._pod_seen[key] == seen:
+            return None
+        self._pod_seen[key] = seen
+        async with self._refresh_slots, self._slots:
+            sts = await self.kube.get("apps/v1", "StatefulSet", namespace, L.engine_name(name))
+            return await self._refresh_status(namespace, name, sts, sts_state(sts))
+
     async def _refresh_status(self, namespace: str, name: str, sts: Mapping[str, Any] | None,
                               state: dict[str, Any]) -> dict | None:
         body = await self.kube.get(L.API_VERSION, L.KIND, namespace, name)
@@ -259,12 +279,40 @@ class Reconciler:
         if failure is None:
             problem = await self.capacity.problem(spec.engine.gpus, spec.scheduling.node_selector)
             failure = Failure(INSUFFICIENT_GPUS, problem) if problem else None
+        if failure is None:
+            failure = await self.pod_failure(namespace, name, sts)
         status = await self.publish(body, wanted_of(body, spec), sts,
                                     observed_generation=(body.get("status") or {}).get("observedGeneration"),
                                     failure=failure, ui_enabled=spec.ui.enabled)
         if state:
             self._sts_seen[(namespace, name)] = state
         return status
+
+    async def pod_failure(self, namespace: str, name: str, sts: Mapping[str, Any] | None) -> Failure | None:
+        """Why the engine pods cannot serve, in the kubelet's and the StatefulSet controller's words, or None
+        (a read failing here is no failure of the RerankerDeployment: the next event reads again)."""
+        try:
+            pods = await self.kube.list("v1", "Pod", namespace, L.selector_string(name))
+            refused = None
+            if sts is not None and len(pods) < ((sts.get("spec") or {}).get("replicas") or 0):
+                selector = (f"involvedObject.kind=StatefulSet,involvedObject.name={sts['metadata']['name']},"
+                            "reason=FailedCreate")
+                _, events = await self.kube.request("GET", f"/api/v1/namespaces/{namespace}/events",
+                                                    params={"fieldSelector": selector})
+                latest = max(events.get("items") or [], default=None,
+                             key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+                refused = latest.get("message") if latest else None
+            logs: dict[tuple[str, str], str] = {}
+            for pod, container in crashed_containers(pods):
+                _, text = await self.kube.request(
+                    "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                    params={"container": container, "previous": "true", "tailLines": "5"}, content_type=None)
+                lines = [line for line in str(text or "").splitlines() if line.strip()]
+                if lines:
+                    logs[(pod, container)] = lines[-1].strip()
+        except ApiError:
+            return None
+        return pod_failure(pods, refused, logs)
 
     async def publish(self, body: Mapping[str, Any], wanted: Wanted | None, sts: Mapping[str, Any] | None, *,
                       observed_generation: int | None, failure: Failure | None, ui_enabled: bool,

@@ -9,7 +9,10 @@ Conditions:
   Degraded reason when the spec cannot progress (e.g. no node has enough GPUs).
 * ``Degraded``: the operator cannot make the spec real: ``InsufficientGPUs`` (no node has
   ``tensorParallelSize`` allocatable ``nvidia.com/gpu``), ``InvalidSpec`` or ``ReconcileFailed``
-  (the API server refused a child); ``AsExpected`` otherwise.
+  (the API server refused a child); or an engine pod cannot run, as its kubelet or the StatefulSet
+  controller reports it (``pod_failure``): ``ImagePullBackOff``, ``CrashLoopBackOff`` (with the
+  engine's last log line), ``OOMKilled``, ``PodCreateRefused`` (e.g. by Pod Security admission);
+  ``AsExpected`` otherwise.
 
 ``AutoscalingActive`` / ``ScalingLimited`` belong to the autoscaler (autoscaling.state); they are
 carried over untouched, except that ``AutoscalingActive`` is turned False once autoscaling is
@@ -79,6 +82,53 @@ def sts_state(sts: Mapping[str, Any] | None) -> dict[str, Any]:
         "currentRevision": status.get("currentRevision"),
         "updateRevision": status.get("updateRevision"),
     }
+
+
+IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+OOM_KILLED = "OOMKilled"
+POD_CREATE_REFUSED = "PodCreateRefused"
+# The kubelet's waiting reasons that all mean "this image cannot be had".
+_IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+def pod_failure(pods: Sequence[Mapping[str, Any]], create_refused: str | None = None,
+                last_log_lines: Mapping[tuple[str, str], str] | None = None) -> Failure | None:
+    """Why the engine pods cannot serve, as their kubelet reports it, or None.
+
+    ``pods``: the engine pods; ``create_refused``: the message of the StatefulSet controller's latest
+    FailedCreate event (a pod the API server refused, e.g. Pod Security admission); ``last_log_lines``:
+    (pod, container) -> the last line the crashed container wrote. The first failing pod by name decides."""
+    if create_refused:
+        return Failure(POD_CREATE_REFUSED, f"the StatefulSet controller cannot create engine pods: {create_refused}")
+    logs = last_log_lines or {}
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        name = pod["metadata"]["name"]
+        status = pod.get("status") or {}
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            where = f"pod {name}, container {cs.get('name')}"
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            terminated = (cs.get("lastState") or {}).get("terminated") or (cs.get("state") or {}).get("terminated") \
+                or {}
+            if waiting.get("reason") in _IMAGE_REASONS:
+                return Failure(IMAGE_PULL_BACK_OFF, f"{where}: image {cs.get('image')!r} cannot be pulled "
+                               f"({waiting['reason']}: {waiting.get('message') or 'no detail'}); check spec.engine.image "
+                               "and the pull secrets")
+            if terminated.get("reason") == "OOMKilled":
+                return Failure(OOM_KILLED, f"{where} was killed for exceeding its memory limit "
+                               f"({cs.get('restartCount', 0)} restarts); raise spec.engine.resources.limits.memory")
+            if waiting.get("reason") == "CrashLoopBackOff":
+                line = logs.get((name, cs.get("name") or "")) or "(no log)"
+                return Failure(CRASH_LOOP_BACK_OFF, f"{where} keeps exiting (code {terminated.get('exitCode')}, "
+                               f"{cs.get('restartCount', 0)} restarts); its last log line: {line}")
+    return None
+
+
+def crashed_containers(pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(pod, container) of each container in CrashLoopBackOff: whose last log line the status quotes."""
+    return [(p["metadata"]["name"], cs.get("name") or "")
+            for p in pods for cs in ((p.get("status") or {}).get("containerStatuses") or [])
+            if ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"]
 
 
 def carried_failure(status: Mapping[str, Any] | None) -> Failure | None:
