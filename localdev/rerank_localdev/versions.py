@@ -46,10 +46,12 @@ def cache_key() -> str:
 # containerd 2.x: Debian's 1.6 is too old for the CRI that Kubernetes 1.36's kubelet requires.
 CONTAINERD = "v2.4.2"
 COREDNS = "v1.14.7"
+# The library behind the node's dynamic volume provisioner (node/gosrc/hostpath-provisioner).
+PROVISIONER_LIB = "v11.0.1"
 # The Ingress controller. v3.7.x cannot be built from the module proxy (its go.mod replaces a nested module,
 # github.com/traefik/traefik/dynamic/ext, with a local path that the module zip does not contain).
 TRAEFIK = "v3.6.12"
-NODE_BUILD_RECIPE = 1
+NODE_BUILD_RECIPE = 2
 
 
 def node_cache_key() -> str:

@@ -6,6 +6,7 @@ limits are enforced by the kernel."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,66 @@ spec:
     assert _pod(real_node, ns, "outside")["status"]["phase"] == "Failed"
     assert "example.com" in real_node.cp.kubectl("-n", ns, "logs", "outside").stdout + \
         real_node.cp.kubectl("-n", ns, "logs", "outside").stderr
+
+
+def test_a_claim_is_provisioned_in_cluster_and_an_ingress_routes_from_the_host(real_node, node_namespace):
+    """The default StorageClass's provisioner (a pod) makes the volume when the pod is scheduled; Traefik, the
+    default IngressClass, routes a host name to the Service, reached from this host at the node's address."""
+    ns = node_namespace
+    _apply(real_node, ns, f"""
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 10Mi}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: site, labels: {{app: site}}}}
+spec:
+  containers:
+  - name: site
+    image: {PROBE_IMAGE}
+    imagePullPolicy: Never
+    args: [serve, ":8080"]
+    readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: site}}
+spec:
+  selector: {{app: site}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: site}}
+spec:
+  rules:
+  - host: site.example.test
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: site, port: {{number: 80}}}}}}}}
+""")
+    _wait_ready(real_node, ns, "site")
+    claim = json.loads(real_node.cp.kubectl("-n", ns, "get", "pvc", "data", "-o", "json").stdout)
+    assert claim["status"]["phase"] == "Bound"
+    assert claim["spec"]["storageClassName"] == "hostpath"  # defaulted: the cluster's default class
+    pv = json.loads(real_node.cp.kubectl("get", "pv", claim["spec"]["volumeName"], "-o", "json").stdout)
+    assert Path(pv["spec"]["hostPath"]["path"]).is_dir()
+    ingress = json.loads(real_node.cp.kubectl("-n", ns, "get", "ingress", "site", "-o", "json").stdout)
+    assert ingress["spec"]["ingressClassName"] == "traefik"  # defaulted: the cluster's default IngressClass
+
+    def through_ingress():
+        req = urllib.request.Request(real_node.node.ingress_url + "/", headers={"Host": "site.example.test"})
+        try:
+            # No proxy from the environment: the request goes straight to the node's address.
+            with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=5) as resp:
+                return resp.read().decode()
+        except OSError:
+            return None
+
+    assert wait_for(through_ingress, 60, "the Ingress to route") == "site"

@@ -1,6 +1,6 @@
 """Finds or builds the node's parts: kubelet and kube-proxy (the control plane's Kubernetes version, from the
 same wrapper module, so the Go build cache shares every common package), containerd with its runc shim and
-`ctr`, CoreDNS, and two tiny static programs made into images here: the pod sandbox's `pause` and `probe`
+`ctr`, CoreDNS, Traefik (the Ingress controller), a hostPath volume provisioner, and two tiny static programs made into images here: the pod sandbox's `pause` and `probe`
 (the node's own test workload).
 
 Cached beside the control plane under `~/.cache/rerank-operator/bin/<node pins>`; each part is built on its
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 GOSRC = Path(__file__).with_name("gosrc")
 PAUSE_IMAGE = "localhost/rerank-node/pause:1"
 PROBE_IMAGE = "localhost/rerank-node/probe:1"
+# A stand-in for the engine image in failure tests: the probe as /usr/bin/python3 ($PROBE_AS_ENGINE says what
+# it does when started with the engine's command line).
+ENGINE_STAND_IN_IMAGE = "localhost/rerank-node/engine-stand-in:1"
 
 KUBERNETES_TOOLS_GO = """//go:build tools
 
@@ -47,7 +50,8 @@ PARTS: dict[str, tuple[str, ...]] = {
     "kubernetes": ("kubelet", "kube-proxy"),
     "containerd": ("containerd", "containerd-shim-runc-v2", "ctr"),
     "coredns": ("coredns",),
-    "images": ("pause", "probe", "pause.oci.tar", "probe.oci.tar"),
+    "images": ("pause", "probe", "pause.oci.tar", "probe.oci.tar", "engine-stand-in.oci.tar"),
+    "provisioner": ("hostpath-provisioner",),
     "traefik": ("traefik",),
 }
 
@@ -102,7 +106,17 @@ def _build_containerd(target: Path) -> None:
 
 
 def _build_coredns(target: Path) -> None:
-    _go_install(target, [f"github.com/coredns/coredns@{versions.COREDNS}"], "-s -w")
+    """The cluster-DNS plugins only (gosrc/coredns), at the versions CoreDNS's own go.mod pins."""
+    src = target.parent / (target.name + ".src-coredns")
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text(f"module rerank.local/coredns\n\ngo 1.26.0\n\n"
+                                f"require github.com/coredns/coredns {versions.COREDNS}\n")
+    shutil.copy(GOSRC / "coredns" / "main.go", src / "main.go")
+    env = _go_env(module_mode=True)
+    subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
+    flags = f"-s -w -X github.com/coredns/coredns/coremain.GitCommit={versions.COREDNS}"
+    subprocess.run(["go", "build", "-trimpath", f"-ldflags={flags}", "-o", str(target / "coredns"), "."],
+                   cwd=src, env=env, check=True)
 
 
 def traefik_go_mod(upstream: str) -> str:
@@ -126,6 +140,22 @@ def _build_traefik(target: Path) -> None:
                     "-o", f"{target}/", "github.com/traefik/traefik/v3/cmd/traefik"], cwd=src, env=env, check=True)
 
 
+def _build_provisioner(target: Path) -> None:
+    """Built against the control plane's client-go, so its packages come from the shared build cache."""
+    src = target.parent / (target.name + ".src-provisioner")
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text("\n".join([
+        "module rerank.local/provisioner", "", "go 1.26.0", "", "require (",
+        f"\tsigs.k8s.io/sig-storage-lib-external-provisioner/v11 {versions.PROVISIONER_LIB}",
+        f"\tk8s.io/client-go {versions.STAGING}", f"\tk8s.io/api {versions.STAGING}",
+        f"\tk8s.io/apimachinery {versions.STAGING}", ")", ""]))
+    shutil.copy(GOSRC / "hostpath-provisioner" / "main.go", src / "main.go")
+    env = _go_env(module_mode=True)
+    subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
+    subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(target / "hostpath-provisioner"), "."],
+                   cwd=src, env=env, check=True)
+
+
 def _build_images(target: Path) -> None:
     env = _go_env(module_mode=False)
     for name in ("pause", "probe"):
@@ -133,6 +163,8 @@ def _build_images(target: Path) -> None:
                         str(GOSRC / name / "main.go")], env=env, check=True, cwd=target)
     oci.write_image(target / "pause.oci.tar", PAUSE_IMAGE, {"/pause": target / "pause"}, ["/pause"])
     oci.write_image(target / "probe.oci.tar", PROBE_IMAGE, {"/probe": target / "probe"}, ["/probe"])
+    oci.write_image(target / "engine-stand-in.oci.tar", ENGINE_STAND_IN_IMAGE, {"/usr/bin/python3": target / "probe"},
+                    ["/usr/bin/python3"])
 
 
 BUILDERS = {
@@ -140,6 +172,7 @@ BUILDERS = {
     "containerd": _build_containerd,
     "coredns": _build_coredns,
     "images": _build_images,
+    "provisioner": _build_provisioner,
     "traefik": _build_traefik,
 }
 

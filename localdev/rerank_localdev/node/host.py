@@ -45,6 +45,11 @@ DIR_PREFIX = "rerank-node-"
 NODE_IP = str(ipaddress.ip_network(config.NODE_POD_CIDR)[1])
 FORWARD_CHAIN = "RERANK-NODE-FORWARD"
 COREDNS_IMAGE = "localhost/rerank-node/coredns:1"
+PROVISIONER_IMAGE = "localhost/rerank-node/hostpath-provisioner:1"
+PROVISIONER_NAME = "rerank.local/hostpath"
+STORAGE_CLASS = "hostpath"
+TRAEFIK_IMAGE = "localhost/rerank-node/traefik:1"
+INGRESS_CLASS = "traefik"
 CGROUP_FS = Path("/sys/fs/cgroup")
 # Paths the kubelet, containerd and the CNI plugins write outside the roots they are given.
 FOOTPRINT = (Path("/var/lib/kubelet"), Path("/var/log/containers"), Path("/var/log/pods"), Path("/var/lib/cni"),
@@ -103,12 +108,18 @@ class LocalNode:
         self._existed = {p: p.exists() for p in FOOTPRINT}
         self._netns_before: set[str] = set()
         self._sysctls_before: dict[str, str] = {}
+        self.ingress_port = 0
 
     @property
     def bin_dir(self) -> Path:
         if self._bin_dir is None:
             self._bin_dir = binaries.ensure()
         return self._bin_dir
+
+    @property
+    def ingress_url(self) -> str:
+        """Where the Ingress controller listens: the node's address (a host port), reachable from this host."""
+        return f"http://{NODE_IP}:{self.ingress_port}"
 
     @property
     def name(self) -> str:
@@ -136,15 +147,16 @@ class LocalNode:
         # A short root: containerd's shim sockets must fit a 108-byte unix socket path.
         self.root = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir="/tmp"))
         (self.root / "owner.pid").write_text(str(os.getpid()))
-        ports = free_ports(4)
-        self.layout = config.NodeLayout(self.root, *ports, pause_image=binaries.PAUSE_IMAGE)
+        ports = free_ports(5)
+        self.layout = config.NodeLayout(self.root, *ports[:4], pause_image=binaries.PAUSE_IMAGE)
+        self.ingress_port = ports[4]
         deadline = time.monotonic() + self.start_timeout
         try:
             self._network()
             self._containerd(bin_dir, deadline)
             self._kubelet(bin_dir, deadline)
             self._kube_proxy(bin_dir)
-            self._coredns(bin_dir, deadline)
+            self._addons(bin_dir, deadline)
         except BaseException:
             self.stop()
             raise
@@ -228,7 +240,7 @@ class LocalNode:
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
         self._spawn("containerd", [str(bin_dir / "containerd"), "--config", str(conf)])
         self._wait("containerd serving", deadline, lambda: self.ctr("version").returncode == 0, proc="containerd")
-        for archive in ("pause.oci.tar", "probe.oci.tar"):
+        for archive in ("pause.oci.tar", "probe.oci.tar", "engine-stand-in.oci.tar"):
             self.load_image(bin_dir / archive)
 
     def load_image(self, archive: Path) -> None:
@@ -272,15 +284,22 @@ class LocalNode:
         conf.write_text(yaml.safe_dump(config.kube_proxy_config(self.layout, self.cp.node_kubeconfigs["kube-proxy"])))
         self._spawn("kube-proxy", [str(bin_dir / "kube-proxy"), f"--config={conf}", "--v=1"])
 
-    def _coredns(self, bin_dir: Path, deadline: float) -> None:
-        archive = self.root / "coredns.oci.tar"
-        oci.write_image(archive, COREDNS_IMAGE, {"/coredns": bin_dir / "coredns"}, ["/coredns"])
-        self.load_image(archive)
-        archive.unlink()
-        self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(coredns_manifests()))
-        self._wait("CoreDNS Ready", deadline, lambda: self.cp.kubectl(
-            "-n", "kube-system", "wait", "--for=condition=Available", "deployment/coredns", "--timeout=2s",
-            check=False).returncode == 0, proc="kubelet")
+    def _addons(self, bin_dir: Path, deadline: float) -> None:
+        """CoreDNS and the volume provisioner, as Deployments in kube-system from images made here."""
+        for image, binary in ((COREDNS_IMAGE, "coredns"), (PROVISIONER_IMAGE, "hostpath-provisioner"),
+                              (TRAEFIK_IMAGE, "traefik")):
+            archive = self.root / f"{binary}.oci.tar"
+            oci.write_image(archive, image, {f"/{binary}": bin_dir / binary}, [f"/{binary}"])
+            self.load_image(archive)
+            archive.unlink()
+        volumes = self.root / "volumes"
+        volumes.mkdir()
+        manifests = coredns_manifests() + provisioner_manifests(volumes) + traefik_manifests(self.ingress_port)
+        self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+        for deployment in ("coredns", "hostpath-provisioner", "traefik"):
+            self._wait(f"{deployment} Available", deadline, lambda d=deployment: self.cp.kubectl(
+                "-n", "kube-system", "wait", "--for=condition=Available", f"deployment/{d}", "--timeout=2s",
+                check=False).returncode == 0, proc="kubelet")
 
     # ---- stop -------------------------------------------------------------------------------------
 
@@ -553,3 +572,85 @@ if __name__ == "__main__":
         sys.exit(1 if left else 0)
     print("usage: python -m rerank_localdev.node.host sweep", file=sys.stderr)
     sys.exit(2)
+
+
+def provisioner_manifests(volumes: Path) -> list[dict[str, Any]]:
+    """The dynamic provisioner (gosrc/hostpath-provisioner) and the cluster's default StorageClass: claims bind
+    when their first pod is scheduled, to a directory under `volumes` on this node."""
+    ns, name = "kube-system", "hostpath-provisioner"
+    labels = {"app": name}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+         "rules": [{"apiGroups": [""], "resources": ["persistentvolumes"],
+                    "verbs": ["get", "list", "watch", "create", "delete"]},
+                   {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "watch",
+                                                                                         "update"]},
+                   {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"],
+                    "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "update", "patch"]},
+                   {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+         "metadata": {"name": STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": PROVISIONER_NAME, "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns, "labels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"}, "template": {
+             "metadata": {"labels": labels},
+             "spec": {
+                 "serviceAccountName": name,
+                 "containers": [{
+                     "name": name, "image": PROVISIONER_IMAGE, "imagePullPolicy": "Never",
+                     "args": [f"--name={PROVISIONER_NAME}", f"--root={volumes}"],
+                     "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                     "volumeMounts": [{"name": "volumes", "mountPath": str(volumes)}],
+                 }],
+                 "volumes": [{"name": "volumes", "hostPath": {"path": str(volumes), "type": "Directory"}}],
+             }}}},
+    ]
+
+
+def traefik_manifests(host_port: int) -> list[dict[str, Any]]:
+    """Traefik with its Kubernetes Ingress provider, the cluster's default IngressClass, listening on the node's
+    address at `host_port`. No version check, no usage report: nothing leaves the machine."""
+    ns, name = "kube-system", "traefik"
+    labels = {"app": name}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+         "rules": [{"apiGroups": [""], "resources": ["services", "secrets", "nodes"],
+                    "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                    "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"],
+                    "verbs": ["get", "list", "watch"]},
+                   {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+         "metadata": {"name": INGRESS_CLASS, "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+         "spec": {"controller": "traefik.io/ingress-controller"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns, "labels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"}, "template": {
+             "metadata": {"labels": labels},
+             "spec": {
+                 "serviceAccountName": name,
+                 "containers": [{
+                     "name": name, "image": TRAEFIK_IMAGE, "imagePullPolicy": "Never",
+                     "args": ["--entryPoints.web.address=:8000", "--entryPoints.ping.address=:8082",
+                              "--ping.entryPoint=ping", "--providers.kubernetesingress",
+                              f"--providers.kubernetesingress.ingressendpoint.ip={NODE_IP}",
+                              "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
+                              "--log.level=INFO"],
+                     "ports": [{"name": "web", "containerPort": 8000, "hostPort": host_port, "hostIP": NODE_IP}],
+                     "readinessProbe": {"httpGet": {"path": "/ping", "port": 8082}, "periodSeconds": 2},
+                     "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                     "securityContext": {"capabilities": {"drop": ["ALL"]}, "allowPrivilegeEscalation": False,
+                                         "readOnlyRootFilesystem": True, "runAsNonRoot": True, "runAsUser": 65532},
+                 }],
+             }}}},
+    ]

@@ -4,6 +4,9 @@
 //	probe get URL                prints the body of one GET, exit 1 on failure (DNS via /etc/resolv.conf)
 //	probe crash MESSAGE          prints MESSAGE and exits 3
 //	probe eat MiB                allocates and touches MiB of memory, then sleeps
+//
+// Installed as /usr/bin/python3 in the engine stand-in image, it is started with the engine's command line
+// (`python3 -m vllm...`) and does what $PROBE_AS_ENGINE says: `crash:MESSAGE` or `eat:MiB`.
 package main
 
 import (
@@ -11,10 +14,15 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-m" {
+		mode, arg, _ := strings.Cut(os.Getenv("PROBE_AS_ENGINE"), ":")
+		os.Args = []string{os.Args[0], mode, arg}
+	}
 	if len(os.Args) < 3 {
 		fmt.Fprintln(os.Stderr, "usage: probe serve ADDR | get URL | crash MESSAGE | eat MiB")
 		os.Exit(2)
@@ -59,6 +67,7 @@ func main() {
 		fmt.Println("holding", len(chunks), "MiB")
 		time.Sleep(time.Hour)
 	default:
+		fmt.Fprintf(os.Stderr, "probe: unknown command %q\n", os.Args[1])
 		os.Exit(2)
 	}
 }
