@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import shlex
 import os
 import shutil
 import signal
@@ -95,10 +96,12 @@ def preflight() -> list[str]:
 class LocalNode:
     """See the module docstring.  `control_plane` must have been started with `node_ip=NODE_IP`."""
 
-    def __init__(self, control_plane: LocalControlPlane, bin_dir: Path | None = None, start_timeout: float = 180):
+    def __init__(self, control_plane: LocalControlPlane, bin_dir: Path | None = None, start_timeout: float = 180,
+                 ingress: bool = True):
         if control_plane.node_ip != NODE_IP:
             raise NodeError(f"start the control plane with LocalControlPlane(node_ip={NODE_IP!r}) for a real node")
         self.cp = control_plane
+        self.with_ingress = ingress
         self._bin_dir = bin_dir
         self.start_timeout = start_timeout
         self.root = Path()
@@ -108,6 +111,7 @@ class LocalNode:
         self._existed = {p: p.exists() for p in FOOTPRINT}
         self._netns_before: set[str] = set()
         self._sysctls_before: dict[str, str] = {}
+        self._rules_before: dict[str, list[str]] = {}
         self.ingress_port = 0
 
     @property
@@ -144,6 +148,8 @@ class LocalNode:
                             "killed before its teardown (python -m rerank_localdev.node.host sweep)")
         self._existed = {p: p.exists() for p in FOOTPRINT}
         self._netns_before = set(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else set()
+        # Other users of iptables on this machine (a container engine's CNI chains) are not ours to report.
+        self._rules_before = _iptables_rules()
         # A short root: containerd's shim sockets must fit a 108-byte unix socket path.
         self.root = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir="/tmp"))
         (self.root / "owner.pid").write_text(str(os.getpid()))
@@ -286,17 +292,21 @@ class LocalNode:
 
     def _addons(self, bin_dir: Path, deadline: float) -> None:
         """CoreDNS and the volume provisioner, as Deployments in kube-system from images made here."""
-        for image, binary in ((COREDNS_IMAGE, "coredns"), (PROVISIONER_IMAGE, "hostpath-provisioner"),
-                              (TRAEFIK_IMAGE, "traefik")):
+        addons = [(COREDNS_IMAGE, "coredns"), (PROVISIONER_IMAGE, "hostpath-provisioner")]
+        if self.with_ingress:
+            addons.append((TRAEFIK_IMAGE, "traefik"))
+        for image, binary in addons:
             archive = self.root / f"{binary}.oci.tar"
             oci.write_image(archive, image, {f"/{binary}": bin_dir / binary}, [f"/{binary}"])
             self.load_image(archive)
             archive.unlink()
         volumes = self.root / "volumes"
         volumes.mkdir()
-        manifests = coredns_manifests() + provisioner_manifests(volumes) + traefik_manifests(self.ingress_port)
+        manifests = coredns_manifests() + provisioner_manifests(volumes)
+        if self.with_ingress:
+            manifests += traefik_manifests(self.ingress_port)
         self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
-        for deployment in ("coredns", "hostpath-provisioner", "traefik"):
+        for deployment in ("coredns", "hostpath-provisioner") + (("traefik",) if self.with_ingress else ()):
             self._wait(f"{deployment} Available", deadline, lambda d=deployment: self.cp.kubectl(
                 "-n", "kube-system", "wait", "--for=condition=Available", f"deployment/{d}", "--timeout=2s",
                 check=False).returncode == 0, proc="kubelet")
@@ -326,8 +336,8 @@ class LocalNode:
         step("shims", self._kill_shims)
         step("mounts", self._unmount)
         step("cgroups", self._remove_cgroups)
-        step("kubelet chains", _remove_kubelet_chains)
-        step("portmap chains", _remove_empty_portmap_chains)
+        step("kubelet chains", lambda: _remove_kubelet_chains(self._rules_before))
+        step("portmap chains", lambda: _remove_empty_portmap_chains(self._rules_before))
         for name, undo in reversed(self._undo):
             step(name, undo)
         self._undo.clear()
@@ -427,7 +437,7 @@ class LocalNode:
 
     def leftovers(self) -> list[str]:
         """Everything of the node still on the machine (empty after a complete teardown)."""
-        return leftovers(self._bin_dir, self._existed, self._netns_before)
+        return leftovers(self._bin_dir, self._existed, self._netns_before, self._rules_before)
 
 
 def _mounts() -> list[str]:
@@ -439,26 +449,45 @@ def _iptables_rules() -> dict[str, list[str]]:
             for table in ("filter", "nat", "mangle")}
 
 
-def _remove_kubelet_chains() -> None:
-    for table in ("filter", "nat", "mangle"):
-        _run("iptables", "-w", "-t", table, "-F", "KUBE-KUBELET-CANARY", check=False)
-        _run("iptables", "-w", "-t", table, "-X", "KUBE-KUBELET-CANARY", check=False)
+# The chains the kubelet makes (kube-proxy --cleanup leaves them).
+KUBELET_CHAINS = (("filter", "KUBE-FIREWALL"), ("mangle", "KUBE-IPTABLES-HINT"), ("filter", "KUBE-KUBELET-CANARY"),
+                  ("nat", "KUBE-KUBELET-CANARY"), ("mangle", "KUBE-KUBELET-CANARY"))
 
 
-def _remove_empty_portmap_chains() -> None:
-    """The portmap plugin's top-level chains stay after the last CNI DEL; removed when empty (never while
-    another user of the CNI plugins has rules in them)."""
-    rules = _iptables_rules()["nat"]
-    for chain in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"):
-        if f"-N {chain}" not in rules or any(r.startswith(f"-A {chain} ") for r in rules):
-            continue
-        for rule in rules:
-            if rule.startswith("-A ") and f"-j {chain}" in rule:
-                _run("iptables", "-w", "-t", "nat", "-D", *rule.split()[1:], check=False)
-        _run("iptables", "-w", "-t", "nat", "-X", chain, check=False)
+def _remove_chain(table: str, chain: str) -> None:
+    """Deletes the rules that jump to `chain`, then the chain itself."""
+    for rule in _iptables_rules()[table]:
+        if rule.startswith("-A ") and rule.endswith(f"-j {chain}"):
+            _run("iptables", "-w", "-t", table, "-D", *shlex.split(rule)[1:], check=False)
+    _run("iptables", "-w", "-t", table, "-F", chain, check=False)
+    _run("iptables", "-w", "-t", table, "-X", chain, check=False)
 
 
-def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set[str]) -> list[str]:
+def _remove_kubelet_chains(rules_before: dict[str, list[str]] | None = None) -> None:
+    for table, chain in KUBELET_CHAINS:
+        if f"-N {chain}" not in (rules_before or {}).get(table, []):
+            _remove_chain(table, chain)
+
+
+PORTMAP_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ")
+
+
+def _remove_empty_portmap_chains(rules_before: dict[str, list[str]] | None = None) -> None:
+    """The portmap plugin's top-level chains (each with its one standard rule) stay after the last CNI DEL.
+    Removed when they were not there before the node and no port mapping is left in them: another user of the
+    CNI plugins on this machine (a container engine) may still be using them otherwise."""
+    nat = _iptables_rules()["nat"]
+    if any(r.startswith("-A CNI-HOSTPORT-DNAT ") for r in nat) or any(r.startswith("-N CNI-DN-") for r in nat):
+        return
+    for chain in PORTMAP_CHAINS:
+        if f"-N {chain}" in nat and f"-N {chain}" not in (rules_before or {}).get("nat", []):
+            _remove_chain("nat", chain)
+
+
+def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set[str],
+              rules_before: dict[str, list[str]] | None = None) -> list[str]:
+    """What of a node is on the machine: `existed`, `netns_before` and `rules_before` describe the machine before
+    it started (paths, network namespaces and iptables rules that were someone else's)."""
     found = []
     if Path("/sys/class/net", config.BRIDGE).exists():
         found.append(f"interface {config.BRIDGE}")
@@ -466,8 +495,11 @@ def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set
     prefixes = (config.CLUSTER_CIDR.split(".0.0/")[0] + ".", SERVICE_CIDR.split(".0.0/")[0] + ".")
     found += [f"route {r}" for r in routes if any(p in r for p in prefixes)]
     for table, rules in _iptables_rules().items():
-        found += [f"iptables -t {table} {r}" for r in rules
-                  if any(mark in r for mark in ("KUBE-", FORWARD_CHAIN, config.BRIDGE, "CNI-", *prefixes))]
+        before = set((rules_before or {}).get(table, []))
+        # Other CNI users' chains (CNI-<hash>, the firewall plugin's) are theirs; the portmap ones are shared.
+        found += [f"iptables -t {table} {r}" for r in rules if r not in before
+                  and any(mark in r for mark in ("KUBE-", FORWARD_CHAIN, config.BRIDGE, "CNI-HOSTPORT-", "CNI-DN-",
+                                                 *prefixes))]
     found += [f"mount {m}" for m in _mounts() if m.startswith("/tmp/" + DIR_PREFIX)
               or (m.startswith(str(NETNS_DIR) + "/cni-") and Path(m).name not in netns_before)]
     if bin_dir:
