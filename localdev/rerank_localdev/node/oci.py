@@ -42,7 +42,8 @@ def write_image(archive: Path, name: str, files: Mapping[str, Path], entrypoint:
     config = json.dumps({
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Entrypoint": list(entrypoint), "Env": ["PATH=/"]},
+        "config": {"Entrypoint": list(entrypoint),
+                   "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/"]},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
     }, sort_keys=True).encode()
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()

@@ -118,7 +118,8 @@ def pod_failure(pods: Sequence[Mapping[str, Any]], create_refused: str | None = 
                 return Failure(OOM_KILLED, f"{where} was killed for exceeding its memory limit "
                                f"({cs.get('restartCount', 0)} restarts); raise spec.engine.resources.limits.memory")
             if waiting.get("reason") == "CrashLoopBackOff":
-                line = logs.get((name, cs.get("name") or "")) or "(no log)"
+                # A container that never started has no log, but the runtime's reason in its state.
+                line = logs.get((name, cs.get("name") or "")) or terminated.get("message") or "(no log)"
                 return Failure(CRASH_LOOP_BACK_OFF, f"{where} keeps exiting (code {terminated.get('exitCode')}, "
                                f"{cs.get('restartCount', 0)} restarts); its last log line: {line}")
     return None
