@@ -73,3 +73,37 @@ def test_cluster_dns_answers_cluster_names_and_forwards_nothing():
     corefile = config.coredns_corefile()
     assert "kubernetes cluster.local" in corefile
     assert "forward" not in corefile and "proxy" not in corefile
+
+
+def test_the_dns_service_is_where_the_kubelet_points_pods():
+    from rerank_localdev.node import host
+
+    service = next(m for m in host.coredns_manifests() if m["kind"] == "Service")
+    assert service["spec"]["clusterIP"] == config.DNS_SERVICE_IP
+    deployment = next(m for m in host.coredns_manifests() if m["kind"] == "Deployment")
+    # CoreDNS itself resolves nothing upstream: its own resolv.conf is the node's empty one.
+    assert deployment["spec"]["template"]["spec"]["dnsPolicy"] == "Default"
+
+
+def test_the_ingress_controller_reports_nothing_home_and_listens_on_the_node_address_only():
+    from rerank_localdev.node import host
+
+    deployment = next(m for m in host.traefik_manifests(18000) if m["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--global.checkNewVersion=false" in container["args"]
+    assert "--global.sendAnonymousUsage=false" in container["args"]
+    assert container["ports"][0]["hostIP"] == host.NODE_IP and container["ports"][0]["hostPort"] == 18000
+    ingress_class = next(m for m in host.traefik_manifests(18000) if m["kind"] == "IngressClass")
+    assert ingress_class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
+
+
+def test_claims_bind_where_their_pod_runs_on_the_default_class(tmp_path):
+    from rerank_localdev.node import host
+
+    manifests = host.provisioner_manifests(tmp_path)
+    storage_class = next(m for m in manifests if m["kind"] == "StorageClass")
+    assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert storage_class["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert storage_class["provisioner"] == host.PROVISIONER_NAME
+    deployment = next(m for m in manifests if m["kind"] == "Deployment")
+    assert f"--root={tmp_path}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]

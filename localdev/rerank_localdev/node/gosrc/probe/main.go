@@ -2,6 +2,7 @@
 //
 //	probe serve :8080            HTTP: /healthz -> ok, / -> the pod's host name
 //	probe get URL                prints the body of one GET, exit 1 on failure (DNS via /etc/resolv.conf)
+//	probe post URL JSON          the same for one POST of a JSON body
 //	probe crash MESSAGE          prints MESSAGE and exits 3
 //	probe eat MiB                allocates and touches MiB of memory, then sleeps
 //
@@ -37,9 +38,15 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-	case "get":
-		client := http.Client{Timeout: 10 * time.Second}
-		resp, err := client.Get(os.Args[2])
+	case "get", "post":
+		client := http.Client{Timeout: 60 * time.Second}
+		var resp *http.Response
+		var err error
+		if os.Args[1] == "post" && len(os.Args) > 3 {
+			resp, err = client.Post(os.Args[2], "application/json", strings.NewReader(os.Args[3]))
+		} else {
+			resp, err = client.Get(os.Args[2])
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
