@@ -36,10 +36,7 @@ def _load_images(real_node, tmp_path: Path) -> dict[str, str]:
         ref = images.image_ref(name)
         if not images.image_exists(ref):
             images.build(name, echo=False)
-        archive = tmp_path / f"{name}.tar"
-        images.podman("save", "-o", str(archive), ref, timeout=900)
-        real_node.node.load_image(archive)
-        archive.unlink()
+        real_node.node.load_image_from(["podman", "save", ref], env=images.environment())
         refs[name] = ref
     return refs
 
@@ -90,6 +87,8 @@ def _rerank_from_a_pod(real_node, url: str, model: str) -> dict:
     return json.loads(out)
 
 
+# Importing the CPU engine image (3.8 GB) into containerd takes minutes; then the engine loads.
+@pytest.mark.timeout(2700)
 def test_the_readme_helm_path_on_a_real_node(real_node, tmp_path):
     cp = real_node.cp
     refs = _load_images(real_node, tmp_path)

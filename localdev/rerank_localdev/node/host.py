@@ -253,6 +253,22 @@ class LocalNode:
         """Imports an image archive (`podman save`, `docker save` or OCI layout) into the node: no registry."""
         self.ctr("images", "import", str(archive), timeout=600)
 
+    def load_image_from(self, command: list[str], timeout: float = 1800, env: dict[str, str] | None = None) -> None:
+        """Imports the image archive that `command` writes to its stdout (e.g. `podman save REF`): no copy on disk."""
+        assert self.layout
+        producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            importer = subprocess.run(
+                [str(self.bin_dir / "ctr"), "--address", str(self.layout.containerd_socket), "--namespace", "k8s.io",
+                 "images", "import", "-"], stdin=producer.stdout, capture_output=True, text=True, timeout=timeout)
+        finally:
+            producer.stdout.close()  # type: ignore[union-attr]
+            producer_err = producer.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
+            producer.wait()
+        if producer.returncode != 0 or importer.returncode != 0:
+            raise NodeError(f"{' '.join(command)} | ctr images import - failed: {producer_err.strip()} "
+                            f"{importer.stderr.strip()}")
+
     def images(self) -> list[str]:
         return self.ctr("images", "ls", "-q").stdout.split()
 
