@@ -97,11 +97,13 @@ class LocalNode:
     """See the module docstring.  `control_plane` must have been started with `node_ip=NODE_IP`."""
 
     def __init__(self, control_plane: LocalControlPlane, bin_dir: Path | None = None, start_timeout: float = 180,
-                 ingress: bool = True):
+                 ingress: bool | None = None):
+        """`ingress`: run Traefik (default: when it has been built, see binaries.OPTIONAL_PARTS)."""
         if control_plane.node_ip != NODE_IP:
             raise NodeError(f"start the control plane with LocalControlPlane(node_ip={NODE_IP!r}) for a real node")
         self.cp = control_plane
-        self.with_ingress = ingress
+        self._ingress = ingress
+        self.with_ingress = False
         self._bin_dir = bin_dir
         self.start_timeout = start_timeout
         self.root = Path()
@@ -143,6 +145,7 @@ class LocalNode:
         if missing:
             raise NodeError("this machine cannot run a real node; it lacks: " + "; ".join(missing))
         bin_dir = self.bin_dir
+        self.with_ingress = (bin_dir / "traefik").exists() if self._ingress is None else self._ingress
         if Path("/sys/class/net", config.BRIDGE).exists():
             raise NodeError(f"the bridge {config.BRIDGE} exists already: another node runs here, or one was "
                             "killed before its teardown (python -m rerank_localdev.node.host sweep)")
