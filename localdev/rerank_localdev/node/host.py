@@ -590,8 +590,17 @@ def sweep() -> list[str]:
                 os.kill(int(proc.name), signal.SIGKILL)
         except OSError:
             pass
+    # The containers outlive their killed shims: everything still in the node's cgroups goes too.
+    for cgroup in _cgroup_dirs(config.CGROUP_ROOT):
+        for procs in cgroup.rglob("cgroup.procs") if cgroup.exists() else ():
+            for pid in procs.read_text().split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    time.sleep(1)
     for mount in reversed(_mounts()):
-        if mount.startswith("/tmp/" + DIR_PREFIX):
+        if mount.startswith("/tmp/" + DIR_PREFIX) or mount.startswith(str(NETNS_DIR) + "/cni-"):
             _run("umount", "-l", mount, check=False)
     for cgroup in _cgroup_dirs(config.CGROUP_ROOT):
         if cgroup.exists():
