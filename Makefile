@@ -1,6 +1,6 @@
 # The two entry points of the README. Both install what they need first (scripts/bootstrap.sh), and both build
 # the local Kubernetes control plane from source on first use (cached under ~/.cache/rerank-operator/bin).
-.PHONY: local test venv binaries images
+.PHONY: local test venv binaries images node-binaries
 VENV ?= .venv
 
 venv:
@@ -8,6 +8,10 @@ venv:
 
 binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.binaries ensure
+
+# The real node's parts (kubelet, kube-proxy, containerd, CoreDNS, Traefik, ...) for tests/node, cached likewise.
+node-binaries: venv
+	$(VENV)/bin/python -m rerank_localdev.node.binaries ensure
 
 local: binaries
 	$(VENV)/bin/rerank-operator local
@@ -18,8 +22,8 @@ images: venv
 	WITH_IMAGES=1 ./scripts/bootstrap.sh
 	$(VENV)/bin/python -m rerank_localdev.images build
 
-# The browser tests need Debian's Chromium, the image tests podman, the gateway tests Redis and litellm's own
-# venv: installed here, not for `make local`.
-test: binaries
-	WITH_BROWSER=1 WITH_IMAGES=1 WITH_TEST_SERVICES=1 ./scripts/bootstrap.sh
+# The browser tests need Debian's Chromium, the image tests podman, the node tests containerd's parts, the
+# gateway tests Redis and litellm's own venv: installed here, not for `make local`.
+test: binaries node-binaries
+	WITH_BROWSER=1 WITH_IMAGES=1 WITH_NODE=1 WITH_TEST_SERVICES=1 ./scripts/bootstrap.sh
 	$(VENV)/bin/python -m pytest

@@ -47,3 +47,8 @@ if [ "${WITH_IMAGES:-0}" = 1 ] && ! command -v podman buildah runc debootstrap >
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     podman buildah runc debootstrap containernetworking-plugins
 fi
+
+# The real node's Debian parts (runc, CNI plugins, iptables, conntrack) for the node tests.
+if [ "${WITH_NODE:-0}" = 1 ]; then
+  ./scripts/bootstrap-node.sh
+fi

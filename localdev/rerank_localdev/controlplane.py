@@ -59,6 +59,8 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 SERVICE_CIDR = "10.96.0.0/16"
+# The real node's name (rerank_localdev.node), when one joins.
+NODE_NAME = "rerank-node-0"
 CLUSTER_NAME = "rerank-local"
 KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 KWOK_POD_STARTED_STAGE = Path(__file__).with_name("kwok-stage-pod-started.yaml")
@@ -197,7 +199,13 @@ class LocalControlPlane:
         start_timeout: float = 120.0,
         keep_dir: bool | None = None,
         pods_ready_on_start: bool = True,
+        node_ip: str | None = None,
     ) -> None:
+        # A real node (rerank_localdev.node) joins at `node_ip`: the API server then listens on every address
+        # and advertises that one (pods reach it through the `kubernetes` Service), and reaches the kubelet at
+        # the node's InternalIP with a client certificate.
+        self.node_ip = node_ip
+        self.node_kubeconfigs: dict[str, Path] = {}
         self._bin_dir = Path(bin_dir) if bin_dir else None
         self.pods_ready_on_start = pods_ready_on_start
         self._default_nodes = [dict(n) for n in (DEFAULT_NODES if nodes is None else nodes)]
@@ -281,17 +289,19 @@ class LocalControlPlane:
         self.ports = dict(zip(names, free_ports(len(names))))
         self.server = f"https://127.0.0.1:{self.ports['apiserver']}"
 
-        material = pki.make_control_plane_pki()
+        material = pki.make_control_plane_pki(extra_ips=(self.node_ip,) if self.node_ip else ())
         files = {
             "ca.crt": material.ca.cert, "ca.key": material.ca.key,
             "apiserver.crt": material.apiserver.cert, "apiserver.key": material.apiserver.key,
             "sa.key": material.sa_private_key, "sa.pub": material.sa_public_key,
+            "kubelet-client.crt": material.kubelet_client.cert, "kubelet-client.key": material.kubelet_client.key,
         }
         for name, data in files.items():
             (d / name).write_bytes(data)
             (d / name).chmod(0o600)
 
-        tokens = {k: secrets.token_hex(24) for k in ("admin", "operator", "kcm", "scheduler", "kwok")}
+        tokens = {k: secrets.token_hex(24) for k in ("admin", "operator", "kcm", "scheduler", "kwok", "kubelet",
+                                                     "kube-proxy")}
         self._admin_token = tokens["admin"]
         # Static token file: token,user,uid,"group1,group2".
         rows = [
@@ -302,6 +312,11 @@ class LocalControlPlane:
             # kwok writes node/pod status and leases for every simulated node.
             (tokens["kwok"], "kwok-controller", "kwok", ("system:masters",)),
         ]
+        if self.node_ip:
+            # The identities kubeadm gives a node's kubelet and kube-proxy (the Node authorizer and the
+            # default system:node-proxier binding know them).
+            rows += [(tokens["kubelet"], f"system:node:{NODE_NAME}", "kubelet", ("system:nodes",)),
+                     (tokens["kube-proxy"], "system:kube-proxy", "kube-proxy", ())]
         (d / "tokens.csv").write_text("".join(f'{t},{u},{uid},"{",".join(g)}"\n' for t, u, uid, g in rows))
 
         def kubeconfig(filename: str, user: str, token: str) -> Path:
@@ -315,6 +330,17 @@ class LocalControlPlane:
         kcm_kc = kubeconfig("controller-manager.kubeconfig", "system:kube-controller-manager", tokens["kcm"])
         sched_kc = kubeconfig("scheduler.kubeconfig", "system:kube-scheduler", tokens["scheduler"])
         kwok_kc = kubeconfig("kwok.kubeconfig", "kwok-controller", tokens["kwok"])
+        if self.node_ip:
+            self.node_kubeconfigs = {
+                "kubelet": kubeconfig("kubelet.kubeconfig", f"system:node:{NODE_NAME}", tokens["kubelet"]),
+                "kube-proxy": kubeconfig("kube-proxy.kubeconfig", "system:kube-proxy", tokens["kube-proxy"]),
+            }
+        node_flags = [
+            "--bind-address=0.0.0.0", f"--advertise-address={self.node_ip}",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={d / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={d / 'kubelet-client.key'}",
+        ] if self.node_ip else ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"]
 
         etcd_url = f"http://127.0.0.1:{self.ports['etcd']}"
         peer_url = f"http://127.0.0.1:{self.ports['etcd-peer']}"
@@ -336,8 +362,7 @@ class LocalControlPlane:
         self._spawn("kube-apiserver", [
             str(bin_dir / "kube-apiserver"),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            *node_flags,
             f"--secure-port={self.ports['apiserver']}",
             f"--cert-dir={d / 'apiserver-certs'}",
             f"--tls-cert-file={d / 'apiserver.crt'}",

@@ -38,6 +38,8 @@ class ControlPlanePKI:
     apiserver: Pair
     sa_private_key: bytes
     sa_public_key: bytes
+    # The API server's client identity towards kubelets (logs, exec, port-forward).
+    kubelet_client: Pair
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -85,7 +87,9 @@ def make_serving_cert(
     dns_names: tuple[str, ...],
     ips: tuple[str, ...],
     days: int = 365,
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> Pair:
+    """A leaf certificate signed by the CA: a serving one by default, a client one with `usage=CLIENT_AUTH`."""
     key = _key()
     san = [x509.DNSName(n) for n in dns_names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
     builder = (
@@ -96,21 +100,25 @@ def make_serving_cert(
         .serial_number(x509.random_serial_number())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
     cert = _validity(builder, days).sign(ca_key, hashes.SHA256())
     return Pair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def make_control_plane_pki(service_ip: str = "10.96.0.1") -> ControlPlanePKI:
-    """Everything the API server needs; `service_ip` is the `kubernetes` Service's ClusterIP."""
+def make_control_plane_pki(service_ip: str = "10.96.0.1", extra_ips: tuple[str, ...] = ()) -> ControlPlanePKI:
+    """Everything the API server needs; `service_ip` is the `kubernetes` Service's ClusterIP, `extra_ips` the
+    addresses it is advertised on besides loopback (a real node's pods reach it there)."""
     ca, ca_key, ca_cert = make_ca()
     apiserver = make_serving_cert(
-        ca_key, ca_cert, "kube-apiserver", API_SERVER_DNS_NAMES, ("127.0.0.1", service_ip)
+        ca_key, ca_cert, "kube-apiserver", API_SERVER_DNS_NAMES, ("127.0.0.1", service_ip, *extra_ips)
     )
+    kubelet_client = make_serving_cert(ca_key, ca_cert, "kube-apiserver-kubelet-client", (), (),
+                                       usage=ExtendedKeyUsageOID.CLIENT_AUTH)
     sa = _key()
     sa_public = sa.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return ControlPlanePKI(ca=ca, apiserver=apiserver, sa_private_key=_key_pem(sa), sa_public_key=sa_public)
+    return ControlPlanePKI(ca=ca, apiserver=apiserver, sa_private_key=_key_pem(sa), sa_public_key=sa_public,
+                           kubelet_client=kubelet_client)

@@ -40,3 +40,20 @@ BUILD_RECIPE = 2
 def cache_key() -> str:
     """Names the cache directory, so that changing any pin builds afresh beside the old binaries."""
     return f"k8s-{KUBERNETES}_kwok-{KWOK}_helm-{HELM}_r{BUILD_RECIPE}"
+
+# ---- the real node (rerank_localdev.node) ----------------------------------------------------------
+# kubelet and kube-proxy come from KUBERNETES above, built from the same wrapper module as the control plane.
+# containerd 2.x: Debian's 1.6 is too old for the CRI that Kubernetes 1.36's kubelet requires.
+CONTAINERD = "v2.4.2"
+COREDNS = "v1.14.7"
+# The library behind the node's dynamic volume provisioner (node/gosrc/hostpath-provisioner).
+PROVISIONER_LIB = "v11.0.1"
+# The Ingress controller. v3.7.x cannot be built from the module proxy (its go.mod replaces a nested module,
+# github.com/traefik/traefik/dynamic/ext, with a local path that the module zip does not contain).
+TRAEFIK = "v3.6.12"
+NODE_BUILD_RECIPE = 2
+
+
+def node_cache_key() -> str:
+    return (f"node-k8s-{KUBERNETES}_containerd-{CONTAINERD}_coredns-{COREDNS}_traefik-{TRAEFIK}"
+            f"_r{NODE_BUILD_RECIPE}")

@@ -43,6 +43,7 @@ NAMESPACED_RULES = {
     ("networking.k8s.io", "ingresses"): CRUD,
     ("policy", "poddisruptionbudgets"): CRUD,
     ("", "pods"): READ,
+    ("", "pods/log"): {"get"},
     ("", "events"): {"create", "patch", "list"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }

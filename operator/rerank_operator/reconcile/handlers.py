@@ -206,6 +206,19 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
             deleting = deleted or bool(body.get("metadata", {}).get("deletionTimestamp"))
             state.autoscalers.sync(namespace, name, body.get("spec"), deleting=deleting)
 
+    @kopf.on.event("", "v1", "pods", labels={**CHILD_LABELS, "app.kubernetes.io/component": L.ENGINE},
+                   registry=registry, id="engine-pod-status")
+    async def engine_pod_changed(body: kopf.Body, namespace: str, logger: logging.Logger, **_: Any) -> None:
+        """A pod's failure (image pull, crash loop, OOM kill) changes no StatefulSet field: its own events
+        refresh the status, each time what the pod reports about its health changes."""
+        owner = (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/instance")
+        if owner is None or state.reconciler is None:
+            return
+        try:
+            await state.reconciler.refresh_pod_status(namespace, owner, body)
+        except ApiError as exc:  # the next event or the periodic check catches up
+            log.warning("status refresh failed: %s", exc, extra=object_ref(namespace, owner))
+
     async def child_changed(event: Mapping[str, Any], body: kopf.Body, namespace: str,
                             logger: logging.Logger, **_: Any) -> None:
         if state.drift is None:

@@ -42,6 +42,8 @@ from .status import (
     carried_failure,
     compute_status,
     pod_creation_failure,
+    crashed_containers,
+    pod_failure,
     degraded_transition,
     status_patch,
     sts_state,
@@ -124,6 +126,8 @@ class Reconciler:
         # watch event of that version is our own doing, not drift (see ``drift``).
         self.written: dict[tuple[str, str, str], str | None] = {}
         self._published: dict[tuple[str, str], str] = {}
+        # Per engine pod: the failure its last event showed, so only a change triggers a status refresh.
+        self._pod_seen: dict[tuple[str, str], str | None] = {}
         # A just-created StatefulSet gets its first status from its controller within moments; the
         # reconcile that created it waits (up to ``sts_wait`` seconds, holding no slot) for that
         # watch event and writes one status with it, instead of a status now and another one
@@ -152,6 +156,8 @@ class Reconciler:
         self._published.pop((namespace, name), None)
         for ref in all_child_refs(name):
             self.written.pop((ref.kind, namespace, ref.name), None)
+        for key in [k for k in self._pod_seen if k[0] == namespace and k[1].startswith(f"{name}-")]:
+            del self._pod_seen[key]
 
     # --- full reconcile ------------------------------------------------------------------------
 
@@ -234,7 +240,7 @@ class Reconciler:
             if problem:
                 result.failure = Failure(INSUFFICIENT_GPUS, problem)
             else:
-                result.failure = await self.pod_creation_problem(namespace, name, spec, sts)
+                result.failure = await self.pod_failure(namespace, name, spec, sts)
         if transient:
             result.transient = transient[0][1]
         # Claim the generation only when it was fully applied (a retry follows a transient error).
@@ -328,6 +334,18 @@ class Reconciler:
         async with self._refresh_slots, self._slots:
             return await self._refresh_status(namespace, name, sts, state)
 
+    async def refresh_pod_status(self, namespace: str, name: str, pod: Mapping[str, Any]) -> dict | None:
+        """Recompute the status after an engine pod's health changed (a new failure, or one cleared)."""
+        failure = pod_failure([pod])
+        key = (namespace, pod["metadata"]["name"])
+        seen = failure.reason if failure else None
+        if key in self._pod_seen and self._pod_seen[key] == seen:
+            return None
+        self._pod_seen[key] = seen
+        async with self._refresh_slots, self._slots:
+            sts = await self.kube.get("apps/v1", "StatefulSet", namespace, L.engine_name(name))
+            return await self._refresh_status(namespace, name, sts, sts_state(sts))
+
     async def _refresh_status(self, namespace: str, name: str, sts: Mapping[str, Any] | None,
                               state: dict[str, Any]) -> dict | None:
         body = await self.kube.get(L.API_VERSION, L.KIND, namespace, name)
@@ -342,12 +360,34 @@ class Reconciler:
             problem = await self.capacity.problem(spec.engine.gpus, spec.scheduling.node_selector)
             failure = Failure(INSUFFICIENT_GPUS, problem) if problem else None
         if failure is None:
-            failure = await self.pod_creation_problem(namespace, name, spec, sts)
+            failure = await self.pod_failure(namespace, name, spec, sts)
         status = await self.publish(body, wanted_of(body, spec), sts, claim=None,
                                     failure=failure, ui_enabled=spec.ui.enabled)
         if state:
             self._sts_seen[(namespace, name)] = state
         return status
+
+    async def pod_failure(self, namespace: str, name: str, spec: RerankerDeploymentSpec,
+                          sts: Mapping[str, Any] | None) -> Failure | None:
+        """Why the engine pods cannot serve, in the StatefulSet controller's words (admission refused
+        them) or their kubelet's (image, crash loop, OOM kill), or None (a read failing here is no
+        failure of the RerankerDeployment: the next event reads again)."""
+        refused = await self.pod_creation_problem(namespace, name, spec, sts)
+        if refused is not None:
+            return refused
+        try:
+            pods = await self.kube.list("v1", "Pod", namespace, L.selector_string(name))
+            logs: dict[tuple[str, str], str] = {}
+            for pod, container in crashed_containers(pods):
+                _, text = await self.kube.request(
+                    "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                    params={"container": container, "previous": "true", "tailLines": "5"}, content_type=None)
+                lines = [line for line in str(text or "").splitlines() if line.strip()]
+                if lines:
+                    logs[(pod, container)] = lines[-1].strip()
+        except ApiError:
+            return None
+        return pod_failure(pods, None, logs)
 
     async def publish(self, body: Mapping[str, Any], wanted: Wanted | None, sts: Mapping[str, Any] | None, *,
                       claim: int | None, failure: Failure | None, ui_enabled: bool,

@@ -9,9 +9,11 @@ Conditions:
   Degraded reason when the spec cannot progress (e.g. no node has enough GPUs).
 * ``Degraded``: the operator cannot make the spec real: ``InsufficientGPUs`` (no node has
   ``tensorParallelSize`` allocatable ``nvidia.com/gpu``), ``InvalidSpec`` or ``ReconcileFailed``
-  (the API server refused a child), ``PodSecurityViolation`` (the namespace's Pod Security level
+  (the API server refused a child); ``PodSecurityViolation`` (the namespace's Pod Security level
   refuses the engine pods) or ``PodCreationFailed`` (another admission refusal, e.g. a quota), both
-  read from the StatefulSet controller's FailedCreate events; ``AsExpected`` otherwise.
+  read from the StatefulSet controller's FailedCreate events; or an engine pod cannot run, as its
+  kubelet reports it (``pod_failure``): ``ImagePullBackOff``, ``CrashLoopBackOff`` (with the engine's
+  last log line), ``OOMKilled``; ``AsExpected`` otherwise.
 
 ``AutoscalingActive`` / ``ScalingLimited`` belong to the autoscaler (autoscaling.state); they are
 carried over untouched, except that ``AutoscalingActive`` is turned False once autoscaling is
@@ -105,9 +107,60 @@ def pod_creation_failure(events: Sequence[Mapping[str, Any]], now: float) -> Fai
             latest = (when, event)
     if latest is None:
         return None
-    message = latest[1].get("message") or ""
+    return creation_refused(latest[1].get("message") or "")
+
+
+def creation_refused(message: str) -> Failure:
+    """The failure for a FailedCreate event's message: Pod Security's own, or any other admission refusal."""
     reason = POD_SECURITY_VIOLATION if "violates PodSecurity" in message else POD_CREATION_FAILED
     return Failure(reason, f"the StatefulSet controller cannot create engine pods: {message}")
+
+
+IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+OOM_KILLED = "OOMKilled"
+# The kubelet's waiting reasons that all mean "this image cannot be had".
+_IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+def pod_failure(pods: Sequence[Mapping[str, Any]], create_refused: str | None = None,
+                last_log_lines: Mapping[tuple[str, str], str] | None = None) -> Failure | None:
+    """Why the engine pods cannot serve, as their kubelet reports it, or None.
+
+    ``pods``: the engine pods; ``create_refused``: the message of the StatefulSet controller's latest
+    FailedCreate event (a pod the API server refused, e.g. Pod Security admission); ``last_log_lines``:
+    (pod, container) -> the last line the crashed container wrote. The first failing pod by name decides."""
+    if create_refused:
+        return creation_refused(create_refused)
+    logs = last_log_lines or {}
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        name = pod["metadata"]["name"]
+        status = pod.get("status") or {}
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            where = f"pod {name}, container {cs.get('name')}"
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            terminated = (cs.get("lastState") or {}).get("terminated") or (cs.get("state") or {}).get("terminated") \
+                or {}
+            if waiting.get("reason") in _IMAGE_REASONS:
+                return Failure(IMAGE_PULL_BACK_OFF, f"{where}: image {cs.get('image')!r} cannot be pulled "
+                               f"({waiting['reason']}: {waiting.get('message') or 'no detail'}); check spec.engine.image "
+                               "and the pull secrets")
+            if terminated.get("reason") == "OOMKilled":
+                return Failure(OOM_KILLED, f"{where} was killed for exceeding its memory limit "
+                               f"({cs.get('restartCount', 0)} restarts); raise spec.engine.resources.limits.memory")
+            if waiting.get("reason") == "CrashLoopBackOff":
+                # A container that never started has no log, but the runtime's reason in its state.
+                line = logs.get((name, cs.get("name") or "")) or terminated.get("message") or "(no log)"
+                return Failure(CRASH_LOOP_BACK_OFF, f"{where} keeps exiting (code {terminated.get('exitCode')}, "
+                               f"{cs.get('restartCount', 0)} restarts); its last log line: {line}")
+    return None
+
+
+def crashed_containers(pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(pod, container) of each container in CrashLoopBackOff: whose last log line the status quotes."""
+    return [(p["metadata"]["name"], cs.get("name") or "")
+            for p in pods for cs in ((p.get("status") or {}).get("containerStatuses") or [])
+            if ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"]
 
 
 def carried_failure(status: Mapping[str, Any] | None) -> Failure | None:

@@ -1,0 +1,232 @@
+"""Finds or builds the node's parts: kubelet and kube-proxy (the control plane's Kubernetes version, from the
+same wrapper module, so the Go build cache shares every common package), containerd with its runc shim and
+`ctr`, CoreDNS, Traefik (the Ingress controller), a hostPath volume provisioner, and two tiny static programs made into images here: the pod sandbox's `pause` and `probe`
+(the node's own test workload).
+
+Cached beside the control plane under `~/.cache/rerank-operator/bin/<node pins>`; each part is built on its
+own, and its cold build time is kept in `build-times.json` there.  Usage:
+`python -m rerank_localdev.node.binaries ensure`.
+
+runc and the CNI plugins (bridge, host-local, loopback, portmap) are Debian's (scripts/bootstrap-node.sh).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import binaries as controlplane_binaries
+from .. import versions
+from . import oci
+
+log = logging.getLogger(__name__)
+
+GOSRC = Path(__file__).with_name("gosrc")
+PAUSE_IMAGE = "localhost/rerank-node/pause:1"
+PROBE_IMAGE = "localhost/rerank-node/probe:1"
+# A stand-in for the engine image in failure tests: the probe as /usr/bin/python3 ($PROBE_AS_ENGINE says what
+# it does when started with the engine's command line).
+ENGINE_STAND_IN_IMAGE = "localhost/rerank-node/engine-stand-in:1"
+
+KUBERNETES_TOOLS_GO = """//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
+"""
+
+# Part name -> the files it leaves in the cache directory.
+PARTS: dict[str, tuple[str, ...]] = {
+    "kubernetes": ("kubelet", "kube-proxy"),
+    "containerd": ("containerd", "containerd-shim-runc-v2", "ctr"),
+    "coredns": ("coredns",),
+    "images": ("pause", "probe", "pause.oci.tar", "probe.oci.tar", "engine-stand-in.oci.tar"),
+    "provisioner": ("hostpath-provisioner",),
+    "traefik": ("traefik",),
+}
+# Built only on request (`build traefik`): Traefik's module graph (every cloud provider's SDK for its ACME DNS
+# challenges) takes tens of minutes on two cores, too much for every fresh CI machine. Without it the node runs
+# no Ingress controller.
+OPTIONAL_PARTS = ("traefik",)
+
+
+def cache_dir() -> Path:
+    return controlplane_binaries.cache_dir().parent / versions.node_cache_key()
+
+
+def _complete(directory: Path, part: str) -> bool:
+    return all((directory / name).is_file() for name in PARTS[part])
+
+
+def find() -> Path | None:
+    directory = cache_dir()
+    return directory if all(_complete(directory, part) for part in PARTS if part not in OPTIONAL_PARTS) else None
+
+
+def has(part: str) -> bool:
+    return _complete(cache_dir(), part)
+
+
+def _go_env(module_mode: bool) -> dict[str, str]:
+    env = {"CGO_ENABLED": "0", "GOTOOLCHAIN": "local", **os.environ}
+    env["CGO_ENABLED"] = "0"
+    if module_mode:
+        env.setdefault("GOFLAGS", "-mod=mod")
+    else:
+        env.pop("GOFLAGS", None)  # `go install pkg@version` builds the module as upstream pinned it
+    return env
+
+
+def _build_kubernetes(target: Path) -> None:
+    src = target.parent / (target.name + ".src-kubernetes")
+    src.mkdir(parents=True, exist_ok=True)
+    # The control plane's go.mod: the same module graph, so kubelet matches the API server exactly.
+    (src / "go.mod").write_text(controlplane_binaries.wrapper_go_mod())
+    (src / "tools.go").write_text(KUBERNETES_TOOLS_GO)
+    env = _go_env(module_mode=True)
+    subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
+    subprocess.run(["go", "build", "-trimpath", f"-ldflags={controlplane_binaries.ldflags()}", "-o", f"{target}/",
+                    "k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"],
+                   cwd=src, env=env, check=True)
+
+
+def _go_install(target: Path, packages: list[str], ldflags: str) -> None:
+    env = {**_go_env(module_mode=False), "GOBIN": str(target)}
+    subprocess.run(["go", "install", "-trimpath", f"-ldflags={ldflags}", *packages], env=env, check=True,
+                   cwd=target)
+
+
+def _build_containerd(target: Path) -> None:
+    module = "github.com/containerd/containerd/v2"
+    flags = f"-s -w -X {module}/version.Version={versions.CONTAINERD} -X {module}/version.Package={module}"
+    _go_install(target, [f"{module}/cmd/{cmd}@{versions.CONTAINERD}"
+                         for cmd in ("containerd", "containerd-shim-runc-v2", "ctr")], flags)
+
+
+def _build_coredns(target: Path) -> None:
+    """The cluster-DNS plugins only (gosrc/coredns), at the versions CoreDNS's own go.mod pins."""
+    src = target.parent / (target.name + ".src-coredns")
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text(f"module rerank.local/coredns\n\ngo 1.26.0\n\n"
+                                f"require github.com/coredns/coredns {versions.COREDNS}\n")
+    shutil.copy(GOSRC / "coredns" / "main.go", src / "main.go")
+    env = _go_env(module_mode=True)
+    subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
+    flags = f"-s -w -X github.com/coredns/coredns/coremain.GitCommit={versions.COREDNS}"
+    subprocess.run(["go", "build", "-trimpath", f"-ldflags={flags}", "-o", str(target / "coredns"), "."],
+                   cwd=src, env=env, check=True)
+
+
+def traefik_go_mod(upstream: str) -> str:
+    """Traefik's own go.mod (its requirements, replacements and exclusions) under a wrapper module's name, so
+    that the build selects exactly the versions Traefik releases with."""
+    lines = upstream.splitlines()
+    lines[0] = "module rerank.local/traefik"
+    return "\n".join(lines) + f"\n\nrequire github.com/traefik/traefik/v3 {versions.TRAEFIK}\n"
+
+
+def _build_traefik(target: Path) -> None:
+    src = target.parent / (target.name + ".src-traefik")
+    src.mkdir(parents=True, exist_ok=True)
+    env = _go_env(module_mode=True)
+    module = f"github.com/traefik/traefik/v3@{versions.TRAEFIK}"
+    info = subprocess.run(["go", "mod", "download", "-json", module], env={**env, "GOFLAGS": ""}, check=True,
+                          capture_output=True, text=True, cwd=src)
+    (src / "go.mod").write_text(traefik_go_mod(Path(json.loads(info.stdout)["GoMod"]).read_text()))
+    version = "github.com/traefik/traefik/v3/pkg/version"
+    subprocess.run(["go", "build", "-trimpath", f"-ldflags=-s -w -X {version}.Version={versions.TRAEFIK}",
+                    "-o", f"{target}/", "github.com/traefik/traefik/v3/cmd/traefik"], cwd=src, env=env, check=True)
+
+
+def _build_provisioner(target: Path) -> None:
+    """Built against the control plane's client-go, so its packages come from the shared build cache."""
+    src = target.parent / (target.name + ".src-provisioner")
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text("\n".join([
+        "module rerank.local/provisioner", "", "go 1.26.0", "", "require (",
+        f"\tsigs.k8s.io/sig-storage-lib-external-provisioner/v11 {versions.PROVISIONER_LIB}",
+        f"\tk8s.io/client-go {versions.STAGING}", f"\tk8s.io/api {versions.STAGING}",
+        f"\tk8s.io/apimachinery {versions.STAGING}", ")", ""]))
+    shutil.copy(GOSRC / "hostpath-provisioner" / "main.go", src / "main.go")
+    env = _go_env(module_mode=True)
+    subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
+    subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(target / "hostpath-provisioner"), "."],
+                   cwd=src, env=env, check=True)
+
+
+def _build_images(target: Path) -> None:
+    env = _go_env(module_mode=False)
+    for name in ("pause", "probe"):
+        subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(target / name),
+                        str(GOSRC / name / "main.go")], env=env, check=True, cwd=target)
+    oci.write_image(target / "pause.oci.tar", PAUSE_IMAGE, {"/pause": target / "pause"}, ["/pause"])
+    oci.write_image(target / "probe.oci.tar", PROBE_IMAGE, {"/probe": target / "probe"}, ["/probe"])
+    oci.write_image(target / "engine-stand-in.oci.tar", ENGINE_STAND_IN_IMAGE, {"/usr/bin/python3": target / "probe"},
+                    ["/usr/bin/python3"])
+
+
+BUILDERS = {
+    "kubernetes": _build_kubernetes,
+    "containerd": _build_containerd,
+    "coredns": _build_coredns,
+    "images": _build_images,
+    "provisioner": _build_provisioner,
+    "traefik": _build_traefik,
+}
+
+
+def build(parts: list[str] | None = None) -> Path:
+    """Builds the missing parts (or the named ones) into the cache directory, recording each one's time."""
+    if not shutil.which("go"):
+        raise RuntimeError("Go is not installed: install Go 1.26+ to build the node's parts")
+    target = cache_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    times_file = target / "build-times.json"
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    for part in parts or [p for p in PARTS if p not in OPTIONAL_PARTS and not _complete(target, p)]:
+        started = time.monotonic()
+        log.info("building the node's %s into %s", part, target)
+        BUILDERS[part](target)
+        times[part] = round(time.monotonic() - started, 1)
+        times_file.write_text(json.dumps(times, indent=1))
+        log.info("built %s in %.0f s", part, times[part])
+    return target
+
+
+def ensure() -> Path:
+    """The directory holding every node part, building what is missing first (one builder at a time)."""
+    found = find()
+    if found:
+        return found
+    lock_path = cache_dir().parent / (cache_dir().name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return find() or build()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if argv[:1] == ["ensure"]:
+        print(ensure())
+        return 0
+    if argv[:1] == ["build"]:
+        print(build(argv[1:] or None))
+        return 0
+    print(f"usage: python -m rerank_localdev.node.binaries ensure | build [{'|'.join(PARTS)}...]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
