@@ -47,7 +47,7 @@ def test_operator_container_reconciles_against_the_control_plane(control_plane, 
     liveness = f"http://127.0.0.1:{liveness_port}/healthz"
     # The image's entrypoint is `rerank-operator run`; these are the chart's kind of arguments.
     args = ["--standalone", "--namespace", f"{NAMESPACE_PREFIX}*", f"--liveness={liveness}",
-            f"--metrics-port={metrics_port}", "--metrics-address=127.0.0.1"]
+            f"--metrics-port={metrics_port}", "--metrics-address=127.0.0.1", "--verbose"]
     options = ["--read-only", "--tmpfs", "/tmp:rw,mode=1777", "-v", f"{kube}:/kube:ro",
                "-e", "KUBECONFIG=/kube/kubeconfig"]
     with running_container(ref, *args, options=options) as container, \
@@ -58,10 +58,10 @@ def test_operator_container_reconciles_against_the_control_plane(control_plane, 
             {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment", "metadata": {"name": "in-image"},
              "spec": {"model": {"name": "Qwen/Qwen3-Reranker-0.6B"}, "engine": {"device": "cpu"}}})
         apps = client.AppsV1Api(api)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240
         while not apps.list_namespaced_stateful_set(namespace, field_selector="metadata.name=in-image-engine").items:
             assert container.exited() is None, container.logs()
-            assert time.monotonic() < deadline, f"no StatefulSet after 90 s:\n{container.logs()}"
+            assert time.monotonic() < deadline, f"no StatefulSet after 240 s:\n{container.logs(200)}"
             time.sleep(1)
         status, metrics = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200 and "# HELP rerank_autoscaler" in metrics
