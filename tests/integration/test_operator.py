@@ -174,6 +174,7 @@ def test_deleted_or_edited_children_are_restored(cluster, operator):
     cluster.create("rr", {"service": {"port": 8080}})
     svc = wait_for(lambda: cluster.read(cluster.core.read_namespaced_service, "rr"), 30, "the Service", operator)
     sts = wait_for(lambda: cluster.read(cluster.apps.read_namespaced_stateful_set, "rr-engine"), 30, "the StatefulSet")
+    wait_for(lambda: cluster.read(cluster.core.read_namespaced_config_map, "rr-status"), 30, "the status ConfigMap")
 
     cluster.core.delete_namespaced_service("rr", cluster.ns)
     cluster.apps.delete_namespaced_stateful_set("rr-engine", cluster.ns, propagation_policy="Background")
