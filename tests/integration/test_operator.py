@@ -261,3 +261,17 @@ def test_a_spec_no_node_can_run_is_degraded_once_and_recovers_when_a_node_fits(c
     control_plane.add_node(f"kwok-{pool}", gpus=8, labels={"rerank-test/pool": pool})
     wait_for(lambda: cluster.conditions("rr")["Degraded"]["status"] == "False", 15 + 2 * DRIFT_INTERVAL + 10,
              "Degraded=False once a node fits", operator)
+
+
+def test_engine_pods_refused_by_admission_make_the_deployment_degraded(cluster, operator):
+    # A PriorityClass that does not exist: the spec is valid, but the Priority admission plugin refuses
+    # every engine pod; only the StatefulSet controller's FailedCreate events say so.
+    cluster.create("rr", {"ui": {"enabled": False}, "scheduling": {"priorityClassName": "no-such-priority"}})
+
+    def degraded():
+        condition = cluster.conditions("rr").get("Degraded") or {}
+        return condition.get("status") == "True" and condition.get("reason") == "PodCreationFailed" and condition
+
+    condition = wait_for(degraded, 4 * DRIFT_INTERVAL + 30, "Degraded PodCreationFailed", operator)
+    assert "no PriorityClass with name no-such-priority" in condition["message"], condition
+    wait_for_event(cluster, "rr", "PodCreationFailed", operator)
