@@ -303,3 +303,17 @@ def test_a_hand_edited_service_port_is_set_back(cluster, operator):
         return [(p.name, p.port) for p in ports] == [("http", 8000)]
     wait_for(repaired, 4 * DRIFT_INTERVAL + 10, "the Service port set back", operator)
     wait_for(lambda: cluster.conditions("rr")["Degraded"]["status"] == "False", 10, "not Degraded", operator)
+
+
+def test_engine_pods_refused_by_admission_make_the_deployment_degraded(cluster, operator):
+    # A PriorityClass that does not exist: the spec is valid, but the Priority admission plugin refuses
+    # every engine pod; only the StatefulSet controller's FailedCreate events say so.
+    cluster.create("rr", {"ui": {"enabled": False}, "scheduling": {"priorityClassName": "no-such-priority"}})
+
+    def degraded():
+        condition = cluster.conditions("rr").get("Degraded") or {}
+        return condition.get("status") == "True" and condition.get("reason") == "PodCreationFailed" and condition
+
+    condition = wait_for(degraded, 4 * DRIFT_INTERVAL + 30, "Degraded PodCreationFailed", operator)
+    assert "no PriorityClass with name no-such-priority" in condition["message"], condition
+    wait_for_event(cluster, "rr", "PodCreationFailed", operator)

@@ -291,7 +291,9 @@ class Reconciler:
                                    sts: Mapping[str, Any] | None) -> Failure | None:
         """A refusal of the engine pods by admission (Pod Security, quota...), which only the
         StatefulSet controller's events tell; looked up only while pods are missing."""
-        if sts is None or int(sts_state(sts).get("replicas", 0)) >= spec.replicas:
+        state = sts_state(sts)
+        # A StatefulSet its controller has not acted on yet has had no chance to fail.
+        if not state or state["observedGeneration"] is None or int(state["replicas"]) >= spec.replicas:
             return None
         try:
             events = await self.kube.list("v1", "Event", namespace, field_selector=(
