@@ -311,8 +311,8 @@ async def run(args: argparse.Namespace, kubeconfig: str, workdir: Path, cluster_
                 popen.wait(15)
             except subprocess.TimeoutExpired:
                 popen.kill()
-        if args.keep_log:
-            Path(args.keep_log).write_bytes(log.read_bytes())
+            if args.keep_log:
+                Path(args.keep_log).write_bytes(log.read_bytes())
         errors = [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line]
         if errors:
             print(f"operator log has {len(errors)} ERROR lines, e.g. {errors[0][:300]}", flush=True)
