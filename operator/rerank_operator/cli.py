@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import socket
 import sys
 from typing import Sequence
 
@@ -121,11 +122,19 @@ def run_operator(args: argparse.Namespace) -> int:
             liveness_endpoint=liveness,
             clusterwide=not args.namespace,
             namespaces=args.namespace,
+            identity=peering_identity(),
         )
     finally:
         if leadership is not None:
             leadership.release()
     return 0
+
+
+def peering_identity() -> str:
+    """This replica's name among its peers. kopf's default is `<user>@<host>`, which looks the user up in
+    /etc/passwd and crashes when the pod runs under a uid the image does not list (the chart's runAsUser, or the
+    random uids some platforms assign)."""
+    return f"rerank-operator@{socket.gethostname()}"
 
 
 def print_crd() -> int:
