@@ -192,8 +192,8 @@ def test_kubectl_explain_teaches_the_api(control_plane, rerank_crd):
         assert text in engine, engine
     top = _explain(control_plane, "rerankerdeployments")
     assert "Qwen3-Reranker" in top
-    field = _explain(control_plane, "rrd.spec.autoscaling.targetQueueDepthPerReplica")
-    assert "waiting + running requests per ready replica" in field
+    field = _explain(control_plane, "rrd.spec.autoscaling.targetUtilization")
+    assert "Share of a replica's learned capacity" in field
     status = _explain(control_plane, "rrd.status.conditions")
     assert "AutoscalingActive" in status
 
