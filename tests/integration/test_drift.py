@@ -8,7 +8,7 @@ import time
 import pytest
 from kubernetes import client, dynamic
 
-from rerank_operator.resources import CHILD_KINDS
+from rerank_operator.resources import CHILD_KINDS, desired_children
 from rerank_operator.resources import labels as L
 from tests.fixtures import waiting
 from tests.integration.operator_fixture import crd_installed_once, start_operator  # noqa: F401
@@ -27,9 +27,10 @@ def test_every_deleted_or_edited_child_is_back_within_seconds(control_plane, crd
     core = client.CoreV1Api(api)
     operator = start_operator(control_plane, tmp_path / "operator.log", namespace=namespace, drift_interval=3600)
     try:
-        custom.create_namespaced_custom_object(L.GROUP, L.VERSION, namespace, L.PLURAL, {
-            "apiVersion": L.API_VERSION, "kind": L.KIND, "metadata": {"name": "rr"},
-            "spec": {"replicas": 0, "ui": {"replicas": 0, "ingress": {"enabled": True, "host": "rr.example.com"}}}})
+        body = {"apiVersion": L.API_VERSION, "kind": L.KIND, "metadata": {"name": "rr", "namespace": namespace},
+                "spec": {"replicas": 0, "ui": {"replicas": 0, "ingress": {"enabled": True, "host": "rr.example.com"}}}}
+        created = custom.create_namespaced_custom_object(L.GROUP, L.VERSION, namespace, L.PLURAL, body)
+        expected = len(desired_children(created))
         context = operator.log_tail
 
         def children() -> dict[tuple[str, str], str]:
@@ -38,7 +39,8 @@ def test_every_deleted_or_edited_child_is_back_within_seconds(control_plane, crd
                 for item in resource.get(namespace=namespace, label_selector=f"{MANAGED_BY}={L.MANAGER}").items:
                     found[(kind, item.metadata.name)] = item.metadata.uid
             return found
-        every = waiting.wait_for(lambda: (c := children()) and len(c) == 8 and c, 30, "all 8 children",
+        every = waiting.wait_for(lambda: (c := children()) and len(c) == expected and c, 30,
+                                 f"all {expected} children",
                                  context=context)
         assert {kind for kind, _ in every} == set(resources), "a child kind is not made by this spec"
         time.sleep(1)  # let the creation's own events pass
