@@ -99,15 +99,18 @@ def test_every_child_is_admitted_and_its_pods_run_under_restricted(case_id, cont
 
     sts = next(c for c in children if c["kind"] == "StatefulSet")
     want_engine = sts["spec"]["replicas"]
-    deployment = next((c for c in children if c["kind"] == "Deployment"), None)
-    want_ui = deployment["spec"]["replicas"] if deployment else 0
+    deployments = {c["metadata"]["name"]: c["spec"]["replicas"] for c in children if c["kind"] == "Deployment"}
+    want_ui = deployments.get(L.ui_name(name), 0)
+    want_gateway = deployments.get(L.gateway_name(name), 0)
 
     def admitted() -> bool:
         provision_pending(core, restricted_ns, tmp_path)
         return len(_pods(api, restricted_ns, name, L.ENGINE)) == want_engine and \
-            len(_pods(api, restricted_ns, name, L.UI)) == want_ui
+            len(_pods(api, restricted_ns, name, L.UI)) == want_ui and \
+            len(_pods(api, restricted_ns, name, L.GATEWAY)) == want_gateway
 
-    wait_for(admitted, timeout=60, what=f"{want_engine} engine and {want_ui} UI pods of {name} to be admitted",
+    wait_for(admitted, timeout=60, what=f"{want_engine} engine, {want_ui} UI and {want_gateway} gateway pods of {name} "
+             "to be admitted",
              context=lambda: str([e["message"] for e in _events(api, restricted_ns, "StatefulSet", L.engine_name(name))]))
     refused = [e["message"] for e in _events(api, restricted_ns, "StatefulSet", L.engine_name(name))
                if e["reason"] == "FailedCreate"]
@@ -115,7 +118,7 @@ def test_every_child_is_admitted_and_its_pods_run_under_restricted(case_id, cont
 
     def running() -> bool:
         provision_pending(core, restricted_ns, tmp_path)
-        pods = _pods(api, restricted_ns, name, L.ENGINE) + _pods(api, restricted_ns, name, L.UI)
+        pods = [p for component in (L.ENGINE, L.UI, L.GATEWAY) for p in _pods(api, restricted_ns, name, component)]
         return all(p.status.phase == "Running" for p in pods)
 
     if case_id != "labels-tolerations-env-sources":  # its example.com/fpga exists on no node: admitted, not scheduled
@@ -123,6 +126,9 @@ def test_every_child_is_admitted_and_its_pods_run_under_restricted(case_id, cont
     for pod in _pods(api, restricted_ns, name, L.ENGINE) + _pods(api, restricted_ns, name, L.UI):
         assert pod.spec.automount_service_account_token is False
         assert pod.spec.service_account_name in (L.engine_name(name), L.ui_name(name))
+        assert pod.spec.security_context.run_as_non_root is True
+    for pod in _pods(api, restricted_ns, name, L.GATEWAY):  # needs no API access: no token at all
+        assert pod.spec.automount_service_account_token is False
         assert pod.spec.security_context.run_as_non_root is True
 
 

@@ -73,7 +73,6 @@ def build_gateway_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSp
         "image": spec.gateway.image,
         "imagePullPolicy": "IfNotPresent",
         "args": gateway_args(body, spec),
-        "env": gateway_env(spec),
         "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
         "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
@@ -88,6 +87,9 @@ def build_gateway_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSp
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
+    # Only when there is any: the API server drops an empty list, and the child must read back as written.
+    if env := gateway_env(spec):
+        container["env"] = env
     pod_spec = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

@@ -52,8 +52,9 @@ def build_headless_service(body: Mapping[str, Any], spec: RerankerDeploymentSpec
 
 
 def build_engine_service(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> dict[str, Any]:
-    """Headless and without unready addresses: a DNS lookup of it is the list of Ready engine pods,
-    which is all the gateway needs to route (no Kubernetes API access, no RBAC)."""
+    """Headless and without unready addresses (publishNotReadyAddresses left at its default, false, so
+    the object reads back as written): a DNS lookup of it is the list of Ready engine pods, which is all
+    the gateway needs to route (no Kubernetes API access, no RBAC)."""
     name = body["metadata"]["name"]
     return {
         "apiVersion": "v1",
@@ -61,7 +62,6 @@ def build_engine_service(body: Mapping[str, Any], spec: RerankerDeploymentSpec) 
         "metadata": L.child_metadata(body, L.engine_service_name(name), L.ENGINE),
         "spec": {
             "clusterIP": "None",
-            "publishNotReadyAddresses": False,
             "selector": L.selector_labels(name, L.ENGINE),
             "ports": [{"name": PORT_NAME, "port": spec.engine.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
