@@ -1,6 +1,6 @@
 """The failures users meet, as the operator reports them from a real kubelet: a RerankerDeployment's Degraded
 condition (and one Warning event) names an image that cannot be pulled, a crash loop with the engine's last
-log line, an OOM kill, and engine pods refused by Pod Security admission.
+log line, an OOM kill, and engine pods refused by admission (a quota: they pass Pod Security restricted).
 
 The operator runs as a local process with the cluster's admin credentials (its chart RBAC is tested in
 tests/helm). The crashing and memory-hungry engines are a stand-in image (the node's probe program installed as
@@ -105,8 +105,11 @@ def test_an_engine_over_its_memory_limit_is_reported_oom_killed(real_node, node_
     assert "spec.engine.resources.limits.memory" in degraded["message"]
 
 
-def test_engine_pods_refused_by_pod_security(real_node, node_namespace, node_operator):
+def test_engine_pods_refused_by_admission(real_node, node_namespace, node_operator):
+    # The operator's pods pass Pod Security "restricted" (tests/integration/test_pod_security.py shows a root
+    # pod refused there instead), so the refusal users meet here is another admission plugin's: a quota.
     real_node.cp.kubectl("label", "namespace", node_namespace, "pod-security.kubernetes.io/enforce=restricted")
+    real_node.cp.kubectl("-n", node_namespace, "create", "quota", "no-pods", "--hard=pods=0")
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-", input=_rrd("refused", ENGINE_STAND_IN_IMAGE))
-    degraded = _degraded(real_node, node_namespace, "refused", "PodSecurityViolation", node_operator)
-    assert "violates PodSecurity" in degraded["message"]
+    degraded = _degraded(real_node, node_namespace, "refused", "PodCreationFailed", node_operator)
+    assert "exceeded quota" in degraded["message"] and "violates PodSecurity" not in degraded["message"]
