@@ -37,8 +37,9 @@ def image_config(ref: str) -> dict:
 
 
 def run_once(ref: str, *args: str, options: Sequence[str] = (), timeout: float = 120) -> subprocess.CompletedProcess:
-    """``podman run --rm`` to completion (a short command inside the image)."""
-    return subprocess.run(["podman", "run", "--rm", *options, ref, *args], env=images.environment(),
+    """``podman run --rm`` to completion (a short command inside the image). No network: podman's default
+    bridge would leave an interface and firewall chains on the host."""
+    return subprocess.run(["podman", "run", "--rm", "--network", "none", *options, ref, *args], env=images.environment(),
                           capture_output=True, text=True, timeout=timeout)
 
 
