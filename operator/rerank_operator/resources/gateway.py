@@ -14,6 +14,7 @@ from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 from rerank_operator.serving.engine_args import served_model_names
 
 from . import labels as L
+from .pod_security import restricted_container_context
 from .statefulset import template_hash
 
 GATEWAY_PORT = 8000
@@ -77,15 +78,7 @@ def build_gateway_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSp
         "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
         "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": f"{memory_limit_mib}Mi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": GATEWAY_UID,
-            "runAsGroup": GATEWAY_UID,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container_context(GATEWAY_UID, GATEWAY_UID),
     }
     # Only when there is any: the API server drops an empty list, and the child must read back as written.
     if env := gateway_env(spec):

@@ -24,6 +24,7 @@ from rerank_operator.serving.engine_args import engine_command
 from rerank_operator.serving.engine_args import engine_env as serving_engine_env
 
 from . import labels as L
+from .pod_security import restricted_container_context
 from .service_accounts import engine_service_account_name
 from .sizing import engine_cpu_memory, shm_gib
 
@@ -154,15 +155,7 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         # Pod Security "restricted": non-root, no privilege escalation, no capabilities, the
         # runtime's seccomp profile; the image's filesystem read-only (HOME, caches and /tmp are volumes).
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": ENGINE_UID,
-            "runAsGroup": ENGINE_GID,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container_context(ENGINE_UID, ENGINE_GID),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     pod_spec: dict[str, Any] = {

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 
 from . import labels as L
+from .pod_security import restricted_container_context
 from .service_accounts import ui_service_account_name
 from .services import endpoint_url
 from .status_configmap import STATUS_KEY
@@ -71,15 +72,7 @@ def build_ui_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -
         "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3, "initialDelaySeconds": 20},
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UI_UID,
-            "runAsGroup": UI_UID,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container_context(UI_UID, UI_UID),
     }
     pod_spec = {
         "serviceAccountName": ui_service_account_name(name),
