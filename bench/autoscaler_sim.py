@@ -17,11 +17,22 @@ length at a constant pair rate, heavy-tailed request sizes), each with several s
 
 Prints, per trace, the median over seeds of: replica-seconds (and the operator's saving against
 each baseline), p50/p99 queue wait, the share of pairs that waited longer than the SLO (2 s in the
-engine queue), scale events and reversals per hour (a scale opposite to the previous one within
-10 min). Then the goal check per trace and baseline: >= 25 % fewer replica-seconds, no larger SLO
-share, <= 1 reversal/hour. ``--plots DIR`` writes one PNG per trace (load, replicas and oldest queued
-pair's wait over time; the first seed). ``--sweep`` adds a sensitivity table of the operator's
-main knobs (not the headline).
+engine queue; pairs still queued when the trace ends count with the wait they have had), scale
+events and reversals per hour (a scale opposite to the previous one within 10 min). Then the goal
+check per trace and baseline: >= 25 % fewer replica-seconds, no larger SLO share, <= 1
+reversal/hour -- and, where it is not met, whether anyone could meet it:
+
+* the **work lower bound** at the baseline's SLO share (``work_lower_bound``: no policy, even one
+  that knows the future, uses fewer replica-seconds); above the budget (0.75 x the baseline's
+  replica-seconds) it proves the goal infeasible;
+* **hindsight references**: a clairvoyant policy (knows the future arrival rate, pays the same
+  model load, at several headrooms) and every fixed fleet size; the cheapest one with no larger SLO
+  share and <= 1 reversal/hour shows the goal reachable -- if none is within the budget, the goal
+  is out of reach of everything tried, though not proved impossible.
+
+``--plots DIR`` writes one PNG per trace (load, replicas and oldest queued pair's wait over time;
+the first seed; the clairvoyant at headroom 0.8 dashed). ``--sweep`` adds a sensitivity table of
+the operator's main knobs (not the headline).
 """
 
 from __future__ import annotations
@@ -38,6 +49,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from autoscaler_simlib import (  # noqa: E402
     TRACES,
+    Clairvoyant,
+    Static,
     HpaWaiting,
     KedaProductionStack,
     KubeAI,
@@ -46,6 +59,7 @@ from autoscaler_simlib import (  # noqa: E402
     ServiceModel,
     Trace,
     simulate,
+    work_lower_bound,
 )
 
 from rerank_operator.autoscaling.policy import AutoscalingPolicy  # noqa: E402
@@ -80,6 +94,27 @@ def run_trace(name: str, seeds: list[int], service: ServiceModel, policy: Autosc
     return results
 
 
+HEADROOMS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
+
+
+def run_references(name: str, seeds: list[int], service: ServiceModel) -> dict[str, list[Result]]:
+    """The hindsight references, one run per seed: the clairvoyant at each headroom, and each fixed
+    fleet size from MIN_REPLICAS up to the first that misses the SLO for (almost) no pair."""
+    out: dict[str, list[Result]] = {}
+    for seed in seeds:
+        trace = TRACES[name](seed)
+        n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
+        for h in HEADROOMS:
+            oracle = Clairvoyant(trace, service, MIN_REPLICAS, MAX_REPLICAS, headroom=h)
+            out.setdefault(f"clairvoyant {h:g}", []).append(simulate(trace, oracle, service, n0, seed=seed))
+    for n in range(MIN_REPLICAS, MAX_REPLICAS + 1):
+        runs = [simulate(TRACES[name](seed), Static(n), service, n, seed=seed) for seed in seeds]
+        out[f"static {n}"] = runs
+        if med(r.slo_violation_pct for r in runs) < 0.05:
+            break
+    return out
+
+
 def med(values) -> float:
     return statistics.median(list(values))
 
@@ -88,7 +123,8 @@ HEADER = (f"  {'autoscaler':<38} {'replica-s':>10} {'ours saves':>10} {'p50 s':>
           f" {'scales/h':>8} {'revers./h':>9} {'max n':>5}")
 
 
-def print_table(name: str, trace: Trace, results: dict[str, list[Result]]) -> list[str]:
+def print_table(name: str, trace: Trace, results: dict[str, list[Result]], references: dict[str, list[Result]],
+                service: ServiceModel) -> list[str]:
     ours = results[OURS]
     print(f"\ntrace {name}: {trace.duration / 3600:g} h, {trace.note}")
     print(HEADER)
@@ -109,17 +145,51 @@ def print_table(name: str, trace: Trace, results: dict[str, list[Result]]) -> li
         slo_ok = med(o.slo_violation_pct for o in ours) <= med(r.slo_violation_pct for r in rs) + 1e-9
         rev = med(o.reversals / o.hours for o in ours)
         met = saves >= 0.25 and slo_ok and rev <= 1.0
+        verdict, budget, bound, best = feasibility(rs, references, service)
         goal_lines.append(
             f"{name:<17} vs {label:<38} saves {100 * saves:+6.1f}%  SLO {med(o.slo_violation_pct for o in ours):6.2f}% "
-            f"vs {med(r.slo_violation_pct for r in rs):6.2f}%  reversals/h {rev:.2f}  -> {'MET' if met else 'not met'}")
+            f"vs {med(r.slo_violation_pct for r in rs):6.2f}%  reversals/h {rev:.2f}  -> "
+            f"{'MET' if met else 'not met: ' + verdict}")
+        FEASIBILITY_ROWS.append(
+            f"| {name} | {label.split(' (')[0]} | {budget:,.0f} | {bound:,.0f} | "
+            f"{'none' if best is None else f'{best[1]:,.0f} ({best[0]}, {best[2]:.1f} %)'} | "
+            f"{'met' if met else verdict} |")
     MARKDOWN_ROWS.append(f"| {name} | " + " | ".join(cells) + " |")
     return goal_lines
 
 
 MARKDOWN_ROWS: list[str] = []
+FEASIBILITY_ROWS: list[str] = []
 
 
-def plot(name: str, trace: Trace, results: dict[str, list[Result]], directory: str) -> str:
+def feasibility(baseline: list[Result], references: dict[str, list[Result]], service: ServiceModel
+                ) -> tuple[str, float, float, tuple[str, float, float] | None]:
+    """Whether anyone could beat ``baseline`` by the goal's terms: the budget (0.75 x its
+    replica-seconds), the work-conserving lower bound at its SLO share (a proof of infeasibility
+    when above the budget), and the cheapest hindsight reference (clairvoyant or fixed fleet) that
+    misses the SLO no more often and reverses at most once an hour (name, replica-seconds, SLO %),
+    or None."""
+    budget = 0.75 * med(r.replica_seconds for r in baseline)
+    slo = med(r.slo_violation_pct for r in baseline)
+    bound = med(work_lower_bound(r, service, MIN_REPLICAS, MAX_REPLICAS, slo) for r in baseline)
+    fits = [(h, med(r.replica_seconds for r in rs), med(r.slo_violation_pct for r in rs))
+            for h, rs in references.items()
+            if med(r.slo_violation_pct for r in rs) <= slo + 1e-9 and med(r.reversals / r.hours for r in rs) <= 1.0]
+    best = min(fits, key=lambda f: f[1]) if fits else None
+    if bound > budget:
+        verdict = "infeasible (work bound above budget)"
+    elif best is None or best[1] > budget:
+        verdict = "no hindsight reference reaches it"
+    else:
+        verdict = "a hindsight reference reaches it"
+    return verdict, budget, bound, best
+
+
+REFERENCE_IN_PLOTS = "clairvoyant 0.8"
+
+
+def plot(name: str, trace: Trace, results: dict[str, list[Result]], references: dict[str, list[Result]],
+         directory: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,6 +207,9 @@ def plot(name: str, trace: Trace, results: dict[str, list[Result]], directory: s
         tt = [p[0] / 60 for p in r.timeline]
         axes[1].step(tt, [p[2] for p in r.timeline], where="post", label=label, **style)
         axes[2].plot(tt, [p[3] for p in r.timeline], label=label, **style)
+    ref = references[REFERENCE_IN_PLOTS][0]
+    axes[1].step([p[0] / 60 for p in ref.timeline], [p[2] for p in ref.timeline], where="post", color="0.4",
+                 linestyle="--", linewidth=1.0, label=f"{REFERENCE_IN_PLOTS} (knows the future; reference)")
     axes[1].set_ylabel("replicas (asked for)")
     axes[2].set_ylabel("oldest queued pair (s)")
     axes[2].set_yscale("symlog", linthresh=1.0)
@@ -219,17 +292,29 @@ def main() -> None:
     goals: list[str] = []
     for name in names:
         results = run_trace(name, seeds, service, policy)
-        goals += print_table(name, TRACES[name](seeds[0]), results)
+        references = run_references(name, seeds, service)
+        goals += print_table(name, TRACES[name](seeds[0]), results, references, service)
+        print("  hindsight references (replica-s / SLO % / reversals per h): " + ";  ".join(
+            f"{k}: {med(r.replica_seconds for r in rs):,.0f} / {med(r.slo_violation_pct for r in rs):.1f} / "
+            f"{med(r.reversals / r.hours for r in rs):.1f}"
+            for k, rs in references.items()))
         if args.plots:
-            print(f"  plot: {plot(name, TRACES[name](seeds[0]), results, args.plots)}")
+            print(f"  plot: {plot(name, TRACES[name](seeds[0]), results, references, args.plots)}")
     print("\ngoal: >= 25% fewer replica-seconds than the baseline, no larger SLO share, <= 1 reversal/hour")
     for line in goals:
         print("  " + line)
     met = sum(1 for line in goals if line.endswith("MET"))
-    print(f"  {met} of {len(goals)} trace x baseline pairs met")
+    infeasible = sum(1 for line in goals if "infeasible" in line)
+    unreachable = sum(1 for line in goals if "no hindsight" in line)
+    print(f"  {met} of {len(goals)} trace x baseline pairs met; of the rest, {infeasible} infeasible by the work "
+          f"bound, {unreachable} reached by no hindsight reference, {len(goals) - met - infeasible - unreachable} "
+          "reached by a hindsight reference")
     print("\nmarkdown rows (operator: replica-s / SLO miss / reversals per h; baselines: operator's saving "
           "(baseline's SLO miss / reversals per h)):")
     print("\n".join(MARKDOWN_ROWS))
+    print("\nmarkdown feasibility rows (trace | baseline | budget = 0.75 x its replica-s | work lower bound at its "
+          "SLO share | cheapest hindsight reference with no larger SLO share and <= 1 reversal/h | verdict):")
+    print("\n".join(FEASIBILITY_ROWS))
     if args.sweep:
         sweep(names, seeds, service, policy)
         kubeai_at_lower_targets(names, seeds, service)

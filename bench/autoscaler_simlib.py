@@ -19,6 +19,9 @@ Used by ``bench/autoscaler_sim.py``. The pieces:
   ``decide`` the operator runs, on per-pod samples), KubeAI (in-flight HTTP requests counted in its
   proxy), vLLM production-stack's KEDA ScaledObject as shipped (one Prometheus series per pod), and
   an HPA on vLLM's waiting gauge.
+* **References** that no real autoscaler could be: a clairvoyant policy that knows the future
+  arrival rate, a fixed fleet sized in hindsight, and a lower bound on replica-seconds that holds
+  for any policy (``work_lower_bound``).
 """
 
 from __future__ import annotations
@@ -249,15 +252,19 @@ class _Scraped:
 
 @dataclass
 class KedaProductionStack(Hpa):
-    """vLLM production-stack's KEDA ScaledObject as its Helm chart ships it
-    (helm/templates/scaledobject-vllm.yaml): a Prometheus trigger with query
-    ``vllm:num_requests_waiting{model="<name>"}`` and threshold 5 -- an HPA External metric with an
-    AverageValue target of 5 (pollingInterval/cooldownPeriod only govern scale to/from zero).
+    """vLLM production-stack's KEDA ScaledObject as shipped (vllm-project/production-stack:
+    helm/templates/scaledobject-vllm.yaml's default trigger, tutorials/20-keda-autoscaling.md,
+    helm/tests/keda_test.yaml): a Prometheus trigger on ``vllm:num_requests_waiting`` (the template's
+    default adds ``{model="<name>"}``) with threshold 5 -- an HPA External metric with an
+    AverageValue target of 5. pollingInterval and cooldownPeriod only govern activation and scale
+    to/from zero, which a minReplicaCount of 1 rules out.
 
     The query is not summed: it returns one series per engine pod. KEDA's Prometheus scaler takes a
     single element and fails with "returned multiple elements" when there are more
-    (pkg/scalers/prometheus_scaler.go); on a failing metric the HPA keeps the replica count. So it
-    scales while one pod serves, and holds once two or more do.
+    (kedacore/keda: pkg/scalers/prometheus_scaler.go); with no ``fallback`` in the ScaledObject, KEDA
+    leaves the count alone (pkg/scaling/executor/scale_scaledobjects.go) and the HPA, whose metric
+    fails, keeps it. So it scales while one pod serves, and holds once two or more do. An empty
+    result reads 0 (``ignoreNullValues`` defaults to true).
     """
 
     name: str = "keda (production-stack, as shipped)"
@@ -290,13 +297,18 @@ class HpaWaiting(Hpa):
 
 @dataclass
 class KubeAI:
-    """KubeAI's model autoscaler (internal/modelautoscaler, internal/modelscaler).
+    """KubeAI's model autoscaler (kubeai-project/kubeai: internal/modelautoscaler/autoscaler.go,
+    internal/modelclient/scale.go, internal/config/system.go, api/k8s/v1/model_types.go,
+    charts/kubeai/values.yaml).
 
-    Its proxy counts in-flight HTTP requests per model (one rerank call = one request, however many
-    pairs). Every ``interval`` (10 s) that count goes into a simple moving average over
-    ``time_window`` (10 min = 60 samples); it asks for ``ceil(avg / targetRequests)`` clamped to
-    min/max (``targetRequests`` default 100), scales up at once, and scales down only after
-    ``ceil(scaleDownDelaySeconds / interval)`` consecutive scale-down intents (default 30 s -> 3).
+    Its proxy counts in-flight HTTP requests per model (internal/modelproxy/handler.go: +1 when a
+    request comes in, -1 when it is answered; one rerank call = one request, however many pairs).
+    Every ``interval`` (10 s) the sum over KubeAI's pods goes into a simple moving average over
+    ``time_window`` (10 min = 60 samples, zero-filled at a fresh start); it asks for
+    ``ceil(avg / targetRequests)`` clamped to min/max (``targetRequests`` default 100), scales up at
+    once, and scales down only once ``ceil(scaleDownDelaySeconds / interval)`` consecutive
+    scale-down intents were skipped (default 30 s -> 3; the counter resets on a scale-up or an
+    unchanged intent, not after a scale-down).
     """
 
     min_replicas: int
@@ -329,6 +341,94 @@ class KubeAI:
         return want
 
 
+@dataclass
+class Clairvoyant:
+    """A reference, not a candidate: knows the trace's future mean arrival rate (tokens/s) and asks
+    for replicas one model load ahead -- it pays the same load time as everyone. It sizes for
+    ``need(s) = (token rate at s + backlog / drain_seconds) / (headroom x saturated tokens/s per
+    replica)``: it scales up at once to the highest need within the next load time, and scales down
+    only to the highest need within the next ``hold`` + load time, never sooner than ``hold`` after
+    its last scale-up -- so, given its foresight, it does not reverse within ``hold`` (the
+    benchmark's reversal window). A ``headroom`` above 1 under-provisions on purpose (trading SLO
+    misses for replica-seconds)."""
+
+    trace: Trace
+    service: ServiceModel
+    min_replicas: int
+    max_replicas: int
+    headroom: float = 0.8
+    hold: float = 600.0
+    interval: float = 5.0
+    drain_seconds: float = 60.0
+    name: str = "clairvoyant"
+    _last_up: float = -math.inf
+
+    def _need(self, view: ClusterView, horizon: float) -> int:
+        steps = max(1, int(horizon / self.interval))
+        peak = max(self.trace.pair_rate(t) * self.trace.tokens_per_pair(t)
+                   for t in (view.now + i * self.interval for i in range(steps + 1)))
+        backlog = view.waiting * self.trace.tokens_per_pair(view.now)
+        per_replica = self.service.saturated_pairs(1.0)  # tokens/s of one replica at full batch
+        want = math.ceil((peak + backlog / self.drain_seconds) / (self.headroom * per_replica) - 1e-9)
+        return max(self.min_replicas, min(self.max_replicas, want))
+
+    def desired(self, view: ClusterView) -> int:
+        current = view.spec_replicas
+        up = self._need(view, self.service.load_time + self.interval)
+        if up > current:
+            self._last_up = view.now
+            return up
+        if view.now - self._last_up < self.hold:
+            return current
+        return min(current, self._need(view, self.service.load_time + self.hold + self.interval))
+
+
+@dataclass
+class Static:
+    """A fixed fleet, its size chosen in hindsight: the other reference (it never scales)."""
+
+    replicas: int
+    interval: float = 60.0
+    name: str = "static"
+
+    def desired(self, view: ClusterView) -> int:
+        return self.replicas
+
+
+def work_lower_bound(result: "Result", service: ServiceModel, min_replicas: int, max_replicas: int,
+                     slo_violation_pct: float, slo_wait: float = 2.0) -> float:
+    """Replica-seconds that no autoscaler -- clairvoyant or not -- can go below on this arrival
+    sequence while missing the SLO for at most ``slo_violation_pct`` % of pairs.
+
+    The engine admits in arrival order (vLLM schedules first come, first served), so if the K-th
+    pair to arrive (at t_K) is admitted in time, every pair before it was admitted by t_K + SLO,
+    and all but those still running then (at most ``max_replicas`` x ``max_num_seqs`` pairs) were
+    prefilled by then. At least K = (1 - share) x N pairs must be on time (less those of the last
+    SLO seconds, which the trace's end leaves uncounted), a replica prefills at most its full-batch
+    token rate, and ``min_replicas`` are always paid for. So replica-seconds >=
+    max((t_K + SLO) x min_replicas, tokens before K / full-batch rate) + (T - t_K - SLO) x min_replicas.
+    """
+    tail = sum(p for t, p, _ in result.arrivals if t >= result.duration - slo_wait)
+    must_be_on_time = result.arrived_pairs * (1.0 - slo_violation_pct / 100.0) - tail
+    if must_be_on_time <= 0:
+        return result.duration * min_replicas
+    pairs = tokens = 0.0
+    t_k = 0.0
+    biggest = 0.0
+    for t, p, tpp in result.arrivals:
+        take = min(p, must_be_on_time - pairs)
+        pairs += take
+        tokens += take * tpp
+        biggest = max(biggest, tpp)
+        t_k = t
+        if pairs >= must_be_on_time - 1e-9:
+            break
+    running = max_replicas * service.max_num_seqs * biggest
+    until = min(result.duration, t_k + slo_wait)
+    first = max(until * min_replicas, (tokens - running) / service.saturated_pairs(1.0))
+    return first + (result.duration - until) * min_replicas
+
+
 # ---------------------------------------------------------------------------------------------
 # The simulation loop.
 
@@ -350,6 +450,9 @@ class Result:
     scale_events: int
     max_replicas_used: int
     completed_pairs: float
+    arrived_pairs: float
+    # (time, pairs, tokens per pair) of each tick's arrivals, in order: for the lower bound.
+    arrivals: list[tuple[float, float, float]] = field(default_factory=list)
     # Every 10 s: (t, arriving pairs/s over the last 10 s, spec replicas, oldest waiting pair's age).
     timeline: list[tuple[float, float, int, float]] = field(default_factory=list)
 
@@ -395,6 +498,7 @@ def simulate(
     running = 0.0
     request_ends: deque[float] = deque()  # cumulative pair count at which each open request is answered
     arrived_pairs = 0.0
+    arrivals: list[tuple[float, float, float]] = []
     completed = 0.0
     hist = [0.0] * (WAIT_BINS + 1)
     slo_violating = 0.0
@@ -420,6 +524,7 @@ def simulate(
                 request_ends.append(arrived_pairs)
             waiting.append([now, float(pairs)])
             waiting_total += pairs
+            arrivals.append((now, float(pairs), tokens_per_pair))
             arrived_since_mark += pairs
 
         n_ready = sum(1 for r in ready_at if r <= now)
@@ -481,10 +586,17 @@ def simulate(
                     del ready_at[desired:]  # newest first, like a StatefulSet
                     del pod_done[desired:]
 
+    # Pairs still queued when the trace ends have waited at least this long: count them, or a fleet
+    # that never serves its backlog would look as if it met the SLO.
+    end = ticks * dt
+    for arrival, pairs in waiting:
+        hist[min(WAIT_BINS, int((end - arrival) / WAIT_BIN))] += pairs
+        if end - arrival > slo_wait:
+            slo_violating += pairs
     reversals = sum(
         1 for (t0, d0), (t1, d1) in zip(events, events[1:]) if d0 != d1 and t1 - t0 <= REVERSAL_WINDOW
     )
-    admitted = sum(hist)
+    admitted = sum(hist)  # admitted, or still queued at the end
     return Result(
         autoscaler=autoscaler.name,
         trace=trace.name,
@@ -497,6 +609,8 @@ def simulate(
         scale_events=len(events),
         max_replicas_used=max([initial_replicas] + [r for _, _, r, _ in timeline]),
         completed_pairs=completed,
+        arrived_pairs=arrived_pairs,
+        arrivals=arrivals,
         timeline=timeline,
     )
 

@@ -9,14 +9,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
 from autoscaler_simlib import (  # noqa: E402
+    Clairvoyant,
     ClusterView,
     HpaWaiting,
     KedaProductionStack,
     KubeAI,
     ProjectPolicy,
     ServiceModel,
+    Static,
     Trace,
     simulate,
+    work_lower_bound,
 )
 
 from rerank_operator.autoscaling.policy import AutoscalingPolicy, PodSample  # noqa: E402
@@ -56,3 +59,38 @@ def test_the_simulated_fleet_serves_what_arrives_under_the_operators_policy():
     arrived = 2.0 * 40.0 * 1800.0
     assert abs(result.completed_pairs - arrived) / arrived < 0.05
     assert result.slo_violation_pct == 0 and result.reversals == 0
+
+
+def test_pairs_left_queued_at_the_end_count_against_the_slo():
+    # 600 pairs/s on one fixed replica (~133 pairs/s at full batch): the queue only grows, so
+    # nearly every pair is late, whether or not it was ever admitted.
+    trace = Trace("overload", 600.0, lambda t: 15.0, lambda t: 40.0)
+    result = simulate(trace, Static(1), ServiceModel(), 1, seed=1)
+    assert result.completed_pairs < 0.3 * result.arrived_pairs
+    assert result.slo_violation_pct > 90
+
+
+def test_the_work_bound_holds_for_every_policy_at_its_own_slo_share():
+    service = ServiceModel()
+    trace = Trace("burst", 1800.0, lambda t: 12.0 if 600 <= t < 900 else 3.0, lambda t: 40.0,
+                  tokens_per_pair=lambda t: 400.0 if t >= 900 else 200.0)
+    for autoscaler, n0 in ((Static(1), 1), (Static(3), 3), (KubeAI(1, 24), 1),
+                           (ProjectPolicy(AutoscalingPolicy(max_replicas=24)), 1),
+                           (Clairvoyant(trace, service, 1, 24, headroom=0.8), 1)):
+        r = simulate(trace, autoscaler, service, n0, seed=2)
+        bound = work_lower_bound(r, service, 1, 24, r.slo_violation_pct)
+        assert 1800.0 <= bound <= r.replica_seconds, autoscaler.name
+    # With no SLO miss allowed, the bound is at least the work over the full-batch rate.
+    work = sum(p * tpp for _, p, tpp in r.arrivals)
+    running = 24 * service.max_num_seqs * 400.0
+    assert work_lower_bound(r, service, 1, 24, 0.0) >= (work - running) / service.saturated_pairs(1.0) - 1e-6
+
+
+def test_the_clairvoyant_asks_for_replicas_one_model_load_ahead_and_holds_them():
+    service = ServiceModel(load_time=120.0)
+    trace = Trace("step", 3600.0, lambda t: 15.0 if 1000 <= t < 1300 else 2.5, lambda t: 40.0)
+    oracle = Clairvoyant(trace, service, 1, 24, headroom=0.8)
+    assert oracle.desired(view(800.0, 1, [0.0])) == 1  # the step is 200 s away: not yet
+    assert oracle.desired(view(880.0, 1, [0.0])) == 6  # 120 s away: 600 pairs/s x 200 tokens / (0.8 x 26,667)
+    assert oracle.desired(view(1400.0, 6, [0.0])) == 6  # over, but a scale-down waits out the hold
+    assert oracle.desired(view(1490.0, 6, [0.0])) == 1
