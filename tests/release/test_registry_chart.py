@@ -48,19 +48,6 @@ def test_the_registry_wants_tls_from_its_ca_and_a_password(oci_registry: LocalRe
     assert htpasswd.startswith(f"{oci_registry.username}:$2a$") and oci_registry.password not in htpasswd
 
 
-@pytest.fixture(scope="module")
-def pushed_chart(control_plane: LocalControlPlane, oci_registry: LocalRegistry, tmp_path_factory) -> str:
-    """The working tree's chart, packaged and pushed with the control plane's Helm (logged in as a user would)."""
-    work = tmp_path_factory.mktemp("chart")
-    control_plane.helm("registry", "login", oci_registry.address, "--username", oci_registry.username,
-                       "--password-stdin", f"--ca-file={oci_registry.ca_file}", input=oci_registry.password)
-    control_plane.helm("package", str(release.CHART), "--destination", str(work))
-    pushed = control_plane.helm("push", str(work / f"rerank-operator-{VERSION}.tgz"),
-                                f"oci://{oci_registry.address}/charts", f"--ca-file={oci_registry.ca_file}")
-    assert f"Pushed: {oci_registry.address}/charts/rerank-operator:{VERSION}" in pushed.stderr + pushed.stdout
-    return release.chart_url(oci_registry.address)
-
-
 @pytest.fixture
 def uninstalled_afterwards(control_plane: LocalControlPlane, namespace: str) -> Iterator[str]:
     yield namespace

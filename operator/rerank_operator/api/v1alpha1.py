@@ -1264,6 +1264,15 @@ class DisruptionBudgetSpec(_Model):
 from .gateway import GatewaySpec  # noqa: E402
 
 
+class ImagePullSecret(_Model):
+    """A Secret of type kubernetes.io/dockerconfigjson holding credentials for a private registry."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Name of the Secret, in the RerankerDeployment's namespace.",
+    )
+
+
 class RerankerDeploymentSpec(_Model):
     """A Qwen3-Reranker served by vLLM with a stable in-cluster endpoint, an optional web UI and autoscaling."""
 
@@ -1298,6 +1307,19 @@ class RerankerDeploymentSpec(_Model):
         DisruptionBudgetSpec, "PodDisruptionBudget protecting the engine pods during node drains."
     )
     gateway: GatewaySpec = _object(GatewaySpec, "The rerank gateway in front of the engines (on by default).")
+    image_pull_secrets: list[ImagePullSecret] = Field(
+        default_factory=list, max_length=16,
+        description="Secrets for pulling the engine, UI and gateway images from a private registry (each pod's "
+        "imagePullSecrets), e.g. the one `kubectl create secret docker-registry` makes. Names must be unique.",
+        json_schema_extra={"default": [], "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _pull_secrets_unique(cls, value: list[ImagePullSecret]) -> list[ImagePullSecret]:
+        if len({secret.name for secret in value}) != len(value):
+            raise ValueError("spec.imagePullSecrets must not name a Secret twice")
+        return value
 
     @field_validator("instruction")
     @classmethod

@@ -236,6 +236,11 @@ INVALID: list[Invalid] = [
     Invalid("env-duplicate-name", {"engine": {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}},
             "spec.engine.env", "server"),
     Invalid("unknown-field", {"engine": {"gpus": 2}}, "spec.engine.gpus", "server"),
+    Invalid("pull-secret-duplicate-name", {"imagePullSecrets": [{"name": "ghcr"}, {"name": "ghcr"}]},
+            "spec.imagePullSecrets", "server"),
+    Invalid("pull-secret-bad-name", {"imagePullSecrets": [{"name": "Registry_Creds"}]},
+            "spec.imagePullSecrets[0].name", "schema"),
+    Invalid("pull-secret-as-string", {"imagePullSecrets": "ghcr"}, "spec.imagePullSecrets", "schema"),
     # --- spec.gateway and model aliases ---
     Invalid("gateway-cache-backend-unknown", {"gateway": {"cache": {"backend": "memcached"}}},
             "spec.gateway.cache.backend", "schema"),
