@@ -29,7 +29,7 @@ from tests.fixtures.waiting import wait_for
 from tests.helm.test_helm_cluster import (SAMPLE_CHILDREN, can_i, delete_while_the_operator_runs, forbidden_lines,
                                           healthy, operator_process, reconciled)
 
-from .conftest import PREVIOUS_CHART, PREVIOUS_VERSION
+from tests.fixtures.registry import PREVIOUS_CHART, PREVIOUS_VERSION
 
 RELEASE = "rerank-operator"
 NAME = "kept"

@@ -94,3 +94,11 @@ def test_pushed_names_follow_the_registry() -> None:
     assert images.pushed_ref("ui", "registry.example/team/") == f"registry.example/team/rerank-ui:{version.VERSION}"
     assert images.pushed_ref("ui", images.REGISTRY) == images.image_ref("ui")
     assert release.chart_url("127.0.0.1:5000") == "oci://127.0.0.1:5000/charts/rerank-operator"
+
+
+def test_the_readmes_name_this_release() -> None:
+    for readme in (REPO / "README.md", CHART / "README.md"):
+        text = readme.read_text()
+        named = set(re.findall(r"--version (\d\S*)", text)) | set(re.findall(r"rerank-operator-(\d+\.\d+\.\d+)\.tgz", text))
+        named |= set(re.findall(r"ghcr\.io/rerank-operator/rerank-[a-z<>-]+:(\d+\.\d+\.\d+)", text))
+        assert named <= {version.VERSION}, f"{readme.name} names {named - {version.VERSION}}"
