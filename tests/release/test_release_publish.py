@@ -70,3 +70,20 @@ def test_publish_refuses_an_image_that_was_not_built(oci_registry: LocalRegistry
     proc = publish(oci_registry, oci_registry.password, "--images", "never-built")
     assert proc.returncode == 1
     assert f"ghcr.io/rerank-operator/rerank-never-built:{VERSION} is not built: run `make images`" in proc.stderr
+
+
+def test_images_push_cli_after_podman_login(oci_registry: LocalRegistry, tmp_path) -> None:
+    # `make push-images REGISTRY=…` runs this after the user's `podman login`.
+    authfile = tmp_path / "auth.json"
+    images.podman("login", f"--authfile={authfile}", f"--cert-dir={oci_registry.cert_dir}", "--username",
+                  oci_registry.username, "--password-stdin", oci_registry.address, input=oci_registry.password)
+    local = images.image_ref("operator")
+    if not images.image_exists(local):
+        images.build("operator", echo=False)
+    proc = subprocess.run([sys.executable, "-m", "rerank_localdev.images", "push", "operator", "--registry",
+                           f"{oci_registry.address}/team", f"--cert-dir={oci_registry.cert_dir}",
+                           f"--authfile={authfile}"], capture_output=True, text=True, cwd=release.REPO, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [f"{oci_registry.address}/team/rerank-operator:{VERSION}"]
+    image_id = json.loads(images.podman("image", "inspect", local).stdout)[0]["Id"]
+    assert manifest(oci_registry, "team/rerank-operator", VERSION)["config"]["digest"] == f"sha256:{image_id}"
