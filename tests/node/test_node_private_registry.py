@@ -14,9 +14,10 @@ import json
 import pytest
 import yaml
 
-from rerank_localdev import images
+from rerank_localdev import images, release
 from rerank_localdev.node import binaries as node_binaries
 from rerank_localdev.registry import LocalRegistry
+from rerank_operator.version import VERSION
 from tests.fixtures.waiting import wait_for
 from tests.helm.chart import template
 from tests.node.test_node_failures import _degraded, _rrd, node_operator  # noqa: F401  (a fixture)
@@ -100,3 +101,38 @@ def test_a_tag_the_registry_lacks_is_named_in_the_status(real_node, node_namespa
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-", input=rrd("missing", missing, secret))
     degraded = _degraded(real_node, node_namespace, "missing", "ImagePullBackOff", node_operator)
     assert missing in degraded["message"] and "spec.engine.image" in degraded["message"]
+
+
+def test_helm_install_from_the_registry_runs_the_operator_pulled_with_the_charts_secret(
+        real_node, node_namespace, oci_registry, node_trusts_the_registry, tmp_path):
+    """The way users install: the chart from `oci://`, the operator image from the same private registry, pulled
+    by the node with the Secret the chart makes from registryCredentials."""
+    cp, ca = real_node.cp, f"--ca-file={oci_registry.ca_file}"
+    authfile = tmp_path / "auth.json"
+    images.podman("login", f"--authfile={authfile}", f"--cert-dir={oci_registry.cert_dir}", "--username",
+                  oci_registry.username, "--password-stdin", oci_registry.address, input=oci_registry.password)
+    if not images.image_exists(images.image_ref("operator")):
+        images.build("operator", echo=False)
+    operator_ref = images.push("operator", oci_registry.address, cert_dir=oci_registry.cert_dir, authfile=authfile)
+    cp.helm("registry", "login", oci_registry.address, "--username", oci_registry.username, "--password-stdin", ca,
+            input=oci_registry.password)
+    cp.helm("package", str(release.CHART), "--destination", str(tmp_path))
+    cp.helm("push", str(tmp_path / f"rerank-operator-{VERSION}.tgz"), f"oci://{oci_registry.address}/charts", ca)
+    release_name = "rerank-operator"
+    try:
+        cp.helm("install", release_name, release.chart_url(oci_registry.address), "--version", VERSION,
+                "--namespace", node_namespace, ca, "--set", "replicaCount=1",
+                "--set", f"image.repository={operator_ref.rsplit(':', 1)[0]}",
+                "--set", f"registryCredentials.server={oci_registry.address}",
+                "--set", f"registryCredentials.username={oci_registry.username}",
+                "--set", f"registryCredentials.password={oci_registry.password}", "--wait", "--timeout", "300s",
+                timeout=360)
+        (pod,) = json.loads(cp.kubectl("-n", node_namespace, "get", "pods", "-l",
+                                       f"app.kubernetes.io/instance={release_name}", "-o", "json").stdout)["items"]
+        (status,) = pod["status"]["containerStatuses"]
+        assert status["ready"] and status["image"] == operator_ref
+        assert status["imageID"].startswith(f"{oci_registry.address}/rerank-operator@sha256:")
+        assert pod["spec"]["imagePullSecrets"] == [{"name": f"{release_name}-registry"}]
+    finally:
+        cp.helm("uninstall", release_name, "--namespace", node_namespace, "--ignore-not-found", "--wait",
+                "--timeout", "120s")
