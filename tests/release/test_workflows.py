@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from rerank_localdev import tools
+from rerank_operator.version import IMAGE_REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -60,5 +61,6 @@ def test_the_release_workflow_publishes_through_the_tested_script() -> None:
     assert check < build < publish  # a wrong tag fails before anything is built or pushed
     assert steps[publish]["env"] == {"REGISTRY_USERNAME": "${{ github.actor }}",
                                      "REGISTRY_PASSWORD": "${{ secrets.GITHUB_TOKEN }}"}
-    assert workflow["jobs"]["publish"]["env"]["REGISTRY"] == "ghcr.io/${{ github.repository_owner }}"
+    # Published under exactly the names the chart and the operator's defaults use.
+    assert workflow["jobs"]["publish"]["env"]["REGISTRY"] == IMAGE_REGISTRY
     assert not any(word in " ".join(runs) for word in ("cosign", "sign "))  # nothing signed that is not verified here
