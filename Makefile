@@ -1,6 +1,6 @@
 # The two entry points of the README. Both install what they need first (scripts/bootstrap.sh), and both build
 # the local Kubernetes control plane from source on first use (cached under ~/.cache/rerank-operator/bin).
-.PHONY: local test venv binaries images node-binaries
+.PHONY: local test venv binaries images push-images node-binaries tools
 VENV ?= .venv
 
 venv:
@@ -13,6 +13,10 @@ binaries: venv
 node-binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.node.binaries ensure
 
+# The release tooling: CNCF Distribution's registry (the release tests' OCI registry) and actionlint.
+tools: venv
+	$(VENV)/bin/python -m rerank_localdev.tools ensure
+
 local: binaries
 	$(VENV)/bin/rerank-operator local
 
@@ -22,8 +26,13 @@ images: venv
 	WITH_IMAGES=1 ./scripts/bootstrap.sh
 	$(VENV)/bin/python -m rerank_localdev.images build
 
+# Pushes the built images to REGISTRY (HOST[:PORT][/PATH]) as <REGISTRY>/rerank-<name>:<version>; log in first
+# (podman login). The release workflow pushes to ghcr.io/rerank-operator with `python -m rerank_localdev.release`.
+push-images: venv
+	$(VENV)/bin/python -m rerank_localdev.images push --registry $(REGISTRY)
+
 # The browser tests need Debian's Chromium, the image tests podman, the node tests containerd's parts, the
 # gateway tests Redis and litellm's own venv: installed here, not for `make local`.
-test: binaries node-binaries
+test: binaries node-binaries tools
 	WITH_BROWSER=1 WITH_IMAGES=1 WITH_NODE=1 WITH_TEST_SERVICES=1 ./scripts/bootstrap.sh
 	$(VENV)/bin/python -m pytest

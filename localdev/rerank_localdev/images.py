@@ -6,14 +6,15 @@ has no Docker engine and reaches no container registry.
   Debian suite and package list, imported into podman's store under a tag that carries the hash of those
   inputs (made once, rebuilt only when they change).
 - ``images/<name>/`` becomes ``ghcr.io/rerank-operator/rerank-<name>:<version>`` (the names the chart and
-  the API default to; ``<version>`` is pyproject's, the chart's appVersion). A new directory with a
+  the API default to; ``<version>`` is rerank_operator/version.py's, the chart's appVersion). A new directory with a
   Dockerfile is built with no change here.
 - An image is tagged only after its build succeeded (the build writes an image id, the tag comes after),
   so a failed build leaves nothing half-tagged; the error names what could not be fetched or found.
 - podman reads this package's ``containers.conf`` (runc, ulimits within the sandbox's hard limits) through
   ``CONTAINERS_CONF``, set here for every command, never by the caller.
 
-Usage: ``python -m rerank_localdev.images build [NAME ...]`` (``make images``), ``... base``, ``... list``.
+Usage: ``python -m rerank_localdev.images build [NAME ...]`` (``make images``), ``... base``, ``... list``,
+``... push --registry HOST[:PORT][/PATH] [--cert-dir DIR] [--authfile FILE] [NAME ...]``.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from rerank_operator import version as release
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO / "images"
-REGISTRY = "ghcr.io/rerank-operator"
+REGISTRY = release.IMAGE_REGISTRY
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
 
 # The local base: what the public python:3.11-slim-bookworm base gives the Dockerfiles (Debian 12, Python
@@ -65,7 +67,7 @@ class ImageBuildError(RuntimeError):
 
 
 def project_version() -> str:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    return release.VERSION
 
 
 def image_names() -> list[str]:
@@ -75,7 +77,7 @@ def image_names() -> list[str]:
 
 def image_ref(name: str, version: str | None = None) -> str:
     """``operator`` -> ``ghcr.io/rerank-operator/rerank-operator:0.1.0``."""
-    return f"{REGISTRY}/rerank-{name}:{version or project_version()}"
+    return release.image(name, version or project_version())
 
 
 def base_recipe() -> dict[str, object]:
@@ -140,9 +142,11 @@ def require(*tools: str) -> None:
                               "podman, buildah, runc and debootstrap (WITH_IMAGES=1)")
 
 
-def podman(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+def podman(*args: str, check: bool = True, timeout: float | None = None,
+           input: str | None = None) -> subprocess.CompletedProcess[str]:
     require("podman")
-    proc = subprocess.run(["podman", *args], env=environment(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(["podman", *args], env=environment(), capture_output=True, text=True, timeout=timeout,
+                          input=input)
     if check and proc.returncode != 0:
         raise ImageBuildError(f"podman {' '.join(args[:2])} failed: {explain_failure(proc.stderr + proc.stdout)}")
     return proc
@@ -264,6 +268,28 @@ def build(name: str, *, base: str | None = None, echo: bool = True, dockerfile: 
     return ref
 
 
+def pushed_ref(name: str, registry: str, version: str | None = None) -> str:
+    """Where ``push`` puts image ``name``: ``127.0.0.1:5000/team`` -> ``127.0.0.1:5000/team/rerank-ui:<version>``;
+    the default registry gives exactly the local tag (what the release publishes to GHCR)."""
+    return image_ref(name, version).replace(REGISTRY, registry.rstrip("/"), 1)
+
+
+def push(name: str, registry: str, *, cert_dir: Path | None = None, authfile: Path | None = None) -> str:
+    """Pushes the built image ``name`` to ``registry`` (a host with an optional path) and returns the reference
+    pushed. ``cert_dir`` holds the registry's CA (``ca.crt``), ``authfile`` the credentials of a
+    ``podman login`` (default: podman's own). A missing local image is an error, never a build behind the
+    caller's back."""
+    local = image_ref(name)
+    if not image_exists(local):
+        raise ImageBuildError(f"{local} is not built: run `make images` (python -m rerank_localdev.images build {name})")
+    target = pushed_ref(name, registry)
+    options = [f"--cert-dir={cert_dir}"] if cert_dir else []
+    options += [f"--authfile={authfile}"] if authfile else []
+    # --format v2s2 keeps the manifest type the build made (docker), which every registry and containerd take.
+    podman("push", *options, "--format", "v2s2", local, f"docker://{target}", timeout=1800)
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rerank_localdev.images", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,10 +297,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     build_parser.add_argument("names", nargs="*", metavar="NAME")
     sub.add_parser("base", help="make the local Debian base image (if its inputs changed)")
     sub.add_parser("list", help="print the image tags `build` makes")
+    push_parser = sub.add_parser("push", help="push built images to a registry (log in first: podman login)")
+    push_parser.add_argument("names", nargs="*", metavar="NAME")
+    push_parser.add_argument("--registry", required=True, help="HOST[:PORT][/PATH], e.g. ghcr.io/rerank-operator")
+    push_parser.add_argument("--cert-dir", type=Path, help="a directory holding the registry's CA as ca.crt")
+    push_parser.add_argument("--authfile", type=Path, help="credentials file of `podman login --authfile`")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
             print("\n".join(image_ref(name) for name in image_names()))
+        elif args.command == "push":
+            for name in args.names or image_names():
+                print(push(name, args.registry, cert_dir=args.cert_dir, authfile=args.authfile), flush=True)
         elif args.command == "base":
             print(ensure_base())
         else:

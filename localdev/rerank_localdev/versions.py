@@ -57,3 +57,14 @@ NODE_BUILD_RECIPE = 2
 def node_cache_key() -> str:
     return (f"node-k8s-{KUBERNETES}_containerd-{CONTAINERD}_coredns-{COREDNS}_traefik-{TRAEFIK}"
             f"_r{NODE_BUILD_RECIPE}")
+
+# ---- release tooling (rerank_localdev.tools) --------------------------------------------------------
+# CNCF Distribution's registry: the OCI registry the release tests push images and the chart to.
+DISTRIBUTION = "v3.1.2"
+# Lints .github/workflows (the release workflow cannot run here).
+ACTIONLINT = "v1.7.12"
+TOOLS_BUILD_RECIPE = 1
+
+
+def tools_cache_key() -> str:
+    return f"tools-distribution-{DISTRIBUTION}_actionlint-{ACTIONLINT}_r{TOOLS_BUILD_RECIPE}"

@@ -81,7 +81,7 @@ def test_readme_rerank_requests_are_served_by_the_real_engine(body, rerank_engin
     assert {r["index"] for r in results} <= set(range(len(body["documents"])))
 
 
-def test_readme_helm_install_and_explain_work_against_a_real_api_server(control_plane):
+def test_readme_helm_install_and_explain_work_against_a_real_api_server(control_plane, oci_registry, pushed_chart):
     # A real `helm install` installs crds/ before the templates; a dry run does not, so do that part first.
     control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "charts/rerank-operator/crds"))
     control_plane.kubectl("wait", "--for=condition=Established", "crd/rerankerdeployments.rerank.io")
@@ -92,6 +92,10 @@ def test_readme_helm_install_and_explain_work_against_a_real_api_server(control_
         # The README's chart path is relative to the repository; a server-side dry run validates every
         # rendered object against the API server's schemas (and the CRD's) and leaves nothing behind.
         args = [str(REPO / a) if a.startswith("charts/") else a for a in args]
+        # A published chart (GHCR, or "your own registry") comes from the local OCI registry instead, which holds
+        # this chart under the same version (tests/release checks the published chart is this one).
+        if any(a.startswith("oci://") for a in args):
+            args = [pushed_chart if a.startswith("oci://") else a for a in args] + [f"--ca-file={oci_registry.ca_file}"]
         result = control_plane.helm(*args, "--dry-run=server", check=False)
         assert result.returncode == 0, result.stderr
         assert "kind: RerankerDeployment" in result.stdout  # --set sample.enabled=true renders the sample

@@ -4,7 +4,6 @@ pure parts (names, the base's cache key, failure messages). Needs no podman."""
 from __future__ import annotations
 
 import re
-import tomllib
 
 import yaml
 
@@ -20,7 +19,7 @@ def test_every_dockerfile_is_an_image_named_after_its_directory() -> None:
 
 
 def test_chart_api_and_makefile_name_the_same_images() -> None:
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    version = images.project_version()
     chart = yaml.safe_load((REPO / "charts/rerank-operator/Chart.yaml").read_text())
     values = yaml.safe_load((REPO / "charts/rerank-operator/values.yaml").read_text())
     assert chart["appVersion"] == version  # the chart's default tag is its appVersion

@@ -93,3 +93,18 @@ namespaces, else the release namespace.
 {{- $model := .Values.sample.spec.model | default dict }}
 {{- $model.servedModelName | default $model.name | default "Qwen/Qwen3-Reranker-0.6B" }}
 {{- end }}
+
+{{/* The Secret made from registryCredentials. */}}
+{{- define "rerank-operator.registrySecretName" -}}
+{{- printf "%s-registry" (include "rerank-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* imagePullSecrets: the listed ones, then the one made from registryCredentials. */}}
+{{- define "rerank-operator.imagePullSecrets" -}}
+{{- $secrets := list }}
+{{- range .Values.imagePullSecrets }}{{ $secrets = append $secrets (dict "name" .name) }}{{ end }}
+{{- if .Values.registryCredentials.server }}
+{{- $secrets = append $secrets (dict "name" (include "rerank-operator.registrySecretName" .)) }}
+{{- end }}
+{{- toJson $secrets }}
+{{- end }}

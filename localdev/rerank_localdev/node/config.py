@@ -54,6 +54,11 @@ class NodeLayout:
         return self.root / "cni" / "net.d"
 
     @property
+    def registry_hosts_dir(self) -> Path:
+        """containerd's per-registry settings (`<host:port>/hosts.toml`: CA, mirrors), read at each pull."""
+        return self.root / "containerd-certs.d"
+
+    @property
     def kubelet_root(self) -> Path:
         return self.root / "kubelet"
 
@@ -91,6 +96,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     # No registry: the sandbox image is built and imported locally, and pinned so GC never drops it.
     sandbox = "{layout.pause_image}"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    # Registries it may pull from (a test's private registry on 127.0.0.1) say how to trust them here.
+    config_path = "{layout.registry_hosts_dir}"
 
 [{runtime}]
   # Without CAP_SYS_RESOURCE a container's oom_score_adj cannot go below containerd's own.

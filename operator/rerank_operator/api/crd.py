@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from ..version import VERSION
 from . import v1alpha1 as api
 
 CHART_CRD_PATH = "charts/rerank-operator/crds/rerankerdeployments.rerank.io.yaml"
@@ -192,7 +193,10 @@ def build_crd() -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": api.CRD_NAME,
-            "labels": {"app.kubernetes.io/name": "rerank-operator", "app.kubernetes.io/part-of": "rerank-operator"},
+            # The release that wrote this schema: Helm never upgrades crds/, so `kubectl get crd -L
+            # app.kubernetes.io/version` is how to tell whether a cluster's CRD is behind its operator.
+            "labels": {"app.kubernetes.io/name": "rerank-operator", "app.kubernetes.io/part-of": "rerank-operator",
+                       "app.kubernetes.io/version": VERSION},
         },
         "spec": {
             "group": api.GROUP,

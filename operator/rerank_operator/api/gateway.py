@@ -11,9 +11,10 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from ..version import image as release_image
 from .v1alpha1 import SecretKeyRef, _cel, _Model, _object
 
-DEFAULT_GATEWAY_IMAGE = "ghcr.io/rerank-operator/rerank-gateway:0.1.0"
+DEFAULT_GATEWAY_IMAGE = release_image("gateway")
 
 
 class GatewayRedisSpec(_Model):

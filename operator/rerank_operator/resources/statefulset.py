@@ -25,6 +25,7 @@ from rerank_operator.serving.engine_args import engine_env as serving_engine_env
 
 from . import labels as L
 from .pod_security import restricted_container_context
+from .pull_secrets import add_image_pull_secrets
 from .service_accounts import engine_service_account_name
 from .sizing import engine_cpu_memory, shm_gib
 
@@ -186,6 +187,7 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
     if scheduling.priority_class_name:
         pod_spec["priorityClassName"] = scheduling.priority_class_name
 
+    add_image_pull_secrets(pod_spec, spec)
     template: dict[str, Any] = {"metadata": {"labels": L.labels(name, L.ENGINE)}, "spec": pod_spec}
     template["metadata"]["annotations"] = {L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
 

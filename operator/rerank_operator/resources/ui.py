@@ -13,6 +13,7 @@ from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 
 from . import labels as L
 from .pod_security import restricted_container_context
+from .pull_secrets import add_image_pull_secrets
 from .service_accounts import ui_service_account_name
 from .services import endpoint_url
 from .status_configmap import STATUS_KEY
@@ -87,6 +88,7 @@ def build_ui_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -
             {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         ],
     }
+    add_image_pull_secrets(pod_spec, spec)
     template: dict[str, Any] = {"metadata": {"labels": L.labels(name, L.UI)}, "spec": pod_spec}
     template["metadata"]["annotations"] = {L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
     return {

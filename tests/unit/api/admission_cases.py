@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rerank_operator.api.v1alpha1 import DEFAULT_UI_IMAGE
+
 
 @dataclass(frozen=True)
 class Invalid:
@@ -234,6 +236,11 @@ INVALID: list[Invalid] = [
     Invalid("env-duplicate-name", {"engine": {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}},
             "spec.engine.env", "server"),
     Invalid("unknown-field", {"engine": {"gpus": 2}}, "spec.engine.gpus", "server"),
+    Invalid("pull-secret-duplicate-name", {"imagePullSecrets": [{"name": "ghcr"}, {"name": "ghcr"}]},
+            "spec.imagePullSecrets", "server"),
+    Invalid("pull-secret-bad-name", {"imagePullSecrets": [{"name": "Registry_Creds"}]},
+            "spec.imagePullSecrets[0].name", "schema"),
+    Invalid("pull-secret-as-string", {"imagePullSecrets": "ghcr"}, "spec.imagePullSecrets", "schema"),
     # --- spec.gateway and model aliases ---
     Invalid("gateway-cache-backend-unknown", {"gateway": {"cache": {"backend": "memcached"}}},
             "spec.gateway.cache.backend", "schema"),
@@ -298,7 +305,7 @@ VALID: list[Valid] = [
     }, {
         "engine.tensorParallelSize": 2,
         "model.hfTokenSecretRef.key": "token",
-        "ui.image": "ghcr.io/rerank-operator/rerank-ui:0.1.0",
+        "ui.image": DEFAULT_UI_IMAGE,
         "autoscaling.scrapeIntervalSeconds": 5,
     }),
     Valid("air-gapped-pvc", {

@@ -8,6 +8,7 @@ from rerank_gateway.config import from_args
 from rerank_operator.api.v1alpha1 import parse_spec
 from rerank_operator.resources.gateway import GATEWAY_UID, gateway_args
 
+from rerank_operator.version import VERSION
 from tests.unit.resources.builder_support import assert_known_fields, child, make_body
 
 
@@ -40,7 +41,7 @@ def test_gateway_runs_unprivileged_with_a_read_only_root_and_no_token():
     assert_known_fields(dep, "V1Deployment")
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
-    assert c["image"] == "ghcr.io/rerank-operator/rerank-gateway:0.1.0"
+    assert c["image"] == f"ghcr.io/rerank-operator/rerank-gateway:{VERSION}"
     sc = c["securityContext"]
     assert sc["runAsNonRoot"] and sc["runAsUser"] == GATEWAY_UID and sc["readOnlyRootFilesystem"]
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}

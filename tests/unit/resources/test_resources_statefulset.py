@@ -10,6 +10,7 @@ from rerank_operator.resources.statefulset import (
     shm_size,
 )
 
+from rerank_operator.version import VERSION
 from tests.unit.resources.builder_support import assert_known_fields, child, make_body
 
 
@@ -85,7 +86,7 @@ def test_cpu_engine_requests_no_gpu_and_runs_the_cpu_build():
     # The user's cpu request and memory limit win; the memory request is the default (0.6B float32
     # weights + 6 GiB KV cache + runtime), below the user's limit.
     assert c["resources"] == {"requests": {"cpu": "4", "memory": "11Gi"}, "limits": {"memory": "16Gi"}}
-    assert c["image"] == "ghcr.io/rerank-operator/rerank-engine-cpu:0.1.0"  # images/engine-cpu
+    assert c["image"] == f"ghcr.io/rerank-operator/rerank-engine-cpu:{VERSION}"  # images/engine-cpu
     assert env(c)["VLLM_CPU_KVCACHE_SPACE"] == {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "6"}
     cmd = c["command"]
     # On the CPU build this flag would reserve a fraction of host RAM: the KV cache env var sizes it instead.
