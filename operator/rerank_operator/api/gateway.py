@@ -103,8 +103,17 @@ class GatewaySpec(_Model):
         description="Deploy the gateway (Deployment <name>-gateway) and point the Service <name> at it; the "
         "engines then get the headless Service <name>-engine. Off: <name> points at the engines directly.",
     )
-    image: str = Field(default=DEFAULT_GATEWAY_IMAGE, min_length=1, max_length=512,
-                       description="Container image of the gateway (the project's rerank-gateway image).")
+    # No default in the schema, as for spec.ui.image: unset, the gateway follows the operator's release.
+    image: str | None = Field(
+        default=None, min_length=1, max_length=512,
+        description="Container image of the gateway. Default: the operator's own release of the project's "
+        f"rerank-gateway image ({DEFAULT_GATEWAY_IMAGE} in this release), so upgrading the operator upgrades the "
+        "gateway; set it to pin one.")
+
+    @property
+    def container_image(self) -> str:
+        """The gateway container's image: spec.gateway.image, else this release's."""
+        return self.image or DEFAULT_GATEWAY_IMAGE
     replicas: int = Field(default=1, ge=1, le=50, description="Gateway pods.")
     max_documents: int = Field(default=1000, ge=1, le=100000,
                                description="Most documents in one request; more is a 413 naming the limit.")

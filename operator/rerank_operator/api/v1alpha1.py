@@ -1198,10 +1198,18 @@ class UISpec(_Model):
 
     enabled: bool = Field(default=True, description="Deploy the UI (Deployment and Service <name>-ui).")
     replicas: int = Field(default=1, ge=0, le=20, description="Replicas of the UI Deployment.")
-    image: str = Field(
-        default=DEFAULT_UI_IMAGE, min_length=1, max_length=512, pattern=IMAGE_PATTERN,
-        description="Container image of the UI (the project's rerank-ui image).",
+    # No default in the schema: a default would be stored in the object and pin the UI to the release that
+    # created it; unset, the UI follows the operator's release on every upgrade (container_image).
+    image: str | None = Field(
+        default=None, min_length=1, max_length=512, pattern=IMAGE_PATTERN,
+        description="Container image of the UI. Default: the operator's own release of the project's rerank-ui "
+        f"image ({DEFAULT_UI_IMAGE} in this release), so upgrading the operator upgrades the UI; set it to pin one.",
     )
+
+    @property
+    def container_image(self) -> str:
+        """The UI container's image: spec.ui.image, else this release's."""
+        return self.image or DEFAULT_UI_IMAGE
     auth_secret_ref: LocalObjectRef | None = Field(
         default=None,
         description="Secret with keys \"username\" and \"password\"; when set, the UI asks for them "

@@ -72,7 +72,7 @@ def build_gateway_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSp
     memory_limit_mib = 256 + (spec.gateway.cache.memory_mi_b if spec.gateway.cache.backend == "memory" else 0) * 2
     container = {
         "name": "gateway",
-        "image": spec.gateway.image,
+        "image": spec.gateway.container_image,
         "imagePullPolicy": "IfNotPresent",
         "args": gateway_args(body, spec),
         "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],

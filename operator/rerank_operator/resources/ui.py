@@ -62,7 +62,7 @@ def build_ui_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -
     probe = {"httpGet": {"path": PROBE_PATH, "port": "http"}, "timeoutSeconds": 5}
     container = {
         "name": "ui",
-        "image": spec.ui.image,
+        "image": spec.ui.container_image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": UI_PORT, "protocol": "TCP"}],
         "env": ui_env(body, spec),

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rerank_operator.api.v1alpha1 import DEFAULT_UI_IMAGE
 
 
 @dataclass(frozen=True)
@@ -305,7 +304,6 @@ VALID: list[Valid] = [
     }, {
         "engine.tensorParallelSize": 2,
         "model.hfTokenSecretRef.key": "token",
-        "ui.image": DEFAULT_UI_IMAGE,
         "autoscaling.scrapeIntervalSeconds": 5,
     }),
     Valid("air-gapped-pvc", {
