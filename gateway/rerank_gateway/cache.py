@@ -11,12 +11,13 @@ A backend never raises to the caller: a Redis outage answers "all misses" and dr
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import struct
 import time
 from collections import OrderedDict
 from typing import Protocol, Sequence
+
+import orjson
 
 from . import metrics
 
@@ -31,9 +32,8 @@ LOG_EVERY = 30.0
 def query_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str) -> bytes:
     """A 16-byte digest of everything but the document (JSON, so no separator can collide); computed
     once per request, then extended per document by `document_key`."""
-    material = json.dumps([model, revision, instruction, max_tokens_per_doc or 0, query],
-                          ensure_ascii=False, separators=(",", ":"))
-    return hashlib.blake2b(material.encode(), digest_size=16).digest()
+    material = orjson.dumps([model, revision, instruction, max_tokens_per_doc or 0, query])
+    return hashlib.blake2b(material, digest_size=16).digest()
 
 
 def document_key(query_digest: bytes, document: str) -> bytes:
