@@ -9,7 +9,6 @@ import sys
 import time
 from typing import Any, Awaitable, Callable
 
-import aiohttp
 import orjson
 import uvloop
 from aiohttp import web
@@ -19,6 +18,7 @@ from .cache import LRUScoreCache, NoCache, RedisScoreCache, ScoreCache
 from .config import GatewayConfig, from_args
 from .discovery import watch_dns, watch_health
 from .engine import EngineClient, EngineError
+from .http1 import Http1Pool
 from .protocol import BadRequest, decode_json, parse_rerank, parse_score
 from .responses import error_body, rerank_response, score_response
 from .routing import EnginePool, NoEngine
@@ -124,11 +124,8 @@ def build_app(config: GatewayConfig, *, cache: ScoreCache | None = None, pool: E
     cache = cache or make_cache(config)
 
     async def lifecycle(app: web.Application):
-        timeout = aiohttp.ClientTimeout(total=config.engine_timeout, sock_connect=5)
-        # Kept-alive connections to the engines, reused across requests; engines set no cookies.
-        session = aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None),
-                                        cookie_jar=aiohttp.DummyCookieJar())
-        app[SCORER] = Scorer(app[POOL], EngineClient(session), cache, config.model, config.chunking)
+        http = Http1Pool(timeout=config.engine_timeout)  # kept-alive connections to the engines
+        app[SCORER] = Scorer(app[POOL], EngineClient(http), cache, config.model, config.chunking)
         watcher = None
         if config.engine_dns:
             host, _, port = config.engine_dns.rpartition(":")
@@ -140,7 +137,7 @@ def build_app(config: GatewayConfig, *, cache: ScoreCache | None = None, pool: E
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        await session.close()
+        http.close()
         await cache.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -41,6 +41,23 @@ def document_key(query_digest: bytes, document: str) -> bytes:
     return hashlib.blake2b(query_digest + document.encode(), digest_size=16).digest()
 
 
+def pair_keys(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None,
+              pairs: Sequence[tuple[str, str]]) -> list[bytes]:
+    """`document_key(query_key(...), document)` of every pair, the same bytes, cheaper: each query's
+    hash state is made once and copied per document (about twice as fast as a new hash per pair)."""
+    states: dict[str, "hashlib._Hash"] = {}
+    keys = []
+    for query, document in pairs:
+        state = states.get(query)
+        if state is None:
+            state = states[query] = hashlib.blake2b(
+                query_key(model, revision, instruction, max_tokens_per_doc, query), digest_size=16)
+        h = state.copy()
+        h.update(document.encode())
+        keys.append(h.digest())
+    return keys
+
+
 def pair_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str,
              document: str) -> bytes:
     """A 16-byte digest of what decides one pair's score."""

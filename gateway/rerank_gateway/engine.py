@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import aiohttp
 import orjson
 
 from . import metrics
-
-
-JSON_HEADERS = {"Content-Type": "application/json"}
+from .http1 import Http1Pool, UpstreamError
 
 
 class EngineError(Exception):
@@ -29,23 +26,26 @@ class EngineError(Exception):
 
 
 class EngineClient:
-    def __init__(self, session: aiohttp.ClientSession):
-        self.session = session
+    def __init__(self, http: Http1Pool):
+        self.http = http
 
     async def _post(self, base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = base_url + path
         try:
-            async with self.session.post(url, data=orjson.dumps(body), headers=JSON_HEADERS) as r:
-                raw = await r.read()
-                metrics.child(metrics.ENGINE_REQUESTS, base_url, str(r.status)).inc()
-                if r.status != 200:
-                    raise EngineError(r.status, raw, r.headers.get("Content-Type", "application/json"))
-                return orjson.loads(raw)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, headers, raw = await self.http.post(base_url, path, orjson.dumps(body))
+        except (UpstreamError, TimeoutError) as exc:
             metrics.child(metrics.ENGINE_REQUESTS, base_url, "unreachable").inc()
             message = f"The engine at {url} could not be reached: {type(exc).__name__}: {exc}"
             raise EngineError(502, orjson.dumps({"error": {"message": message, "type": "BadGateway", "param": None,
                                                            "code": 502}})) from exc
+        metrics.child(metrics.ENGINE_REQUESTS, base_url, str(status)).inc()
+        if status != 200:
+            raise EngineError(status, raw, headers.get(b"content-type", b"application/json").decode("latin-1"))
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise EngineError(502, orjson.dumps({"error": {"message": f"The engine at {url} answered invalid JSON.",
+                                                           "type": "BadGateway", "param": None, "code": 502}})) from exc
 
     async def score(self, base_url: str, model: str, pairs: Sequence[tuple[str, str]], instruction: str | None,
                     max_tokens_per_doc: int | None) -> tuple[list[float], int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import chunking, metrics
-from .cache import NoCache, ScoreCache, document_key, query_key
+from .cache import NoCache, ScoreCache, pair_keys
 from .engine import EngineClient
 from .protocol import ScoringJob
 from .routing import EnginePool
@@ -62,14 +62,7 @@ class Scorer:
         scores: list[float | None]
         cached = known and not isinstance(self.cache, NoCache)
         if cached:
-            digests: dict[str, bytes] = {}
-            keys = []
-            for q, d in units:
-                digest = digests.get(q)
-                if digest is None:
-                    digest = digests[q] = query_key(model or "", self.model.revision, instruction or "",
-                                                    job.max_tokens_per_doc, q)
-                keys.append(document_key(digest, d))
+            keys = pair_keys(model or "", self.model.revision, instruction or "", job.max_tokens_per_doc, units)
             scores = await self.cache.get_many(keys)
             idents: list = keys
         else:
