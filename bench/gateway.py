@@ -1,6 +1,6 @@
 """The rerank gateway's figures, side by side in one run.
 
-    .venv/bin/python bench/gateway.py [--skip-engine] [--seconds 10]
+    .venv/bin/python bench/gateway.py [--skip-engine] [--seconds 10] [--rounds 5] [--parts 1,1b,2,3,4,4b]
 
 1. Added latency: the same 20-document rerank requests sent to the real CPU vLLM (the tests' tiny
    reranker, started from the operator's own command line) directly and through the gateway (cache
@@ -205,28 +205,38 @@ async def added_latency_stub(args) -> None:
 
 async def gateway_alone(args) -> None:
     print(f"\n== 2. gateway alone vs a STUB engine (instant answers), 20 pairs/request, gateway on one core, "
-          f"{args.seconds:.0f} s each ==")
+          f"concurrency 32, {args.rounds} rounds of {args.seconds / args.rounds:.1f} s each, medians ==")
+    print("  (requests per gateway CPU-second is the one-core rate; wall requests/s is bounded by the load "
+          "generator and the stub sharing the other core)")
     async with stub() as engine:
-        for label, extra, repeat in (("cache off", ["--cache", "none"], False), ("cache on, all hits", [], True)):
+        for label, extra, repeat in (("cache off", ["--cache", "none"], False),
+                                     ("cache on, all misses", [], False),
+                                     ("cache on, all hits", [], True)):
             async with gateway([engine], *extra) as gw:
                 per_round = 2000
+                hot = bodies(50, 20, "m", "hot")
                 if repeat:
-                    hot = bodies(50, 20, "m", "hot")
                     await load(gw, hot, 8)
-                total, elapsed, lat = 0, 0.0, []
-                cpu_before = cpu_seconds(GATEWAY_PIDS[gw])
-                deadline = time.monotonic() + args.seconds
-                round_ = 0
-                while time.monotonic() < deadline:
-                    batch = [hot[i % 50] for i in range(per_round)] if repeat else bodies(per_round, 20, "m", f"r{round_}-")
-                    latencies, wall = await load(gw, batch, 32)
-                    total += len(latencies)
-                    elapsed += wall
-                    lat += latencies
-                    round_ += 1
-                cpu = cpu_seconds(GATEWAY_PIDS[gw]) - cpu_before
-                print(f"  {label:<20} {total / elapsed:8.0f} requests/s wall   {total / cpu:8.0f} requests per "
-                      f"gateway CPU-second   p50 {ms(statistics.median(lat))} ms   p99 {ms(pct(lat, 0.99))} ms   "
+                else:  # warm-up with requests of their own
+                    await load(gw, bodies(200, 20, "m", f"warm-{label}-"), 32)
+                wall_rates, cpu_rates, lat, total = [], [], [], 0
+                for round_ in range(args.rounds):
+                    deadline = time.monotonic() + args.seconds / args.rounds
+                    done, elapsed, cpu_before = 0, 0.0, cpu_seconds(GATEWAY_PIDS[gw])
+                    while time.monotonic() < deadline:
+                        batch = ([hot[i % 50] for i in range(per_round)] if repeat else
+                                 bodies(per_round, 20, "m", f"{label}-{round_}-{done}-"))
+                        latencies, wall = await load(gw, batch, 32)
+                        done += len(latencies)
+                        elapsed += wall
+                        lat += latencies
+                    cpu = cpu_seconds(GATEWAY_PIDS[gw]) - cpu_before
+                    wall_rates.append(done / elapsed)
+                    cpu_rates.append(done / cpu)
+                    total += done
+                print(f"  {label:<21} {statistics.median(cpu_rates):7.0f} requests per gateway CPU-second "
+                      f"(rounds {', '.join(f'{r:.0f}' for r in cpu_rates)})   {statistics.median(wall_rates):6.0f} "
+                      f"requests/s wall   p50 {ms(statistics.median(lat))} ms   p99 {ms(pct(lat, 0.99))} ms   "
                       f"({total} requests)")
 
 
@@ -331,21 +341,30 @@ def routing_simulation(args) -> None:
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skip-engine", action="store_true", help="leave out part 1 (the real vLLM)")
-    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--seconds", type=float, default=10.0, help="part 2: seconds per configuration")
+    p.add_argument("--rounds", type=int, default=5, help="part 2: rounds per configuration (their median is shown)")
     p.add_argument("--requests-c1", type=int, default=200)
     p.add_argument("--requests-c32", type=int, default=640)
     p.add_argument("--trace-requests", type=int, default=2000)
     p.add_argument("--routing-requests", type=int, default=1500)
+    p.add_argument("--parts", default="1,1b,2,3,4,4b", help="which parts to run (default: all)")
     args = p.parse_args()
+    parts = set(args.parts.split(","))
     print(f"cores: {os.cpu_count()}, taskset: {'yes' if TASKSET else 'no'}, load average at start: "
           f"{os.getloadavg()[0]:.1f}")
-    if not args.skip_engine:
+    if "1" in parts and not args.skip_engine:
         await added_latency(args)
-    await added_latency_stub(args)
-    await gateway_alone(args)
-    await work_saved(args)
-    await routing(args)
-    routing_simulation(args)
+    if "1b" in parts:
+        await added_latency_stub(args)
+    if "2" in parts:
+        await gateway_alone(args)
+    if "3" in parts:
+        await work_saved(args)
+    if "4" in parts:
+        await routing(args)
+    if "4b" in parts:
+        routing_simulation(args)
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

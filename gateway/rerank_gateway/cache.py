@@ -11,12 +11,13 @@ A backend never raises to the caller: a Redis outage answers "all misses" and dr
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import struct
 import time
 from collections import OrderedDict
 from typing import Protocol, Sequence
+
+import orjson
 
 from . import metrics
 
@@ -31,14 +32,30 @@ LOG_EVERY = 30.0
 def query_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str) -> bytes:
     """A 16-byte digest of everything but the document (JSON, so no separator can collide); computed
     once per request, then extended per document by `document_key`."""
-    material = json.dumps([model, revision, instruction, max_tokens_per_doc or 0, query],
-                          ensure_ascii=False, separators=(",", ":"))
-    return hashlib.blake2b(material.encode(), digest_size=16).digest()
+    material = orjson.dumps([model, revision, instruction, max_tokens_per_doc or 0, query])
+    return hashlib.blake2b(material, digest_size=16).digest()
 
 
 def document_key(query_digest: bytes, document: str) -> bytes:
     # The prefix has a fixed length, so prefix + document is unambiguous.
     return hashlib.blake2b(query_digest + document.encode(), digest_size=16).digest()
+
+
+def pair_keys(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None,
+              pairs: Sequence[tuple[str, str]]) -> list[bytes]:
+    """`document_key(query_key(...), document)` of every pair, the same bytes, cheaper: each query's
+    hash state is made once and copied per document (about twice as fast as a new hash per pair)."""
+    states: dict[str, "hashlib._Hash"] = {}
+    keys = []
+    for query, document in pairs:
+        state = states.get(query)
+        if state is None:
+            state = states[query] = hashlib.blake2b(
+                query_key(model, revision, instruction, max_tokens_per_doc, query), digest_size=16)
+        h = state.copy()
+        h.update(document.encode())
+        keys.append(h.digest())
+    return keys
 
 
 def pair_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str,

@@ -7,12 +7,12 @@ out, so what the engine computes is exactly what the cache key says. An engine 4
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
-import aiohttp
+import orjson
 
 from . import metrics
+from .http1 import Http1Pool, UpstreamError
 
 
 class EngineError(Exception):
@@ -26,23 +26,26 @@ class EngineError(Exception):
 
 
 class EngineClient:
-    def __init__(self, session: aiohttp.ClientSession):
-        self.session = session
+    def __init__(self, http: Http1Pool):
+        self.http = http
 
     async def _post(self, base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = base_url + path
         try:
-            async with self.session.post(url, data=json.dumps(body), headers={"Content-Type": "application/json"}) as r:
-                raw = await r.read()
-                metrics.ENGINE_REQUESTS.labels(engine=base_url, code=str(r.status)).inc()
-                if r.status != 200:
-                    raise EngineError(r.status, raw, r.headers.get("Content-Type", "application/json"))
-                return json.loads(raw)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            metrics.ENGINE_REQUESTS.labels(engine=base_url, code="unreachable").inc()
+            status, headers, raw = await self.http.post(base_url, path, orjson.dumps(body))
+        except (UpstreamError, TimeoutError) as exc:
+            metrics.child(metrics.ENGINE_REQUESTS, base_url, "unreachable").inc()
             message = f"The engine at {url} could not be reached: {type(exc).__name__}: {exc}"
-            raise EngineError(502, json.dumps({"error": {"message": message, "type": "BadGateway", "param": None,
-                                                         "code": 502}}).encode()) from exc
+            raise EngineError(502, orjson.dumps({"error": {"message": message, "type": "BadGateway", "param": None,
+                                                           "code": 502}})) from exc
+        metrics.child(metrics.ENGINE_REQUESTS, base_url, str(status)).inc()
+        if status != 200:
+            raise EngineError(status, raw, headers.get(b"content-type", b"application/json").decode("latin-1"))
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise EngineError(502, orjson.dumps({"error": {"message": f"The engine at {url} answered invalid JSON.",
+                                                           "type": "BadGateway", "param": None, "code": 502}})) from exc
 
     async def score(self, base_url: str, model: str, pairs: Sequence[tuple[str, str]], instruction: str | None,
                     max_tokens_per_doc: int | None) -> tuple[list[float], int]:
@@ -59,8 +62,15 @@ class EngineClient:
         if max_tokens_per_doc:
             body["max_tokens_per_doc"] = max_tokens_per_doc
         answer = await self._post(base_url, "/score", body)
-        data = sorted(answer["data"], key=lambda d: d["index"])
-        return [float(d["score"]) for d in data], int(answer.get("usage", {}).get("prompt_tokens") or 0)
+        data = answer["data"]
+        if len(data) != len(pairs):
+            raise EngineError(502, orjson.dumps({"error": {
+                "message": f"The engine answered {len(data)} scores for {len(pairs)} pairs.", "type": "BadGateway",
+                "param": None, "code": 502}}))
+        scores = [0.0] * len(pairs)
+        for d in data:
+            scores[d["index"]] = float(d["score"])
+        return scores, int(answer.get("usage", {}).get("prompt_tokens") or 0)
 
     async def tokenize(self, base_url: str, model: str, text: str) -> list[int]:
         answer = await self._post(base_url, "/tokenize", {"model": model, "prompt": text, "add_special_tokens": False})

@@ -35,5 +35,18 @@ CHUNKED_DOCUMENTS = Counter("rerank_gateway_chunked_documents", "Documents score
                             registry=REGISTRY)
 
 
+_CHILDREN: dict[tuple, object] = {}
+
+
+def child(metric, *label_values: str):
+    """``metric.labels(*label_values)``, looked up once: labels() costs more than the update itself, and
+    the hot path updates several labelled metrics per request (routes, codes and engines are few)."""
+    key = (metric, label_values)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*label_values)
+    return found
+
+
 def exposition() -> bytes:
     return generate_latest(REGISTRY)

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 
 class BadRequest(Exception):
     """A client error (400 unless ``status`` says otherwise), with the offending field named."""
@@ -51,8 +53,8 @@ def decode_json(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise BadRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
+        body = orjson.loads(text)  # about twice as fast as json.loads on request bodies (bench/gateway.py)
+    except json.JSONDecodeError as exc:  # orjson's error is a subclass, with the same position fields
         raise BadRequest(f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
@@ -162,7 +164,14 @@ def parse_rerank(body: dict, limits: Limits = Limits()) -> ScoringJob:
         raise BadRequest(f"'documents' has {len(documents)} entries; at most {limits.max_documents} are accepted "
                          "in one request.", "documents", status=413)
     rank_fields = _rank_fields(body)
-    texts = [document_text(d, i, rank_fields, limits) for i, d in enumerate(documents)]
+    if rank_fields is None and all(type(d) is str for d in documents):  # the common case, checked in one pass
+        limit = limits.max_document_chars
+        for i, d in enumerate(documents):
+            if len(d) > limit:
+                _check_text(d, f"documents[{i}]", limit)
+        texts = documents
+    else:
+        texts = [document_text(d, i, rank_fields, limits) for i, d in enumerate(documents)]
     return ScoringJob(
         kind="rerank",
         pairs=[(query, t) for t in texts],

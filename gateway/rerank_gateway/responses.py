@@ -20,7 +20,7 @@ def _meta() -> dict[str, Any]:
 
 def _document(document: Any) -> dict[str, Any]:
     # vLLM and Cohere return {"text": ...} for a string; an object document comes back as sent.
-    return {"text": document} if isinstance(document, str) else document
+    return {"text": document} if type(document) is str else document
 
 
 def rerank_response(job: ScoringJob, model: str, scores: list[float], prompt_tokens: int) -> dict[str, Any]:
@@ -29,15 +29,14 @@ def rerank_response(job: ScoringJob, model: str, scores: list[float], prompt_tok
     The document text is echoed unless the client said ``return_documents: false`` (vLLM's own
     default is to echo, so clients that say nothing see what they saw before the gateway).
     """
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)  # stable: ties keep request order
     if job.top_n:
         order = order[: job.top_n]
-    results = []
-    for i in order:
-        result: dict[str, Any] = {"index": i, "relevance_score": scores[i]}
-        if job.return_documents is not False:
-            result["document"] = _document(job.documents[i])
-        results.append(result)
+    if job.return_documents is False:
+        results = [{"index": i, "relevance_score": scores[i]} for i in order]
+    else:
+        documents = job.documents
+        results = [{"index": i, "relevance_score": scores[i], "document": _document(documents[i])} for i in order]
     return {"id": f"rerank-{uuid.uuid4().hex}", "model": model, "usage": _usage(prompt_tokens), "results": results,
             "meta": _meta()}
 

@@ -75,13 +75,13 @@ class EnginePool:
         engine = self.pick()
         engine.outstanding_pairs += pairs
         engine.outstanding_requests += 1
-        metrics.OUTSTANDING_PAIRS.labels(engine=engine.url).set(engine.outstanding_pairs)
+        metrics.child(metrics.OUTSTANDING_PAIRS, engine.url).set(engine.outstanding_pairs)
         return engine
 
     def release(self, engine: Engine, pairs: int) -> None:
         engine.outstanding_pairs -= pairs
         engine.outstanding_requests -= 1
-        metrics.OUTSTANDING_PAIRS.labels(engine=engine.url).set(engine.outstanding_pairs)
+        metrics.child(metrics.OUTSTANDING_PAIRS, engine.url).set(engine.outstanding_pairs)
 
     async def _hold(self, pairs: int) -> None:
         if self.held_requests >= self.max_held:

@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import chunking, metrics
-from .cache import NoCache, ScoreCache, document_key, query_key
+from .cache import NoCache, ScoreCache, pair_keys
 from .engine import EngineClient
 from .protocol import ScoringJob
 from .routing import EnginePool
+
+
+FROM_CACHE = metrics.PAIRS.labels(source="cache")
+FROM_ENGINE = metrics.PAIRS.labels(source="engine")
 
 
 @dataclass(frozen=True)
@@ -51,32 +55,24 @@ class Scorer:
     async def score(self, job: ScoringJob) -> ScoreResult:
         model, known = self.served_name(job.model)
         instruction = job.instruction or self.model.default_instruction
-        texts = await self._windows(job, model) if self.chunks and not job.max_tokens_per_doc else \
-            [[d] for _, d in job.pairs]
-        units = [(q, t) for (q, _), windows in zip(job.pairs, texts) for t in windows]
+        # None: every document is scored whole (no chunking, or the client truncates per document).
+        texts = await self._windows(job, model) if self.chunks and not job.max_tokens_per_doc else None
+        units = job.pairs if texts is None else [(q, t) for (q, _), windows in zip(job.pairs, texts) for t in windows]
 
         scores: list[float | None]
         cached = known and not isinstance(self.cache, NoCache)
         if cached:
-            digests: dict[str, bytes] = {}
-            keys = []
-            for q, d in units:
-                if q not in digests:
-                    digests[q] = query_key(model or "", self.model.revision, instruction or "",
-                                           job.max_tokens_per_doc, q)
-                keys.append(document_key(digests[q], d))
+            keys = pair_keys(model or "", self.model.revision, instruction or "", job.max_tokens_per_doc, units)
             scores = await self.cache.get_many(keys)
+            idents: list = keys
         else:
-            keys, scores = [], [None] * len(units)
-        missing = list(dict.fromkeys(i for i, s in enumerate(scores) if s is None))
+            scores, idents = [None] * len(units), units
+        missing = [i for i, s in enumerate(scores) if s is None]
         # Identical pairs within one request are scored once.
         first_of: dict[object, int] = {}
-        distinct = []
         for i in missing:
-            ident = keys[i] if keys else units[i]
-            if ident not in first_of:
-                first_of[ident] = i
-                distinct.append(i)
+            first_of.setdefault(idents[i], i)
+        distinct = list(first_of.values())
         prompt_tokens = 0
         if distinct:
             engine = await self.pool.acquire(len(distinct))
@@ -85,23 +81,26 @@ class Scorer:
                     engine.url, model or "", [units[i] for i in distinct], instruction, job.max_tokens_per_doc)
             finally:
                 self.pool.release(engine, len(distinct))
-            by_ident = {(keys[i] if keys else units[i]): s for i, s in zip(distinct, fresh)}
+            by_ident = dict(zip(first_of, fresh))
             for i in missing:
-                scores[i] = by_ident[keys[i] if keys else units[i]]
+                scores[i] = by_ident[idents[i]]
             if cached:
                 await self.cache.put_many({keys[i]: scores[i] for i in distinct})
-        metrics.PAIRS.labels(source="cache").inc(len(units) - len(missing))
-        metrics.PAIRS.labels(source="engine").inc(len(distinct))
+        FROM_CACHE.inc(len(units) - len(missing))
+        FROM_ENGINE.inc(len(distinct))
 
-        merged, at = [], 0
-        for windows in texts:
-            part = [float(s) for s in scores[at: at + len(windows)]]
-            at += len(windows)
-            merged.append(part[0] if len(part) == 1 else
-                          chunking.aggregate(part, self.chunks.aggregate, self.chunks.top_k))
+        if texts is None:
+            merged = scores
+        else:
+            merged, at = [], 0
+            for windows in texts:
+                part = [float(s) for s in scores[at: at + len(windows)]]
+                at += len(windows)
+                merged.append(part[0] if len(part) == 1 else
+                              chunking.aggregate(part, self.chunks.aggregate, self.chunks.top_k))
         return ScoreResult(model=model or "", scores=merged, prompt_tokens=prompt_tokens,
                            cached_pairs=len(units) - len(missing), engine_pairs=len(distinct),
-                           windows=[len(w) for w in texts])
+                           windows=[1] * len(job.pairs) if texts is None else [len(w) for w in texts])
 
     async def _windows(self, job: ScoringJob, model: str | None) -> list[list[str]]:
         assert self.chunks is not None

@@ -167,7 +167,8 @@ class LocalStack:
 
     # ---- bring-up ---------------------------------------------------------------------------------
 
-    def up(self) -> None:
+    def up(self, wait: bool = True) -> None:
+        """Everything up and the RerankerDeployment `self.sample` applied; with ``wait``, until it is Ready."""
         from . import binaries
         from .controlplane import LocalControlPlane
 
@@ -209,8 +210,10 @@ class LocalStack:
         t0 = self.begin(f"applying the sample RerankerDeployment {self.namespace}/{self.name}")
         self._start_node_agent()
         self._offer_model(model)
-        self.cp.kubectl("apply", "-n", self.namespace, "-f", str(SAMPLE))
+        self.cp.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(self.sample))
         self.done(t0)
+        if not wait:
+            return
 
         t0 = self.begin("waiting for the deployment to become Ready")
         self.say("")

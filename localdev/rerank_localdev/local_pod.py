@@ -24,6 +24,11 @@ every substitution is one rule below:
    fraction of host RAM instead, so unless the container sets it (a `device: cpu` engine does),
    VLLM_CPU_KVCACHE_SPACE caps the cache at `CPU_KVCACHE_GIB`.
 
+7. Engine discovery. The gateway finds the Ready engines by resolving their headless Service,
+   whose DNS answer is the Ready pods. Its local proxy answers whether or not any is Ready, so the
+   gateway gets the proxy as an `--engine` URL instead, which it counts Ready while `/health`
+   through the proxy answers 200 -- holding requests while no engine is Ready, as in a cluster.
+
 Security contexts, resource limits and GPU requests have no local equivalent and are not applied.
 """
 
@@ -37,7 +42,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 # Variables passed from the host into every local container (everything else comes from the spec).
-HOST_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "XDG_CACHE_HOME", "TZ")
+# PYTHONPATH stands in for the image's installed packages: the local interpreter finds the project's
+# code where the process that started local mode found it (a source tree, not only an install).
+HOST_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "XDG_CACHE_HOME", "TZ", "PYTHONPATH")
 # Tags every process local mode starts, so that leftovers can be found (see demo.py).
 RUN_ID_ENV = "RERANK_LOCAL_RUN_ID"
 CPU_KVCACHE_GIB = 1
@@ -74,7 +81,15 @@ def _bind_vllm(argv: list[str], env: dict[str, str], ip: str) -> list[str]:
 
 
 def _bind_gateway(argv: list[str], env: dict[str, str], ip: str) -> list[str]:
-    return _set_flag(argv, "--host", ip)
+    argv = _set_flag(argv, "--host", ip)
+    # Rule 7: the engines' headless Service became the local proxy (rule 4), which has an address
+    # whether or not an engine is Ready; checked on /health, it is Ready exactly when an engine is.
+    if "--engine-dns" in argv:
+        at = argv.index("--engine-dns")
+        target = argv[at + 1]
+        if target.startswith("127.0.0.1:"):
+            argv = [*argv[:at], *argv[at + 2:], "--engine", f"http://{target}"]
+    return argv
 
 
 def _bind_gradio(argv: list[str], env: dict[str, str], ip: str) -> list[str]:

@@ -123,3 +123,12 @@ def test_redis_outage_is_a_miss_a_metric_and_a_log_line(tmp_path, caplog):
             await cache.close()
         run(go())
     assert any("Redis read failed" in r.getMessage() for r in caplog.records)
+
+
+def test_pair_keys_are_the_pair_key_of_every_pair():
+    from rerank_gateway.cache import pair_keys
+
+    pairs = [("q1", "d1"), ("q2", "d1"), ("q1", "d2"), ("q1", "d1"), ("q1", "é ü")]
+    keys = pair_keys("m", "r", "i", 7, pairs)
+    assert keys == [pair_key("m", "r", "i", 7, q, d) for q, d in pairs]
+    assert keys[0] == keys[3] and len(set(keys)) == 4

@@ -742,8 +742,10 @@ class AutoscalingSpec(_Model):
         "do not combine both.",
     )
     min_replicas: int = Field(
-        default=1, ge=1, le=1000,
-        description="Fewest engine replicas the autoscaler keeps (>= 1: metrics cannot be read from zero pods).",
+        default=1, ge=0, le=1000,
+        description="Fewest engine replicas the autoscaler keeps. 0 (scale to zero) needs spec.gateway.enabled: "
+        "after scaleDownStabilizationSeconds without a request the engines stop, the gateway holds the next "
+        "requests (up to spec.gateway.holdSeconds) and the autoscaler starts one engine for them.",
     )
     max_replicas: int = Field(
         default=4, ge=1, le=1000,
@@ -1280,9 +1282,19 @@ class ImagePullSecret(_Model):
         description="Name of the Secret, in the RerankerDeployment's namespace.",
     )
 
+# Scale to zero: with no engine running, only the gateway can hold a request and report it as demand.
+SCALE_TO_ZERO_MESSAGE = ("spec.autoscaling.minReplicas may be 0 only with spec.gateway.enabled: true (the gateway "
+                         "holds requests while an engine starts; without it they would fail)")
+
 
 class RerankerDeploymentSpec(_Model):
     """A Qwen3-Reranker served by vLLM with a stable in-cluster endpoint, an optional web UI and autoscaling."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        _cel("!has(self.autoscaling) || !has(self.autoscaling.minReplicas) || self.autoscaling.minReplicas > 0 || "
+             "!has(self.gateway) || !has(self.gateway.enabled) || self.gateway.enabled",
+             SCALE_TO_ZERO_MESSAGE, field_path=".autoscaling.minReplicas"),
+    ]})
 
     model: ModelSource = _object(ModelSource, "The reranker model and where its weights come from.")
     engine: EngineSpec = _object(EngineSpec, "The vLLM engine: image, GPUs per pod, precision and limits.")
@@ -1335,6 +1347,12 @@ class RerankerDeploymentSpec(_Model):
         if value is not None and len(value) > INSTRUCTION_MAX_CHARS:
             raise ValueError(f"spec.instruction must be at most {INSTRUCTION_MAX_CHARS} characters")
         return value
+
+    @model_validator(mode="after")
+    def _scale_to_zero_needs_gateway(self) -> "RerankerDeploymentSpec":
+        if self.autoscaling.min_replicas == 0 and not self.gateway.enabled:
+            raise ValueError(SCALE_TO_ZERO_MESSAGE)
+        return self
 
     @property
     def effective_instruction(self) -> str:
@@ -1415,6 +1433,10 @@ class AutoscalingStatus(_Model):
     )
     last_premature_scale_down_time: str | None = Field(
         default=None, description="When a scale-up last followed a scale-down within the window (RFC 3339).",
+    )
+    idle_since_time: str | None = Field(
+        default=None, description="Since when the engines have had no request (RFC 3339); with minReplicas 0 "
+        "they stop once this is a scale-down window ago.",
     )
     pods: list[PodCounterSample] = Field(
         default_factory=list, description="Each engine pod's counters at the last pass, to take rates from.",

@@ -2,8 +2,8 @@
 
 With no engine pod there is no vLLM queue to read; the gateway holds the requests and exports the
 pairs it holds as ``rerank_gateway_held_pairs``. This module reads that gauge from the Ready gateway
-pods and says when zero replicas must become one. It is a hook beside the queue-depth policy, not
-part of it: the policy decides everything from one Ready engine on.
+pods; the policy (``Observation.held_pairs``) wakes one replica from zero on it, and never scales to
+zero while it is above zero.
 """
 
 from __future__ import annotations
@@ -24,11 +24,6 @@ def held_pairs(metrics_text: str) -> float:
         if line.startswith(HELD_PAIRS + " ") or line.startswith(HELD_PAIRS + "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def wake_from_zero(current_replicas: int, held: float) -> int | None:
-    """1 when the engines are at zero and requests are waiting, else None (leave it to the policy)."""
-    return 1 if current_replicas == 0 and held > 0 else None
 
 
 async def scrape_held_pairs(session: aiohttp.ClientSession, urls: Iterable[str], timeout: float = 2.0) -> float:

@@ -128,12 +128,8 @@ async def autoscale_once(
         return None
 
     current = int(spec.get("replicas", 1))
-    if current == 0:
-        # Hook, apart from the policy: at zero replicas only the gateway sees demand (gateway_demand.py).
-        woken = await _wake_from_zero(core, custom, namespace, name, session)
-        if woken is not None:
-            logger.info("scaled %s/%s from 0 to %d replicas: requests are held by the gateway", namespace, name, woken)
-            return None
+    # At zero replicas only the gateway sees demand (gateway_demand.py); it is read whenever zero is possible.
+    held = await _held_pairs(core, namespace, name, session) if current == 0 or policy.min_replicas == 0 else 0.0
     spec_port = int((spec.get("engine") or {}).get("port") or DEFAULT_ENGINE_PORT)
     pod_list = await _call(core.list_namespaced_pod, namespace, label_selector=engine_pod_selector(name))
     # Pods on their way out or finished are neither load nor capacity (as in the HPA).
@@ -167,7 +163,7 @@ async def autoscale_once(
             requests_done=sample.requests_done if sample else None,
             prompt_tokens=sample.prompt_tokens if sample else None,
         ))
-    decision = decide(policy, Observation(now, current, tuple(samples)), memory_from_status(status))
+    decision = decide(policy, Observation(now, current, tuple(samples), held_pairs=held), memory_from_status(status))
     operator_metrics.QUEUE_DEPTH.labels(namespace, name).set(decision.observed_queue_depth)
     operator_metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired_replicas)
     if decision.demand is not None:
@@ -188,23 +184,18 @@ async def autoscale_once(
     return decision
 
 
-async def _wake_from_zero(core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str, name: str,
-                          session: aiohttp.ClientSession | None) -> int | None:
+async def _held_pairs(core: client.CoreV1Api, namespace: str, name: str,
+                      session: aiohttp.ClientSession | None) -> float:
+    """Pairs the Ready gateway pods hold for want of a Ready engine."""
     pods = await _call(core.list_namespaced_pod, namespace,
                        label_selector=f"app.kubernetes.io/instance={name},app.kubernetes.io/component=gateway")
     urls = [f"http://{p.status.pod_ip}:{gateway_demand.GATEWAY_PORT}/metrics" for p in pods.items if _is_ready(p)]
     if not urls:
-        return None
+        return 0.0
     if session is None:
         async with aiohttp.ClientSession(trust_env=False) as own:
-            held = await gateway_demand.scrape_held_pairs(own, urls)
-    else:
-        held = await gateway_demand.scrape_held_pairs(session, urls)
-    replicas = gateway_demand.wake_from_zero(0, held)
-    if replicas is not None:
-        await _call(custom.patch_namespaced_custom_object_scale, GROUP, VERSION, namespace, PLURAL, name,
-                    {"spec": {"replicas": replicas}})
-    return replicas
+            return await gateway_demand.scrape_held_pairs(own, urls)
+    return await gateway_demand.scrape_held_pairs(session, urls)
 
 
 async def _patch_status(custom: client.CustomObjectsApi, namespace: str, name: str, fields: dict[str, Any]) -> None:

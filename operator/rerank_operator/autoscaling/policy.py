@@ -40,6 +40,10 @@ says how much arrived on top. So:
    without such a correction it halves back towards the setting. At most ``max_scale_up_step`` added per
    decision; clamped to ``[min_replicas, max_replicas]``; a limit that bites sets
    ``limited_reason``.
+7. **Scale to zero** (``min_replicas`` 0, only behind a gateway): zero is recommended only after the
+   engines were idle -- every pod read, none with a request in flight, none that did any work, no
+   request held by the gateway -- for the whole scale-down window; anything else recommends at
+   least one. At zero, requests the gateway holds (``held_pairs``) wake one replica at once.
 """
 
 from __future__ import annotations
@@ -92,8 +96,8 @@ class AutoscalingPolicy:
     max_scale_up_factor: float | None = 4.0
 
     def __post_init__(self) -> None:
-        if self.min_replicas < 1:
-            raise PolicyConfigError("spec.autoscaling.minReplicas must be >= 1")
+        if self.min_replicas < 0:
+            raise PolicyConfigError("spec.autoscaling.minReplicas must be >= 0")
         if self.max_replicas < self.min_replicas:
             raise PolicyConfigError("spec.autoscaling.maxReplicas must be >= spec.autoscaling.minReplicas")
         if not 0 < self.target_utilization <= 1:
@@ -174,6 +178,7 @@ class Observation:
     current_replicas: int  # spec.replicas
     pods: tuple[PodSample, ...]
     held_demand: float = 0.0
+    held_pairs: float = 0.0  # pairs in requests a gateway holds because no engine is Ready
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,7 @@ class Memory:
     down_window: float | None = None  # the adapted scale-down window (None: the setting)
     last_scale_down: float | None = None
     last_correction: float | None = None  # when a scale-up last undid a recent scale-down
+    idle_since: float | None = None  # start of the current stretch without any request (scale to zero)
 
 
 @dataclass(frozen=True)
@@ -277,6 +283,7 @@ class _Rates:
     capacity_sample: float | None  # tokens/s per pod, when every rated pod was saturated
     per_pod_done: float | None  # tokens/s per rated pod, done this interval
     tokens_per_request: float | None
+    idle: bool = False  # every readable pod rated, none did work this interval, none has a request now
 
 
 def measure(memory: Memory, pods: Sequence[PodSample], now: float) -> _Rates:
@@ -303,6 +310,8 @@ def measure(memory: Memory, pods: Sequence[PodSample], now: float) -> _Rates:
             saturated += 1
     if rated == 0:
         return _Rates(None, None, None, memory.tokens_per_request)
+    idle = (rated == len(readable) and done_requests == 0 and done_tokens == 0
+            and all(p.in_flight == 0 for p in readable))
     tpr = memory.tokens_per_request
     if done_requests >= 1:
         measured_tpr = done_tokens / done_requests
@@ -311,7 +320,7 @@ def measure(memory: Memory, pods: Sequence[PodSample], now: float) -> _Rates:
     demand_sample = max(0.0, arrived_tokens / dt) * len(readable) / rated
     per_pod_done = done_tokens / dt / rated
     capacity_sample = per_pod_done if saturated == rated and done_tokens > 0 else None
-    return _Rates(demand_sample, capacity_sample, per_pod_done, tpr)
+    return _Rates(demand_sample, capacity_sample, per_pod_done, tpr, idle)
 
 
 def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) -> ScalingDecision:
@@ -352,9 +361,15 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
     last_correction = memory.last_correction
     if down_window > base_window and now - (last_correction or now) >= _DOWN_WINDOW_RELAX_SECONDS:
         down_window, last_correction = max(base_window, down_window / 2), now
+    # Idle: nothing held, nothing in flight, nothing done since the last pass, no pod unaccounted for.
+    # At zero replicas with nothing held there is nothing to run, so the stretch goes on.
+    idle = observation.held_pairs <= 0 and (
+        (current == 0 and not pods) or (rates.idle and missing == 0 and pending == 0))
+    idle_since = (memory.idle_since if memory.idle_since is not None else now) if idle else None
     learned = Memory(sample_time=now, counters=counters, demand=demand, capacity=capacity, capacity_floor=floor,
                      tokens_per_request=rates.tokens_per_request, history=memory.history,
-                     down_window=down_window, last_scale_down=memory.last_scale_down, last_correction=last_correction)
+                     down_window=down_window, last_scale_down=memory.last_scale_down, last_correction=last_correction,
+                     idle_since=idle_since)
 
     def result(desired: int, recommended: int, reason: str, message: str, limited: str | None,
                kept: tuple[Recommendation, ...]) -> ScalingDecision:
@@ -371,6 +386,21 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
             missing_pods=missing, pending_pods=pending, demand=demand, capacity=capacity, limited_reason=limited,
             memory=adapted,
         )
+
+    if current == 0 and observation.held_pairs > 0:
+        # Only the gateway sees demand at zero replicas; one replica serves it (then the sizing takes over).
+        desired = policy.clamp(1)
+        kept = compact_history(list(memory.history) + [Recommendation(now, desired)], now, policy, down_window)
+        return result(desired, desired, SCALED_UP,
+                      f"{observation.held_pairs:g} pairs held by the gateway with no engine running; 0 -> {desired}",
+                      _bound_reason(policy, desired), kept)
+
+    if policy.min_replicas == 0 and current > 0 and idle_since is not None and now - idle_since >= down_window:
+        # Idle for the whole window (the stretch is measured directly: a moving average never reaches 0).
+        kept = compact_history(list(memory.history) + [Recommendation(now, 0)], now, policy, down_window)
+        return result(0, 0, SCALED_DOWN,
+                      f"no request for {now - idle_since:.0f} s (scale-down window {down_window:g} s); "
+                      f"{current} -> 0, the gateway holds requests until an engine is back", None, kept)
 
     if not measured:
         # Nothing to go on (all pods loading, or no metrics readable): hold, only enforce min/max.
@@ -411,7 +441,7 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
         bound = max(current, _ceil(policy.max_scale_up_factor * (len(measured) + missing)))
         if raw > bound:
             raw, factor_limited = bound, True
-    recommended = policy.clamp(raw)
+    recommended = max(policy.clamp(raw), 1 if current > 0 else 0)  # zero only by the idle rule above
 
     # Stabilization over the recorded recommendations plus this one.
     history = memory.history

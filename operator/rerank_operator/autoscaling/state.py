@@ -93,6 +93,7 @@ def memory_from_status(status: Mapping[str, Any] | None) -> Memory:
         down_window=_number(recorded.get("scaleDownWindowSeconds")),
         last_scale_down=_time(recorded.get("lastScaleDownTime")),
         last_correction=_time(recorded.get("lastPrematureScaleDownTime")),
+        idle_since=_time(recorded.get("idleSinceTime")),
     )
 
 
@@ -111,7 +112,7 @@ def _memory_fields(memory: Memory) -> dict[str, Any]:
         fields[key] = None if value is None else round(value, 3)
     fields["scaleDownWindowSeconds"] = memory.down_window
     for key, value in (("sampleTime", memory.sample_time), ("lastScaleDownTime", memory.last_scale_down),
-                       ("lastPrematureScaleDownTime", memory.last_correction)):
+                       ("lastPrematureScaleDownTime", memory.last_correction), ("idleSinceTime", memory.idle_since)):
         fields[key] = None if value is None else to_rfc3339_precise(value)
     fields["pods"] = [
         {"name": name, "requestsDone": c.requests_done, "promptTokens": c.prompt_tokens,

@@ -58,7 +58,9 @@ INVALID: list[Invalid] = [
             "spec.model.pvc.path", "schema"),
     Invalid("hf-secret-bad-name", {"model": {"hfTokenSecretRef": {"name": "HF_Token"}}},
             "spec.model.hfTokenSecretRef.name", "schema"),
-    Invalid("min-replicas-zero", {"autoscaling": {"minReplicas": 0}}, "spec.autoscaling.minReplicas", "schema"),
+    Invalid("min-replicas-negative", {"autoscaling": {"minReplicas": -1}}, "spec.autoscaling.minReplicas", "schema"),
+    Invalid("scale-to-zero-without-gateway", {"autoscaling": {"enabled": True, "minReplicas": 0},
+                                              "gateway": {"enabled": False}}, "spec.autoscaling.minReplicas", "cel"),
     Invalid("tolerance-one", {"autoscaling": {"tolerance": 1}}, "spec.autoscaling.tolerance", "schema"),
     Invalid("scale-up-factor-below-one", {"autoscaling": {"maxScaleUpFactor": 0.5}},
             "spec.autoscaling.maxScaleUpFactor", "schema"),
@@ -252,6 +254,8 @@ INVALID: list[Invalid] = [
 
 
 VALID: list[Valid] = [
+    Valid("scale-to-zero-behind-the-gateway", {"autoscaling": {"enabled": True, "minReplicas": 0}},
+          {"autoscaling.minReplicas": 0, "gateway.enabled": True}),
     Valid("gateway-redis-cache-and-chunking", {
         "model": {"aliases": ["reranker"]},
         "gateway": {"cache": {"backend": "redis", "redis": {"urlSecretRef": {"name": "redis", "key": "url"}}},

@@ -187,6 +187,7 @@ EXPECTED_CEL = {
     (".spec.disruptionBudget", ".maxUnavailable"),
     (".spec.gateway.cache", ".redis"),
     (".spec.gateway.chunking", ".overlapTokens"),
+    (".spec", ".autoscaling.minReplicas"),
 }
 
 

@@ -7,7 +7,7 @@ import asyncio
 from rerank_gateway import metrics as gateway_metrics
 from rerank_gateway.routing import EnginePool
 
-from rerank_operator.autoscaling.gateway_demand import held_pairs, wake_from_zero
+from rerank_operator.autoscaling.gateway_demand import held_pairs
 
 
 def test_held_pairs_are_read_from_a_real_gateway_metrics_page():
@@ -23,9 +23,3 @@ def test_held_pairs_are_read_from_a_real_gateway_metrics_page():
     held, served = asyncio.run(go())
     assert held_pairs(held) == 12 and held_pairs(served) == 0
     assert held_pairs("# nothing here\n") == 0
-
-
-def test_zero_replicas_wake_only_with_held_demand():
-    assert wake_from_zero(0, 12) == 1
-    assert wake_from_zero(0, 0) is None
-    assert wake_from_zero(2, 12) is None  # from one replica on, the queue-depth policy decides

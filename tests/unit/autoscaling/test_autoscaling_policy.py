@@ -187,7 +187,7 @@ def test_compacted_history_gives_the_same_decisions():
 @pytest.mark.parametrize(
     "spec,field",
     [
-        ({"minReplicas": 0}, "minReplicas"),
+        ({"minReplicas": -1}, "minReplicas"),
         ({"minReplicas": 3, "maxReplicas": 2}, "maxReplicas"),
         ({"targetUtilization": 0}, "targetUtilization"),
         ({"targetUtilization": 1.5}, "targetUtilization"),

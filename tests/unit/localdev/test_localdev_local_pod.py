@@ -279,4 +279,7 @@ def test_gateway_runs_its_image_entrypoint_bound_to_the_pod_ip_and_finds_engines
     proc = local_pod.local_process(pod, "gateway", env, {}, services)
     assert proc.argv[:3] == [sys.executable, "-m", "rerank_gateway"]
     config = from_args(proc.argv[3:])  # the gateway accepts the substituted command line
-    assert config.host == POD_IP and config.engine_dns == "127.0.0.1:18001"
+    # The proxy stands in for the headless Service; as a health-checked engine URL it counts Ready only
+    # while it reaches a Ready engine, so the gateway holds requests when none is (scale from zero).
+    assert config.host == POD_IP and config.engine_dns is None and config.engines == ("http://127.0.0.1:18001",)
+    assert "--engine-dns" not in proc.argv
