@@ -18,27 +18,11 @@ from typing import Any
 
 import kopf
 
-from rerank_operator.resources import labels as L
-
 
 class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
     def __init__(self) -> None:
         super().__init__()
         self._essences: dict[str, str] = {}  # uid -> the essence as JSON (a fraction of the dict's memory)
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
-        """kopf's essence (spec, labels, annotations), built for every watch event of every kind.
-        Only RerankerDeployments have handlers that compare essences; for the children and pods
-        there is none to build. kopf's own build deep-copies the whole object first (managedFields
-        and status included): here only the parts it keeps are handed to it."""
-        if body.get("kind") != L.KIND:
-            return None
-        if extra_fields:
-            return super().build(body=body, extra_fields=extra_fields)
-        meta = body.get("metadata") or {}
-        view = {key: value for key, value in body.items() if key not in ("metadata", "status")}
-        view["metadata"] = {key: meta[key] for key in ("labels", "annotations") if key in meta}
-        return super().build(body=view)
 
     def fetch(self, *, body: kopf.Body) -> Any:
         raw = self._essences.get(body.get("metadata", {}).get("uid"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import kopf
 from kopf._cogs.structs.ids import HandlerId
 
-from rerank_operator.reconcile.diffbase import MemoryDiffBaseStorage, ProgressStorage
+from rerank_operator.reconcile.diffbase import ProgressStorage
 
 BODY = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
         "metadata": {"name": "r", "namespace": "ns", "uid": "u1"}, "spec": {}}
@@ -38,29 +38,3 @@ def test_retry_progress_is_still_kept_in_annotations():
     annotations = patch["metadata"]["annotations"]
     assert list(annotations) == ["rerank.io/reconcile-create"]
     assert '"retries":1' in annotations["rerank.io/reconcile-create"]
-
-
-def _full_body() -> kopf.Body:
-    return kopf.Body({
-        **BODY,
-        "metadata": {**BODY["metadata"], "resourceVersion": "7", "generation": 2, "labels": {"team": "search"},
-                     "annotations": {"note": "x", "rerank.io/reconcile-create": "{}",
-                                     "kubectl.kubernetes.io/last-applied-configuration": "{}"},
-                     "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]},
-        "spec": {"replicas": 2, "ui": {"enabled": False}},
-        "status": {"observedGeneration": 2, "replicas": 2},
-    })
-
-
-def test_the_essence_of_a_reranker_deployment_is_kopfs():
-    body = _full_body()
-    assert MemoryDiffBaseStorage().build(body=body) == kopf.DiffBaseStorage.build(MemoryDiffBaseStorage(), body=body)
-    assert MemoryDiffBaseStorage().build(body=body) == {
-        "metadata": {"labels": {"team": "search"}, "annotations": {"note": "x", "rerank.io/reconcile-create": "{}"}},
-        "spec": {"replicas": 2, "ui": {"enabled": False}}}
-
-
-def test_no_essence_is_built_for_the_children():
-    child = kopf.Body({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "r-engine"},
-                       "spec": {"replicas": 1}})
-    assert MemoryDiffBaseStorage().build(body=child) is None
