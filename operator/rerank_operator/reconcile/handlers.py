@@ -37,7 +37,7 @@ from rerank_operator.resources import CHILD_KINDS
 from rerank_operator.resources import labels as L
 
 from .autoscalers import Autoscalers
-from .diffbase import MemoryDiffBaseStorage
+from .diffbase import MemoryDiffBaseStorage, ProgressStorage
 from .drift import PERIODIC, DriftRepair, owner_name
 from .events import EventPoster
 from .kube import ApiError, KubeClient
@@ -131,7 +131,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         # Only warnings and errors of the framework become Kubernetes events; the operator posts
         # its own Normal events (created, updated, scaled, restored).
         settings.posting.level = logging.WARNING
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=L.GROUP)
+        settings.persistence.progress_storage = ProgressStorage(prefix=L.GROUP)
         settings.persistence.diffbase_storage = state.diffbase
         settings.persistence.finalizer = f"{L.GROUP}/finalizer"
         # Back-pressure: at most this many objects of a kind are being handled at once; further

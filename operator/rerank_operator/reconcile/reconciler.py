@@ -79,6 +79,21 @@ def observed_generation(body: Mapping[str, Any], claim: int | None) -> int | Non
     return claim if current is None else max(claim, current)
 
 
+def may_own_retired(body: Mapping[str, Any]) -> bool:
+    """Whether ``body`` may own children its spec no longer wants. Not when its spec never changed
+    (generation 1) and no reconcile ever finished (no status): every child made for it so far was
+    made from this very spec, so nothing was switched off. This spares a brand-new object one read
+    per switched-off kind; a create cut short by a crash and followed by an edit has generation 2."""
+    return body["metadata"].get("generation") != 1 or bool(body.get("status"))
+
+
+def no_pods(sts: Mapping[str, Any] | None) -> bool:
+    """Whether the StatefulSet (as read) has no pods: its controller reports none, or has not acted
+    on it yet (just created). Pods made after the read report their health in their own events."""
+    state = sts_state(sts)
+    return bool(state) and int(state["replicas"]) == 0
+
+
 _DUPLICATE = re.compile(r"\b([A-Za-z]+(?:\.[A-Za-z]+)*)\[\d+\]\.[A-Za-z]+: Duplicate value")
 
 
@@ -202,7 +217,7 @@ class Reconciler:
         configmaps = [c for c in desired if c["kind"] == "ConfigMap"]
         others = [c for c in desired if c["kind"] != "ConfigMap"]
         outcomes = await asyncio.gather(*(self._apply(c, (namespace, name), mine) for c in others), return_exceptions=True)
-        to_retire = retired_children(body, desired)
+        to_retire = retired_children(body, desired) if may_own_retired(body) else []
         retired = await asyncio.gather(*(self._retire(body, ref) for ref in to_retire), return_exceptions=True)
 
         result = ReconcileResult(status=None)
@@ -346,10 +361,10 @@ class Reconciler:
         self._pod_seen[key] = seen
         async with self._refresh_slots, self._slots:
             sts = await self.kube.get("apps/v1", "StatefulSet", namespace, L.engine_name(name))
-            return await self._refresh_status(namespace, name, sts, sts_state(sts))
+            return await self._refresh_status(namespace, name, sts, sts_state(sts), pods_seen=True)
 
     async def _refresh_status(self, namespace: str, name: str, sts: Mapping[str, Any] | None,
-                              state: dict[str, Any]) -> dict | None:
+                              state: dict[str, Any], pods_seen: bool = False) -> dict | None:
         body = await self.kube.get(L.API_VERSION, L.KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
@@ -362,7 +377,7 @@ class Reconciler:
             problem = await self.capacity.problem(spec.engine.gpus, spec.scheduling.node_selector)
             failure = Failure(INSUFFICIENT_GPUS, problem) if problem else None
         if failure is None:
-            failure = await self.pod_failure(namespace, name, spec, sts)
+            failure = await self.pod_failure(namespace, name, spec, sts, pods_seen)
         status = await self.publish(body, wanted_of(body, spec), sts, claim=None,
                                     failure=failure, ui_enabled=spec.ui.enabled)
         if state:
@@ -370,13 +385,16 @@ class Reconciler:
         return status
 
     async def pod_failure(self, namespace: str, name: str, spec: RerankerDeploymentSpec,
-                          sts: Mapping[str, Any] | None) -> Failure | None:
+                          sts: Mapping[str, Any] | None, pods_seen: bool = False) -> Failure | None:
         """Why the engine pods cannot serve, in the StatefulSet controller's words (admission refused
         them) or their kubelet's (image, crash loop, OOM kill), or None (a read failing here is no
-        failure of the RerankerDeployment: the next event reads again)."""
+        failure of the RerankerDeployment: the next event reads again). The pods are listed only when
+        the controller reports some, or a pod's own event (``pods_seen``) asks."""
         refused = await self.pod_creation_problem(namespace, name, spec, sts)
         if refused is not None:
             return refused
+        if not pods_seen and no_pods(sts):
+            return None  # see no_pods: the pods' own events (engine-pod-status) report them
         try:
             pods = await self.kube.list("v1", "Pod", namespace, L.selector_string(name))
             logs: dict[tuple[str, str], str] = {}
