@@ -16,6 +16,7 @@ upgraded here)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import yaml
@@ -55,7 +56,13 @@ def crd_version(cp: LocalControlPlane) -> str:
 
 def apply_crd(cp: LocalControlPlane, manifest: str) -> None:
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=manifest)
-    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd.api.CRD_NAME}")
+    # Polled rather than `kubectl wait`: on a CRD whose status has no conditions yet, kubectl wait fails at once
+    # (".status.conditions accessor error: <nil>") instead of waiting.
+    deadline = time.monotonic() + 60
+    while cp.kubectl("get", "crd", crd.api.CRD_NAME, "-o",
+                     'jsonpath={.status.conditions[?(@.type=="Established")].status}').stdout != "True":
+        assert time.monotonic() < deadline, f"crd/{crd.api.CRD_NAME} not Established within 60 s"
+        time.sleep(0.2)
 
 
 def test_upgrade_keeps_deployments_and_the_crd_is_applied_by_hand(control_plane: LocalControlPlane,
