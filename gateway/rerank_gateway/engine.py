@@ -16,13 +16,16 @@ from . import metrics
 
 
 class EngineError(Exception):
-    """The engine answered with an error (or could not be reached: status 502)."""
+    """The engine answered with an error (or could not be reached: status 502). `unanswered`: the connection
+    failed before any answer (refused, reset, closed by an engine shutting down), so the engine did not score
+    the request and another engine may."""
 
-    def __init__(self, status: int, body: bytes, content_type: str = "application/json"):
+    def __init__(self, status: int, body: bytes, content_type: str = "application/json", unanswered: bool = False):
         super().__init__(f"engine answered {status}: {body[:200]!r}")
         self.status = status
         self.body = body
         self.content_type = content_type
+        self.unanswered = unanswered
 
 
 class EngineClient:
@@ -41,8 +44,11 @@ class EngineClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             metrics.ENGINE_REQUESTS.labels(engine=base_url, code="unreachable").inc()
             message = f"The engine at {url} could not be reached: {type(exc).__name__}: {exc}"
+            # A timeout may have been scored already (and waiting longer helps no one): only connection failures
+            # count as unanswered.
+            unanswered = isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, TimeoutError)
             raise EngineError(502, json.dumps({"error": {"message": message, "type": "BadGateway", "param": None,
-                                                         "code": 502}}).encode()) from exc
+                                                         "code": 502}}).encode(), unanswered=unanswered) from exc
 
     async def score(self, base_url: str, model: str, pairs: Sequence[tuple[str, str]], instruction: str | None,
                     max_tokens_per_doc: int | None) -> tuple[list[float], int]:
