@@ -14,7 +14,9 @@ rules removed (`kube-proxy --cleanup`), the kubelet stopped, every container tas
 leftover shims killed, mounts under the node's root and its network namespaces unmounted, its cgroups removed
 depth-first, the bridge, routes and firewall chain deleted, the sysctls it raised restored, and the paths the
 kubelet and containerd create outside their roots removed if they did not exist before.  `leftovers()` lists
-whatever is still there (a test asserts it is empty).
+whatever is still there (a test asserts it is empty).  What stays, on purpose: containerd's image store
+(`default_image_store()`, a cache like podman's: images and their unpacked layers, no container), so the next
+node does not import a multi-GB image again.
 
 Network rule: pod and Service ranges exist only on the bridge the harness creates; pods get routes to the
 cluster's ranges only (no default route), no masquerading, a FORWARD drop for anything from the pod range
