@@ -1,7 +1,8 @@
 """A steady client for the node's end-to-end tests, run in a pod (Python's standard library only).
 
-Workers post rerank requests to $URL without pause until /tmp/stop exists, each with new text (the gateway's
-score cache must not answer it) and a check of the answer. Every failure is printed as it happens, the counts
+Workers post rerank requests to $URL until /tmp/stop exists, each $PAUSE seconds after its last answer (steady,
+not flat out: the engines restarting beside it share the same cores), each with new text (the gateway's score
+cache must not answer it) and a check of the answer. Every failure is printed as it happens, the counts
 every few seconds, and a final {"final": ...} line when it stops. A request counts as lost when it fails in any
 way: connection refused or reset, a timeout, an HTTP error, or a malformed answer. Nothing is retried.
 """
@@ -16,6 +17,7 @@ import urllib.request
 URL = os.environ["URL"]
 MODEL = os.environ["MODEL"]
 WORKERS = int(os.environ.get("WORKERS", "2"))
+PAUSE = float(os.environ.get("PAUSE", "0.2"))
 STOP = "/tmp/stop"
 
 lock = threading.Lock()
@@ -48,6 +50,7 @@ def work() -> None:
         else:
             with lock:
                 state["ok"] += 1
+        time.sleep(PAUSE)
 
 
 def counts() -> dict:
