@@ -16,13 +16,16 @@ from .http1 import Http1Pool, UpstreamError
 
 
 class EngineError(Exception):
-    """The engine answered with an error (or could not be reached: status 502)."""
+    """The engine answered with an error (or could not be reached: status 502). `unanswered`: the connection
+    failed before any answer (refused, reset, closed by an engine shutting down), so the engine did not score
+    the request and another engine may."""
 
-    def __init__(self, status: int, body: bytes, content_type: str = "application/json"):
+    def __init__(self, status: int, body: bytes, content_type: str = "application/json", unanswered: bool = False):
         super().__init__(f"engine answered {status}: {body[:200]!r}")
         self.status = status
         self.body = body
         self.content_type = content_type
+        self.unanswered = unanswered
 
 
 class EngineClient:
@@ -36,8 +39,11 @@ class EngineClient:
         except (UpstreamError, TimeoutError) as exc:
             metrics.child(metrics.ENGINE_REQUESTS, base_url, "unreachable").inc()
             message = f"The engine at {url} could not be reached: {type(exc).__name__}: {exc}"
+            # A timeout may have been scored already (and waiting longer helps no one): only a connection that
+            # failed before any answer counts as unanswered.
+            unanswered = isinstance(exc, UpstreamError) and exc.unanswered
             raise EngineError(502, orjson.dumps({"error": {"message": message, "type": "BadGateway", "param": None,
-                                                           "code": 502}})) from exc
+                                                           "code": 502}}), unanswered=unanswered) from exc
         metrics.child(metrics.ENGINE_REQUESTS, base_url, str(status)).inc()
         if status != 200:
             raise EngineError(status, raw, headers.get(b"content-type", b"application/json").decode("latin-1"))

@@ -21,7 +21,12 @@ import httptools
 
 
 class UpstreamError(Exception):
-    """The engine could not be reached, or broke the connection or the protocol."""
+    """The engine could not be reached, or broke the connection or the protocol. `unanswered`: it failed before
+    any byte of an answer (refused, reset, closed), so the engine did not score the request."""
+
+    def __init__(self, message: str, unanswered: bool = False):
+        super().__init__(message)
+        self.unanswered = unanswered
 
 
 class _Connection(asyncio.Protocol):
@@ -48,7 +53,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail(UpstreamError(f"the engine closed the connection{f': {exc}' if exc else ''}"))
+        self._fail(UpstreamError(f"the engine closed the connection{f': {exc}' if exc else ''}",
+                                 unanswered=not self.received))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -106,7 +112,7 @@ class Http1Pool:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(_Connection, host, port)
         except (OSError, TimeoutError) as exc:
-            raise UpstreamError(f"cannot connect: {type(exc).__name__}: {exc}") from exc
+            raise UpstreamError(f"cannot connect: {type(exc).__name__}: {exc}", unanswered=True) from exc
         return conn
 
     async def post(self, base_url: str, path: str, body: bytes,

@@ -22,6 +22,8 @@ ENGINE_REQUESTS = Counter("rerank_gateway_engine_requests", "Requests sent to en
                           ["engine", "code"], registry=REGISTRY)
 OUTSTANDING_PAIRS = Gauge("rerank_gateway_outstanding_pairs", "Pairs sent to an engine and not yet answered.",
                           ["engine"], registry=REGISTRY)
+ENGINE_RETRIES = Counter("rerank_gateway_engine_retries", "Requests sent again to another engine after one failed "
+                         "to answer (connection refused, reset or closed: an engine leaving).", registry=REGISTRY)
 READY_ENGINES = Gauge("rerank_gateway_ready_engines", "Ready engines the gateway routes to.", registry=REGISTRY)
 HELD_REQUESTS = Gauge("rerank_gateway_held_requests", "Requests waiting for a Ready engine.", registry=REGISTRY)
 HELD_PAIRS = Gauge("rerank_gateway_held_pairs", "Pairs in requests waiting for a Ready engine (demand while no "

@@ -60,6 +60,13 @@ class EnginePool:
         else:
             self._ready.clear()
 
+    def drop(self, url: str) -> None:
+        """Stop routing to `url` (it refused a connection: shutting down) until discovery lists it again."""
+        self.engines.pop(url, None)
+        metrics.READY_ENGINES.set(len(self.engines))
+        if not self.engines:
+            self._ready.clear()
+
     def pick(self) -> Engine:
         engines = list(self.engines.values())
         if self.policy == "random":

@@ -7,13 +7,18 @@ request's order. Nothing here knows about HTTP shapes.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from . import chunking, metrics
 from .cache import NoCache, ScoreCache, pair_keys
-from .engine import EngineClient
+from .engine import EngineClient, EngineError
 from .protocol import ScoringJob
 from .routing import EnginePool
+
+log = logging.getLogger(__name__)
+# Tries per request when engines fail before answering (each leaving engine is dropped from the pool).
+ENGINE_ATTEMPTS = 3
 
 
 FROM_CACHE = metrics.PAIRS.labels(source="cache")
@@ -75,12 +80,8 @@ class Scorer:
         distinct = list(first_of.values())
         prompt_tokens = 0
         if distinct:
-            engine = await self.pool.acquire(len(distinct))
-            try:
-                fresh, prompt_tokens = await self.client.score(
-                    engine.url, model or "", [units[i] for i in distinct], instruction, job.max_tokens_per_doc)
-            finally:
-                self.pool.release(engine, len(distinct))
+            fresh, prompt_tokens = await self._on_an_engine(len(distinct), lambda url: self.client.score(
+                url, model or "", [units[i] for i in distinct], instruction, job.max_tokens_per_doc))
             by_ident = dict(zip(first_of, fresh))
             for i in missing:
                 scores[i] = by_ident[idents[i]]
@@ -101,6 +102,24 @@ class Scorer:
         return ScoreResult(model=model or "", scores=merged, prompt_tokens=prompt_tokens,
                            cached_pairs=len(units) - len(missing), engine_pairs=len(distinct),
                            windows=[1] * len(job.pairs) if texts is None else [len(w) for w in texts])
+
+    async def _on_an_engine(self, pairs: int, call):
+        """`call(engine_url)` on a Ready engine. An engine that failed before answering (it is shutting down, and
+        discovery has not caught up yet) is dropped and the call goes to another one, or waits for one like any
+        request: scoring has no side effects, so nothing is done twice that matters."""
+        for attempt in range(1, ENGINE_ATTEMPTS + 1):
+            engine = await self.pool.acquire(pairs)
+            try:
+                return await call(engine.url)
+            except EngineError as exc:
+                if not exc.unanswered or attempt == ENGINE_ATTEMPTS:
+                    raise
+                log.warning("engine %s did not answer (%s): sending the request to another engine", engine.url, exc)
+                self.pool.drop(engine.url)
+                metrics.ENGINE_RETRIES.inc()
+            finally:
+                self.pool.release(engine, pairs)
+        raise AssertionError("unreachable")
 
     async def _windows(self, job: ScoringJob, model: str | None) -> list[list[str]]:
         assert self.chunks is not None

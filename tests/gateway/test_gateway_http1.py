@@ -104,8 +104,9 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error(
 def test_unreachable_engines_and_timeouts_are_errors_and_leave_no_connection():
     async def go():
         pool = Http1Pool(timeout=0.3, connect_timeout=1)
-        with pytest.raises(UpstreamError, match="cannot connect"):
+        with pytest.raises(UpstreamError, match="cannot connect") as refused:
             await pool.post(f"http://127.0.0.1:{_free_port()}", "/score", b"{}")
+        assert refused.value.unanswered  # nothing was scored: another engine may take the request
         runner, url = await _serve(_echo_app([]))
         try:
             with pytest.raises(TimeoutError):
@@ -134,8 +135,30 @@ def test_garbage_from_the_engine_is_an_upstream_error():
         port = server.sockets[0].getsockname()[1]
         pool = Http1Pool(timeout=5)
         try:
-            with pytest.raises(UpstreamError):
+            with pytest.raises(UpstreamError) as garbage:
                 await pool.post(f"http://127.0.0.1:{port}", "/score", b"{}")
+            assert not garbage.value.unanswered  # it answered (badly): not sent again elsewhere
+        finally:
+            pool.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(go())
+
+
+def test_a_connection_closed_before_any_answer_is_unanswered():
+    async def go():
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1000)  # read the request, answer nothing: an engine shutting down
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = Http1Pool(timeout=5)
+        try:
+            with pytest.raises(UpstreamError, match="closed") as closed:
+                await pool.post(f"http://127.0.0.1:{port}", "/score", b"{}")
+            assert closed.value.unanswered
         finally:
             pool.close()
             server.close()

@@ -60,3 +60,41 @@ def test_holding_is_bounded_in_time_and_in_count():
             await first
         assert pool.held_requests == 0
     asyncio.run(go())
+
+
+def test_an_engine_that_refuses_is_dropped_and_the_request_goes_to_another():
+    """An engine shutting down refuses connections before discovery drops it: the scorer tries another one."""
+    from rerank_gateway.cache import NoCache
+    from rerank_gateway.engine import EngineError
+    from rerank_gateway.protocol import ScoringJob
+    from rerank_gateway.scorer import ModelConfig, Scorer
+
+    class Client:
+        def __init__(self, failing: dict[str, EngineError]):
+            self.failing, self.calls = failing, []
+
+        async def score(self, url, model, pairs, instruction, max_tokens_per_doc):
+            self.calls.append(url)
+            if url in self.failing:
+                raise self.failing[url]
+            return [0.5] * len(pairs), 3
+
+    async def go(failure: EngineError):
+        pool = EnginePool(rng=random.Random(1))
+        pool.set_ready(["http://leaving", "http://staying"])
+        pool.engines["http://staying"].outstanding_pairs = 10  # the leaving engine is picked first (fewest pairs)
+        client = Client({"http://leaving": failure})
+        scorer = Scorer(pool, client, NoCache(), ModelConfig(served_names=("m",)))
+        retries = metrics.ENGINE_RETRIES._value.get()
+        result = await scorer.score(ScoringJob(kind="rerank", model="m", pairs=[("q", "d")]))
+        return result, client.calls, pool, metrics.ENGINE_RETRIES._value.get() - retries
+
+    refused = EngineError(502, b"refused", unanswered=True)
+    result, calls, pool, retries = asyncio.run(go(refused))
+    assert calls == ["http://leaving", "http://staying"] and result.scores == [0.5] and retries == 1
+    assert list(pool.engines) == ["http://staying"]  # until discovery lists it again
+
+    # An engine that answered with an error (or timed out: it may have scored) is not asked again.
+    answered = EngineError(400, b"bad request")
+    with pytest.raises(EngineError):
+        asyncio.run(go(answered))

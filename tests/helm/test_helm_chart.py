@@ -359,14 +359,16 @@ def test_the_sample_runs_on_cpu_with_one_set() -> None:
 
 
 class StandInEngine(BaseHTTPRequestHandler):
-    """Stands in for the engine's /v1/rerank (the real engine needs the model): answers a fixed ranking."""
+    """Stands in for the endpoint's /v1/rerank (the real engine needs the model): answers a fixed ranking,
+    cut to `top_n` when asked."""
 
     answer: tuple[int, Any] = (200, {})
     seen: list[dict[str, Any]] = []
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        self.seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        status, body = self.answer
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append(request)
+        status, body = self.reply(request)
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -374,17 +376,24 @@ class StandInEngine(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def reply(self, request: dict[str, Any]) -> tuple[int, Any]:
+        status, body = self.answer
+        if status == 200 and request.get("top_n"):
+            body = {**body, "results": body["results"][:request["top_n"]]}
+        return status, body
+
     def log_message(self, *args: Any) -> None:
         pass
 
 
-def run_test_hook(answer: tuple[int, Any]) -> tuple[subprocess.CompletedProcess, list[dict[str, Any]]]:
-    hook = one(render(VALUE_SETS["everything"]), "Pod")
+def run_test_hook(answer: tuple[int, Any], sets: list[str] | None = None, engine: type = StandInEngine
+                  ) -> tuple[subprocess.CompletedProcess, list[dict[str, Any]]]:
+    hook = one(render(VALUE_SETS["everything"], sets=sets or []), "Pod")
     assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
     container = hook["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["RERANK_URL"] == "http://demo.rerank-system.svc:9000/v1/rerank"
-    handler = type("Engine", (StandInEngine,), {"answer": answer, "seen": []})
+    handler = type("Engine", (engine,), {"answer": answer, "seen": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -397,19 +406,59 @@ def run_test_hook(answer: tuple[int, Any]) -> tuple[subprocess.CompletedProcess,
 
 
 def ranking(*scores: float) -> dict[str, Any]:
-    return {"results": [{"index": i, "relevance_score": s} for i, s in enumerate(scores)]}
+    """The endpoint's answer for these per-document scores: best first, documents echoed."""
+    documents = ["The Great Wall of China stretches across the northern border of historical China.",
+                 "Paris is the capital and largest city of France.", "Bananas are a good source of potassium."]
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return {"results": [{"index": i, "relevance_score": scores[i], "document": {"text": documents[i]}}
+                        for i in order]}
 
 
 def test_helm_test_hook_passes_when_the_relevant_document_ranks_first() -> None:
-    proc, seen = run_test_hook((200, ranking(0.02, 0.97)))
+    proc, seen = run_test_hook((200, ranking(0.02, 0.97, 0.01)))
     assert proc.returncode == 0, proc.stderr
-    assert seen[0]["model"] == "Qwen/Qwen3-Reranker-0.6B" and len(seen[0]["documents"]) == 2
+    assert seen[0]["model"] == "Qwen/Qwen3-Reranker-0.6B" and len(seen[0]["documents"]) == 3
     assert "Paris" in seen[0]["documents"][1]
+    assert seen[1]["top_n"] == 1
+    assert "ok: the relevant document ranks first" in proc.stdout
 
 
 def test_helm_test_hook_fails_on_the_wrong_order() -> None:
-    proc, _ = run_test_hook((200, ranking(0.9, 0.1)))
+    proc, _ = run_test_hook((200, ranking(0.9, 0.1, 0.05)))
     assert proc.returncode != 0 and "wrong order" in proc.stderr
+
+
+def test_helm_test_hook_without_the_ranking_expectation_passes_any_consistent_order() -> None:
+    # A random-weight model: any order, as long as the answer is a well-formed ranking.
+    proc, _ = run_test_hook((200, ranking(0.9, 0.1, 0.05)), sets=["tests.expectRelevantFirst=false"])
+    assert proc.returncode == 0, proc.stderr
+    assert "not checked: whether the relevant document ranks first" in proc.stdout and "ranks 2 of 3" in proc.stdout
+
+
+@pytest.mark.parametrize(("results", "complaint"), [
+    ([{"index": 1, "relevance_score": 0.9}, {"index": 0, "relevance_score": 0.1}], "each of the 3 documents once"),
+    ([{"index": 1, "relevance_score": 0.9}, {"index": 1, "relevance_score": 0.5}, {"index": 0, "relevance_score": 0.1}],
+     "each of the 3 documents once"),
+    ([{"index": 1, "relevance_score": 3.5}, {"index": 0, "relevance_score": 0.2}, {"index": 2, "relevance_score": 0.1}],
+     "must be probabilities"),
+    ([{"index": 0, "relevance_score": 0.1}, {"index": 1, "relevance_score": 0.9}, {"index": 2, "relevance_score": 0.2}],
+     "best first"),
+    ([{"index": 1, "relevance_score": 0.9, "document": {"text": "something else"}},
+      {"index": 0, "relevance_score": 0.1}, {"index": 2, "relevance_score": 0.05}], "not its document"),
+])
+def test_helm_test_hook_fails_on_a_malformed_ranking_whatever_the_model(results, complaint) -> None:
+    proc, _ = run_test_hook((200, {"results": results}), sets=["tests.expectRelevantFirst=false"])
+    assert proc.returncode != 0 and complaint in proc.stderr, proc.stderr
+
+
+def test_helm_test_hook_fails_when_top_n_disagrees() -> None:
+    class Disagreeing(StandInEngine):
+        def reply(self, request: dict[str, Any]) -> tuple[int, Any]:
+            status, body = self.answer
+            return status, ({**body, "results": body["results"][-1:]} if request.get("top_n") else body)
+
+    proc, _ = run_test_hook((200, ranking(0.02, 0.97, 0.01)), engine=Disagreeing)
+    assert proc.returncode != 0 and "top_n=1 must return the best document" in proc.stderr
 
 
 def test_helm_test_hook_reports_an_engine_error_without_retrying() -> None:

@@ -38,6 +38,8 @@ class NodeLayout:
     node_name: str = NODE_NAME
     bridge: str = BRIDGE
     pod_cidr: str = NODE_POD_CIDR
+    # containerd's root (images, their unpacked layers, its metadata); None: inside `root`, gone with it.
+    image_store: Path | None = None
 
     @property
     def node_ip(self) -> str:
@@ -48,6 +50,10 @@ class NodeLayout:
     @property
     def containerd_socket(self) -> Path:
         return self.root / "run" / "containerd.sock"
+
+    @property
+    def containerd_root(self) -> Path:
+        return self.image_store or self.root / "containerd"
 
     @property
     def cni_conf_dir(self) -> Path:
@@ -68,8 +74,9 @@ class NodeLayout:
 
 
 def containerd_config(layout: NodeLayout, runc: str = "/usr/sbin/runc", cni_bin_dir: str = "/usr/lib/cni") -> str:
-    """containerd 2.x configuration (version 3), every path inside the node's root."""
-    root, state = layout.root / "containerd", layout.root / "run" / "containerd"
+    """containerd 2.x configuration (version 3): its state inside the node's root, its image store there too
+    or in a directory kept between nodes (layout.image_store)."""
+    root, state = layout.containerd_root, layout.root / "run" / "containerd"
     runtime = "plugins.'io.containerd.cri.v1.runtime'"
     return f"""version = 3
 root = "{root}"

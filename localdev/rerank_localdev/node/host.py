@@ -14,7 +14,9 @@ rules removed (`kube-proxy --cleanup`), the kubelet stopped, every container tas
 leftover shims killed, mounts under the node's root and its network namespaces unmounted, its cgroups removed
 depth-first, the bridge, routes and firewall chain deleted, the sysctls it raised restored, and the paths the
 kubelet and containerd create outside their roots removed if they did not exist before.  `leftovers()` lists
-whatever is still there (a test asserts it is empty).
+whatever is still there (a test asserts it is empty).  What stays, on purpose: containerd's image store
+(`default_image_store()`, a cache like podman's: images and their unpacked layers, no container), so the next
+node does not import a multi-GB image again.
 
 Network rule: pod and Service ranges exist only on the bridge the harness creates; pods get routes to the
 cluster's ranges only (no default route), no masquerading, a FORWARD drop for anything from the pod range
@@ -23,6 +25,7 @@ that would leave through another interface, and blackhole routes for both ranges
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import logging
 import shlex
@@ -37,6 +40,7 @@ from typing import Any, Callable
 
 import yaml
 
+from .. import versions
 from ..controlplane import SERVICE_CIDR, ControlPlaneError, LocalControlPlane, _pdeathsig, _tail, free_ports
 from . import binaries, config, oci
 
@@ -57,6 +61,15 @@ FOOTPRINT = (Path("/var/lib/kubelet"), Path("/var/log/containers"), Path("/var/l
              Path("/run/containerd"), Path("/etc/cni"), Path("/opt/cni"))
 NETNS_DIR = Path("/run/netns")
 SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")
+# On an image imported into the node: what it was imported from (a podman image id), so the next node
+# finds it there and skips the import.
+IMAGE_SOURCE_LABEL = "rerank.local/source"
+
+
+def default_image_store() -> Path:
+    """containerd's image store kept between nodes (a multi-GB engine image is imported once, not per run),
+    one per containerd version (its metadata format)."""
+    return binaries.cache_dir().parent.parent / "node-images" / f"containerd-{versions.CONTAINERD}"
 
 
 class NodeError(RuntimeError):
@@ -97,12 +110,15 @@ class LocalNode:
     """See the module docstring.  `control_plane` must have been started with `node_ip=NODE_IP`."""
 
     def __init__(self, control_plane: LocalControlPlane, bin_dir: Path | None = None, start_timeout: float = 180,
-                 ingress: bool | None = None):
-        """`ingress`: run Traefik (default: when it has been built, see binaries.OPTIONAL_PARTS)."""
+                 ingress: bool | None = None, keep_images: bool = True):
+        """`ingress`: run Traefik (default: when it has been built, see binaries.OPTIONAL_PARTS).
+        `keep_images`: containerd keeps its images in default_image_store() for the next node (its containers,
+        sandboxes and runtime state still go with this one); else everything lives and dies in the node's root."""
         if control_plane.node_ip != NODE_IP:
             raise NodeError(f"start the control plane with LocalControlPlane(node_ip={NODE_IP!r}) for a real node")
         self.cp = control_plane
         self._ingress = ingress
+        self.image_store = default_image_store() if keep_images else None
         self.with_ingress = False
         self._bin_dir = bin_dir
         self.start_timeout = start_timeout
@@ -157,10 +173,12 @@ class LocalNode:
         self.root = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir="/tmp"))
         (self.root / "owner.pid").write_text(str(os.getpid()))
         ports = free_ports(5)
-        self.layout = config.NodeLayout(self.root, *ports[:4], pause_image=binaries.PAUSE_IMAGE)
+        self.layout = config.NodeLayout(self.root, *ports[:4], pause_image=binaries.PAUSE_IMAGE,
+                                        image_store=self.image_store)
         self.ingress_port = ports[4]
         deadline = time.monotonic() + self.start_timeout
         try:
+            self._lock_image_store()
             self._network()
             self._containerd(bin_dir, deadline)
             self._kubelet(bin_dir, deadline)
@@ -170,6 +188,19 @@ class LocalNode:
             self.stop()
             raise
         return self
+
+    def _lock_image_store(self) -> None:
+        """One containerd at a time on the kept image store."""
+        if self.image_store is None:
+            return
+        self.image_store.mkdir(parents=True, exist_ok=True)
+        lock = open(self.image_store.with_name(self.image_store.name + ".lock"), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise NodeError(f"the node image store {self.image_store} is in use by another node") from None
+        self._undo.append(("image store lock", lock.close))
 
     def _sysctl(self, key: str, value: str) -> None:
         path = Path("/proc/sys", key)
@@ -247,8 +278,16 @@ class LocalNode:
         lay.containerd_socket.parent.mkdir(parents=True, exist_ok=True)
         # containerd finds its shim on PATH.
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-        self._spawn("containerd", [str(bin_dir / "containerd"), "--config", str(conf)])
+        argv = [str(bin_dir / "containerd"), "--config", str(conf)]
+        self._spawn("containerd", argv)
         self._wait("containerd serving", deadline, lambda: self.ctr("version").returncode == 0, proc="containerd")
+        # A node killed before its teardown left its containers in the kept store: its runtime state is gone,
+        # so they go before the kubelet could be told about them (and containerd starts afresh without them).
+        if self.image_store is not None and self._forget_containers():
+            self._stop_proc("containerd")
+            self._spawn("containerd", argv)
+            self._wait("containerd serving", deadline, lambda: self.ctr("version").returncode == 0,
+                       proc="containerd")
         for archive in ("pause.oci.tar", "probe.oci.tar", "engine-stand-in.oci.tar"):
             self.load_image(bin_dir / archive)
 
@@ -256,14 +295,24 @@ class LocalNode:
         """Imports an image archive (`podman save`, `docker save` or OCI layout) into the node: no registry."""
         self.ctr("images", "import", str(archive), timeout=600)
 
-    def load_image_from(self, command: list[str], timeout: float = 1800, env: dict[str, str] | None = None) -> None:
-        """Imports the image archive that `command` writes to its stdout (e.g. `podman save REF`): no copy on disk."""
+    def has_image(self, ref: str, source: str) -> bool:
+        """Whether the node holds `ref` imported from `source` (see load_image_from)."""
+        found = self.ctr("images", "ls", "-q", f'name=={ref},labels."{IMAGE_SOURCE_LABEL}"=={source}').stdout
+        return ref in found.split()
+
+    def load_image_from(self, command: list[str], timeout: float = 1800, env: dict[str, str] | None = None,
+                        source: str | None = None) -> None:
+        """Imports the image archive that `command` writes to its stdout (e.g. `podman save REF`): no copy on disk.
+        `source` (letters, digits, `.-_`) is kept on the image for has_image. The layers' blobs are dropped once
+        unpacked: containers run from the unpacked snapshots, so the store keeps one copy, not two."""
         assert self.layout
+        label = ["--label", f"{IMAGE_SOURCE_LABEL}={source}"] if source else []
         producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
             importer = subprocess.run(
                 [str(self.bin_dir / "ctr"), "--address", str(self.layout.containerd_socket), "--namespace", "k8s.io",
-                 "images", "import", "-"], stdin=producer.stdout, capture_output=True, text=True, timeout=timeout)
+                 "images", "import", "--local", "--discard-unpacked-layers", *label, "-"],
+                stdin=producer.stdout, capture_output=True, text=True, timeout=timeout)
         finally:
             producer.stdout.close()  # type: ignore[union-attr]
             producer_err = producer.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
@@ -404,8 +453,19 @@ class LocalNode:
         time.sleep(0.5)
         for task in self.ctr("tasks", "ls", "-q", check=False).stdout.split():
             self.ctr("tasks", "delete", "--force", task, check=False)
-        for container in self.ctr("containers", "ls", "-q", check=False).stdout.split():
+        self._forget_containers()
+
+    def _forget_containers(self) -> int:
+        """Deletes every container record and pod sandbox (with their snapshots); returns how many there were."""
+        containers = self.ctr("containers", "ls", "-q", check=False).stdout.split()
+        for container in containers:
             self.ctr("containers", "delete", container, check=False)
+        # `ctr sandboxes ls` has no quiet mode: the ids are the first column under a header.
+        sandboxes = [line.split()[0] for line in self.ctr("sandboxes", "ls", check=False).stdout.splitlines()[1:]
+                     if line.strip()]
+        for sandbox in sandboxes:
+            self.ctr("sandboxes", "rm", "--force", sandbox, check=False)
+        return len(containers) + len(sandboxes)
 
     def _kill_shims(self) -> None:
         for pid in self.processes():
@@ -432,8 +492,10 @@ class LocalNode:
         return sorted(pids)
 
     def _unmount(self) -> None:
+        store = f"{self.image_store}/" if self.image_store else None
         for mount in reversed(_mounts()):
-            if mount.startswith(str(self.root) + "/") or self._our_netns(mount):
+            if (mount.startswith(str(self.root) + "/") or self._our_netns(mount)
+                    or (store and mount.startswith(store))):
                 _run("umount", "-l", mount, check=False)
         if NETNS_DIR.exists():
             for name in set(os.listdir(NETNS_DIR)) - self._netns_before:
@@ -455,8 +517,9 @@ class LocalNode:
     # ---- what is left ------------------------------------------------------------------------------
 
     def leftovers(self) -> list[str]:
-        """Everything of the node still on the machine (empty after a complete teardown)."""
-        return leftovers(self._bin_dir, self._existed, self._netns_before, self._rules_before)
+        """Everything of the node still on the machine (empty after a complete teardown; the kept image store
+        is a cache, like podman's, and only its mounts would count)."""
+        return leftovers(self._bin_dir, self._existed, self._netns_before, self._rules_before, self.image_store)
 
 
 def _mounts() -> list[str]:
@@ -504,7 +567,7 @@ def _remove_empty_portmap_chains(rules_before: dict[str, list[str]] | None = Non
 
 
 def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set[str],
-              rules_before: dict[str, list[str]] | None = None) -> list[str]:
+              rules_before: dict[str, list[str]] | None = None, image_store: Path | None = None) -> list[str]:
     """What of a node is on the machine: `existed`, `netns_before` and `rules_before` describe the machine before
     it started (paths, network namespaces and iptables rules that were someone else's)."""
     found = []
@@ -520,6 +583,7 @@ def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set
                   and any(mark in r for mark in ("KUBE-", FORWARD_CHAIN, config.BRIDGE, "CNI-HOSTPORT-", "CNI-DN-",
                                                  *prefixes))]
     found += [f"mount {m}" for m in _mounts() if m.startswith("/tmp/" + DIR_PREFIX)
+              or (image_store is not None and m.startswith(f"{image_store}/"))
               or (m.startswith(str(NETNS_DIR) + "/cni-") and Path(m).name not in netns_before)]
     if bin_dir:
         for proc in Path("/proc").iterdir():
@@ -599,8 +663,9 @@ def sweep() -> list[str]:
                 except ProcessLookupError:
                     pass
     time.sleep(1)
+    store = default_image_store()
     for mount in reversed(_mounts()):
-        if mount.startswith("/tmp/" + DIR_PREFIX) or mount.startswith(str(NETNS_DIR) + "/cni-"):
+        if mount.startswith(("/tmp/" + DIR_PREFIX, str(NETNS_DIR) + "/cni-", f"{store}/")):
             _run("umount", "-l", mount, check=False)
     for cgroup in _cgroup_dirs(config.CGROUP_ROOT):
         if cgroup.exists():
@@ -620,7 +685,7 @@ def sweep() -> list[str]:
         _run("ip", "route", "del", "blackhole", cidr, check=False)
     for d in Path("/tmp").glob(DIR_PREFIX + "*"):
         shutil.rmtree(d, ignore_errors=True)
-    return leftovers(bin_dir, {}, set(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else set())
+    return leftovers(bin_dir, {}, set(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else set(), image_store=store)
 
 
 if __name__ == "__main__":

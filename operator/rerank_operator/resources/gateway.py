@@ -19,6 +19,10 @@ from .pull_secrets import add_image_pull_secrets
 from .statefulset import template_hash
 
 GATEWAY_PORT = 8000
+# A gateway pod being replaced keeps serving until kube-proxy and the ingress controllers have stopped sending
+# it new connections (they learn of the deletion through the EndpointSlice, within a few seconds); in-flight
+# requests then finish in the grace period (aiohttp's graceful shutdown on SIGTERM).
+PRESTOP_SLEEP_SECONDS = 5
 # The gateway image's unprivileged user (images/gateway/Dockerfile).
 GATEWAY_UID = 10002
 MiB = 1024 * 1024
@@ -78,6 +82,7 @@ def build_gateway_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSp
         "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
         "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": f"{memory_limit_mib}Mi"}},
         "securityContext": restricted_container_context(GATEWAY_UID, GATEWAY_UID),
     }
