@@ -11,7 +11,6 @@ published version.  Usage: `python -m rerank_localdev.binaries ensure`.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -20,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import versions
+from . import buildcache, versions
 
 log = logging.getLogger(__name__)
 
@@ -148,31 +147,12 @@ def build(target: Path | None = None) -> Path:
 
 
 def ensure() -> Path:
-    """Returns the directory holding every binary, building them first if needed.
-
-    A lock file serialises concurrent callers (parallel test sessions, the demo), so one builds and the
-    others wait and then find its result."""
-    found = find()
-    if found:
-        return found
-    lock_path = cache_dir().parent / (cache_dir().name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return find() or build()
+    """Returns the directory holding every binary, building them first if needed (one build at a time)."""
+    return buildcache.ensure_built(cache_dir(), find, lambda: build())
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if argv[:1] == ["ensure"]:
-        print(ensure())
-        return 0
-    if argv[:1] == ["build"]:
-        print(build())
-        return 0
-    print("usage: python -m rerank_localdev.binaries ensure|build", file=sys.stderr)
-    return 2
+    return buildcache.cli(argv, "rerank_localdev.binaries", ensure, lambda _parts: build())
 
 
 if __name__ == "__main__":

@@ -12,18 +12,16 @@ runc and the CNI plugins (bridge, host-local, loopback, portmap) are Debian's (s
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from .. import binaries as controlplane_binaries
-from .. import versions
+from .. import buildcache, versions
 from . import oci
 
 log = logging.getLogger(__name__)
@@ -100,16 +98,10 @@ def _build_kubernetes(target: Path) -> None:
                    cwd=src, env=env, check=True)
 
 
-def _go_install(target: Path, packages: list[str], ldflags: str) -> None:
-    env = {**_go_env(module_mode=False), "GOBIN": str(target)}
-    subprocess.run(["go", "install", "-trimpath", f"-ldflags={ldflags}", *packages], env=env, check=True,
-                   cwd=target)
-
-
 def _build_containerd(target: Path) -> None:
     module = "github.com/containerd/containerd/v2"
     flags = f"-s -w -X {module}/version.Version={versions.CONTAINERD} -X {module}/version.Package={module}"
-    _go_install(target, [f"{module}/cmd/{cmd}@{versions.CONTAINERD}"
+    buildcache.go_install(target, [f"{module}/cmd/{cmd}@{versions.CONTAINERD}"
                          for cmd in ("containerd", "containerd-shim-runc-v2", "ctr")], flags)
 
 
@@ -191,41 +183,17 @@ def build(parts: list[str] | None = None) -> Path:
         raise RuntimeError("Go is not installed: install Go 1.26+ to build the node's parts")
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    times_file = target / "build-times.json"
-    times = json.loads(times_file.read_text()) if times_file.exists() else {}
-    for part in parts or [p for p in PARTS if p not in OPTIONAL_PARTS and not _complete(target, p)]:
-        started = time.monotonic()
-        log.info("building the node's %s into %s", part, target)
-        BUILDERS[part](target)
-        times[part] = round(time.monotonic() - started, 1)
-        times_file.write_text(json.dumps(times, indent=1))
-        log.info("built %s in %.0f s", part, times[part])
-    return target
+    missing = [p for p in PARTS if p not in OPTIONAL_PARTS and not _complete(target, p)]
+    return buildcache.build_timed(target, parts or missing, lambda part: BUILDERS[part](target), "the node's")
 
 
 def ensure() -> Path:
     """The directory holding every node part, building what is missing first (one builder at a time)."""
-    found = find()
-    if found:
-        return found
-    lock_path = cache_dir().parent / (cache_dir().name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return find() or build()
+    return buildcache.ensure_built(cache_dir(), find, build)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if argv[:1] == ["ensure"]:
-        print(ensure())
-        return 0
-    if argv[:1] == ["build"]:
-        print(build(argv[1:] or None))
-        return 0
-    print(f"usage: python -m rerank_localdev.node.binaries ensure | build [{'|'.join(PARTS)}...]", file=sys.stderr)
-    return 2
+    return buildcache.cli(argv, "rerank_localdev.node.binaries", ensure, build, PARTS)
 
 
 if __name__ == "__main__":
