@@ -2,8 +2,9 @@
 the steps below in order (each a test; a later one relies on the earlier ones).
 
 1. the images loaded into the node without a registry (once: the node keeps them between runs);
-2. `helm install ... --set sample.enabled=true` with the CPU engine, and `kubectl wait --for=condition=Ready
-   rrd/...`, true only once the kubelet's probes passed;
+2. `helm install ... oci://.../charts/rerank-operator --version <this release> --set sample.enabled=true` (the
+   chart pushed to the harness's private registry, as users install the published one) with the CPU engine,
+   and `kubectl wait --for=condition=Ready rrd/...`, true only once the kubelet's probes passed;
 3. `/v1/rerank` from a pod through the Service's DNS name;
 4. `helm test` with its pod really running;
 5. the UI through the Ingress (Traefik) in headless Chromium, one rerank through it, a screenshot kept;
@@ -34,9 +35,12 @@ import pytest
 import yaml
 
 from rerank_localdev import images
+from rerank_localdev import release as release_tooling
+from rerank_localdev.registry import LocalRegistry
 from rerank_localdev.node import podman_images
 from rerank_localdev.node.binaries import PROBE_IMAGE
 from rerank_localdev.node.host import NODE_IP
+from rerank_operator.version import VERSION
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.node, pytest.mark.images]
@@ -131,10 +135,22 @@ spec:
     cp.kubectl("-n", NAMESPACE, "delete", "pod", "model-loader", "--wait=true", "--grace-period=1")
 
 
-def _helm_install(real_node) -> str:
+def _chart_in_the_registry(real_node, registry: LocalRegistry, work: Path) -> str:
+    """The chart packaged and pushed to the harness's private registry: the e2e installs it from there, as users
+    install the published one."""
+    cp, ca = real_node.cp, f"--ca-file={registry.ca_file}"
+    cp.helm("registry", "login", registry.address, "--username", registry.username, "--password-stdin", ca,
+            input=registry.password)
+    cp.helm("package", str(CHART), "--destination", str(work))
+    cp.helm("push", str(work / f"rerank-operator-{VERSION}.tgz"), f"oci://{registry.address}/charts", ca)
+    return release_tooling.chart_url(registry.address)
+
+
+def _helm_install(real_node, chart: str, registry: LocalRegistry) -> str:
     refs = {name: images.image_ref(name) for name in IMAGES}
     return real_node.cp.helm(
-        "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace", "--set", "sample.enabled=true",
+        "install", RELEASE, chart, "--version", VERSION, f"--ca-file={registry.ca_file}",
+        "-n", NAMESPACE, "--create-namespace", "--set", "sample.enabled=true",
         "--set", "sample.spec.engine.device=cpu", "--set", "sample.spec.engine.dtype=float32",
         # What a machine without a registry or a model hub, and with two cores, must change:
         "--set", f"sample.spec.model.name={MODEL}",
@@ -156,7 +172,8 @@ def _helm_install(real_node) -> str:
 
 
 @pytest.fixture(scope="module")
-def release(real_node, steps) -> Iterator[None]:
+def release(real_node, steps, oci_registry: LocalRegistry,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The images in the node, the model on its claim, the chart installed and the sample Ready."""
     with steps.timed("images into the node"):
         imported = podman_images.load(real_node.node, list(IMAGES))
@@ -165,7 +182,8 @@ def release(real_node, steps) -> Iterator[None]:
         _seed_model_claim(real_node)
     try:
         with steps.timed("helm install"):
-            assert "STATUS: deployed" in _helm_install(real_node)
+            chart = _chart_in_the_registry(real_node, oci_registry, tmp_path_factory.mktemp("chart"))
+            assert "STATUS: deployed" in _helm_install(real_node, chart, oci_registry)
         with steps.timed("rrd Ready"):
             waited = real_node.cp.kubectl("-n", NAMESPACE, "wait", "--for=condition=Ready", f"rrd/{NAME}",
                                           "--timeout=900s", check=False, timeout=960)
