@@ -15,8 +15,7 @@ from rerank_operator.serving.engine_args import served_model_names
 
 from . import labels as L
 from .pod_security import restricted_container_context
-from .pull_secrets import add_image_pull_secrets
-from .statefulset import template_hash
+from .pod_template import deployment, pod_template
 
 GATEWAY_PORT = 8000
 # A gateway pod being replaced keeps serving until kube-proxy and the ingress controllers have stopped sending
@@ -95,16 +94,5 @@ def build_gateway_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSp
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
     }
-    add_image_pull_secrets(pod_spec, spec)
-    template: dict[str, Any] = {"metadata": {"labels": L.labels(name, L.GATEWAY)}, "spec": pod_spec}
-    template["metadata"]["annotations"] = {L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": L.child_metadata(body, L.gateway_name(name), L.GATEWAY),
-        "spec": {
-            "replicas": spec.gateway.replicas,
-            "selector": {"matchLabels": L.selector_labels(name, L.GATEWAY)},
-            "template": template,
-        },
-    }
+    return deployment(body, L.gateway_name(name), L.GATEWAY, spec.gateway.replicas,
+                      pod_template(name, L.GATEWAY, pod_spec, spec))

@@ -12,8 +12,6 @@ and the StatefulSet follows it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import posixpath
 from typing import Any, Mapping
 
@@ -25,7 +23,7 @@ from rerank_operator.serving.engine_args import engine_env as serving_engine_env
 
 from . import labels as L
 from .pod_security import restricted_container_context
-from .pull_secrets import add_image_pull_secrets
+from .pod_template import pod_template
 from .service_accounts import engine_service_account_name
 from .sizing import engine_cpu_memory, shm_gib
 
@@ -120,10 +118,6 @@ def _probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[str,
     }
 
 
-def template_hash(template: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> dict[str, Any]:
     name = body["metadata"]["name"]
     tp = spec.engine.tensor_parallel_size
@@ -187,9 +181,7 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
     if scheduling.priority_class_name:
         pod_spec["priorityClassName"] = scheduling.priority_class_name
 
-    add_image_pull_secrets(pod_spec, spec)
-    template: dict[str, Any] = {"metadata": {"labels": L.labels(name, L.ENGINE)}, "spec": pod_spec}
-    template["metadata"]["annotations"] = {L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
+    template = pod_template(name, L.ENGINE, pod_spec, spec)
 
     claim_spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],

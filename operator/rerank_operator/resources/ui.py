@@ -13,11 +13,10 @@ from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 
 from . import labels as L
 from .pod_security import restricted_container_context
-from .pull_secrets import add_image_pull_secrets
+from .pod_template import deployment, pod_template
 from .service_accounts import ui_service_account_name
 from .services import endpoint_url
 from .status_configmap import STATUS_KEY
-from .statefulset import template_hash
 
 UI_PORT = 7860
 SERVICE_PORT = 80
@@ -88,19 +87,7 @@ def build_ui_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -
             {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         ],
     }
-    add_image_pull_secrets(pod_spec, spec)
-    template: dict[str, Any] = {"metadata": {"labels": L.labels(name, L.UI)}, "spec": pod_spec}
-    template["metadata"]["annotations"] = {L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": L.child_metadata(body, L.ui_name(name), L.UI),
-        "spec": {
-            "replicas": spec.ui.replicas,
-            "selector": {"matchLabels": L.selector_labels(name, L.UI)},
-            "template": template,
-        },
-    }
+    return deployment(body, L.ui_name(name), L.UI, spec.ui.replicas, pod_template(name, L.UI, pod_spec, spec))
 
 
 def build_ui_service(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> dict[str, Any]:
