@@ -162,10 +162,6 @@ def _helm_install(real_node, chart: str, registry: LocalRegistry) -> str:
         # No torch.compile warm-up: minutes per engine start on two shared cores, and this path starts four
         # (the compiled path serves in tests/serving and tests/docs, with the operator's command line).
         "--set", "sample.spec.engine.extraArgs={--enforce-eager}",
-        # vLLM's CPU backend pins each engine's worker to core 0 by default (it sees the host's cores, no cpuset):
-        # two engines on one two-core node would share that core, and a starting one waits behind a busy one.
-        "--set", "sample.spec.engine.env[0].name=VLLM_CPU_OMP_THREADS_BIND",
-        "--set", "sample.spec.engine.env[0].value=nobind",
         "--set", "sample.spec.cache.size=1Gi",
         "--set", "sample.spec.ui.ingress.enabled=true", "--set", f"sample.spec.ui.ingress.host={UI_HOST}",
         "--set", f"tests.image={refs['ui']}", "--set", "tests.expectRelevantFirst=false", timeout=300).stdout

@@ -116,4 +116,9 @@ def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, str]]:
     if on_cpu(spec):
         # The CPU build's KV cache, in GiB of host memory (its stand-in for --gpu-memory-utilization).
         env.append({"name": "VLLM_CPU_KVCACHE_SPACE", "value": _number(spec.engine.cpu_kv_cache_gib)})
+        # The CPU build's default ("auto") pins its OpenMP threads to the cores of the first NUMA node it
+        # sees; a pod without an exclusive cpuset sees the whole node, so every engine on a node would pin
+        # to the same cores. Let the kernel place the threads within the pod's CPU allowance instead
+        # (a user who runs the static CPU manager can set it back with spec.engine.env).
+        env.append({"name": "VLLM_CPU_OMP_THREADS_BIND", "value": "nobind"})
     return env

@@ -100,12 +100,17 @@ def test_cpu_engine_requests_no_gpu_and_runs_the_cpu_build():
 def test_cpu_engine_defaults_and_an_explicit_image_wins():
     c = container(engine({"engine": {"device": "cpu"}}))
     assert env(c)["VLLM_CPU_KVCACHE_SPACE"]["value"] == "4"
+    assert env(c)["VLLM_CPU_OMP_THREADS_BIND"]["value"] == "nobind"  # no pinning of every engine to one core
+    pinned = container(engine({"engine": {"device": "cpu", "env": [
+        {"name": "VLLM_CPU_OMP_THREADS_BIND", "value": "0-3"}]}}))
+    assert env(pinned)["VLLM_CPU_OMP_THREADS_BIND"]["value"] == "0-3"  # the user's own setting wins
     assert container(engine({"engine": {"device": "cpu", "image": "registry.local/vllm-cpu:1"}}))["image"] == (
         "registry.local/vllm-cpu:1")
     # The GPU engine keeps its flag and sets no CPU cache size.
     g = container(engine({"engine": {"gpuMemoryUtilization": 0.8, "cpuKVCacheGiB": 6}}))
     assert g["command"][g["command"].index("--gpu-memory-utilization") + 1] == "0.8"
     assert "VLLM_CPU_KVCACHE_SPACE" not in env(g)
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in env(g)
     assert container(engine({"engine": {"image": "registry.local/vllm:1"}}))["image"] == "registry.local/vllm:1"
 
 
