@@ -1,6 +1,7 @@
 """The operator's autoscaler at its shipped defaults against the autoscalers people run vLLM with.
 
     python bench/autoscaler_sim.py [--seeds 1,2,3] [--traces all] [--plots DIR] [--sweep | --sweep-only]
+                                   [--knobs forecast_seconds,...] [--set KNOB=VALUE ...]
 
 Simulates (``bench/autoscaler_simlib.py``) a vLLM reranker fleet -- model load 120 s, 1..24
 replicas -- on eight traces (step, diurnal, heavy-tailed bursts, a flash crowd shorter than the
@@ -32,7 +33,9 @@ reversal/hour -- and, where it is not met, whether anyone could meet it:
 
 ``--plots DIR`` writes one PNG per trace (load, replicas and oldest queued pair's wait over time;
 the first seed; the clairvoyant at headroom 0.8 dashed). ``--sweep`` adds a sensitivity table of
-the operator's main knobs (not the headline).
+the operator's main knobs (not the headline); ``--knobs`` limits it to some; ``--set`` runs the
+whole comparison with one knob changed (a sensitivity run, labelled as such). To iterate, ``--traces``
+and ``--seeds`` take a subset.
 """
 
 from __future__ import annotations
@@ -224,7 +227,8 @@ def plot(name: str, trace: Trace, results: dict[str, list[Result]], references: 
     return path
 
 
-def sweep(names: list[str], seeds: list[int], service: ServiceModel, defaults: AutoscalingPolicy) -> None:
+def sweep(names: list[str], seeds: list[int], service: ServiceModel, defaults: AutoscalingPolicy,
+          knobs: list[str] | None = None) -> None:
     print("\nsensitivity (not the headline): one setting changed from the defaults; median over traces and seeds "
           "of the operator's replica-seconds relative to the defaults, median and worst SLO miss, worst reversals "
           "per hour")
@@ -234,7 +238,10 @@ def sweep(names: list[str], seeds: list[int], service: ServiceModel, defaults: A
     print(f"  defaults: SLO miss median {med(slo0):.2f}%, worst {max(slo0):.2f}%, worst reversals/h {max(rev0):.2f}")
     for knob, values in (("target_utilization", (0.7, 0.9)), ("demand_window_seconds", (30.0, 120.0)),
                          ("scale_down_stabilization_seconds", (300.0, 900.0)),
-                         ("backlog_drain_seconds", (60.0, 120.0, 600.0)), ("max_scale_up_factor", (2.0, None))):
+                         ("backlog_drain_seconds", (60.0, 120.0, 600.0)), ("max_scale_up_factor", (2.0, None)),
+                         ("forecast_seconds", (60.0, 120.0, 180.0))):
+        if knobs is not None and knob not in knobs:
+            continue
         for v in values:
             policy = replace(defaults, **{knob: v})
             rel, slo, rev = [], [], []
@@ -280,19 +287,35 @@ def main() -> None:
     parser.add_argument("--plots", default=None, help="directory for one PNG per trace")
     parser.add_argument("--sweep", action="store_true", help="also print the sensitivity table")
     parser.add_argument("--sweep-only", action="store_true", help="print only the sensitivity table")
+    parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                        help="run the operator with this setting changed from the defaults (e.g. forecast_seconds=120); "
+                             "the output is then a sensitivity run, not the headline")
+    parser.add_argument("--knobs", default=None,
+                        help="with --sweep/--sweep-only: only these comma-separated knobs (e.g. forecast_seconds)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = list(TRACES) if args.traces == "all" else args.traces.split(",")
     service = ServiceModel(load_time=args.load_time)
     policy = AutoscalingPolicy(min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS)
+    for setting in args.set:
+        knob, _, value = setting.partition("=")
+        if knob not in AutoscalingPolicy.__dataclass_fields__ or knob in ("min_replicas", "max_replicas"):
+            parser.error(f"--set {setting}: not a policy setting")
+        policy = replace(policy, **{knob: None if value == "None" else float(value)})
     print(f"service model: max_num_seqs={service.max_num_seqs}, throughput x_max*c/(c+k) with x_max="
           f"{service.x_max:g} tokens/s, k={service.k:g}; model load {service.load_time:g} s; replicas "
           f"{MIN_REPLICAS}..{MAX_REPLICAS}; SLO: queue wait <= 2 s; seeds {seeds}; medians over seeds")
     print(f"operator defaults: {AutoscalingPolicy()}")
+    if args.set:
+        global OURS
+        OURS = f"rerank-operator ({', '.join(args.set)})"
+        print(f"NOT THE DEFAULTS (sensitivity run, not the headline): {', '.join(args.set)}")
     started = time.perf_counter()
+    knobs = None if args.knobs is None else args.knobs.split(",")
     if args.sweep_only:
-        sweep(names, seeds, service, policy)
-        kubeai_at_lower_targets(names, seeds, service)
+        sweep(names, seeds, service, policy, knobs)
+        if knobs is None:
+            kubeai_at_lower_targets(names, seeds, service)
         print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
         return
     goals: list[str] = []
@@ -322,8 +345,9 @@ def main() -> None:
           "SLO share | cheapest hindsight reference with no larger SLO share and <= 1 reversal/h | verdict):")
     print("\n".join(FEASIBILITY_ROWS))
     if args.sweep:
-        sweep(names, seeds, service, policy)
-        kubeai_at_lower_targets(names, seeds, service)
+        sweep(names, seeds, service, policy, knobs)
+        if knobs is None:
+            kubeai_at_lower_targets(names, seeds, service)
     print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
 
 
