@@ -27,7 +27,9 @@ reversal/hour -- and, where it is not met, whether anyone could meet it:
   that knows the future, uses fewer replica-seconds); above the budget (0.75 x the baseline's
   replica-seconds) it proves the goal infeasible;
 * **hindsight references**: a clairvoyant policy (knows the future arrival rate, pays the same
-  model load, at several headrooms) and every fixed fleet size; the cheapest one with no larger SLO
+  model load, at several headrooms), every fixed fleet size, and fleets between two sizes (n + 1
+  with one quarter or half of the trace at n: they save replica-seconds by letting the queue
+  grow); the cheapest one with no larger SLO
   share and <= 1 reversal/hour shows the goal reachable -- if none is within the budget, the goal
   is out of reach of everything tried, though not proved impossible.
 
@@ -101,8 +103,9 @@ HEADROOMS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 
 
 def run_references(name: str, seeds: list[int], service: ServiceModel) -> dict[str, list[Result]]:
-    """The hindsight references, one run per seed: the clairvoyant at each headroom, and each fixed
-    fleet size from MIN_REPLICAS up to the first that misses the SLO for (almost) no pair."""
+    """The hindsight references, one run per seed: the clairvoyant at each headroom, each fixed
+    fleet size from MIN_REPLICAS up to the first that misses the SLO for (almost) no pair, and
+    between each two of those sizes, the larger with one stretch at the smaller."""
     out: dict[str, list[Result]] = {}
     for seed in seeds:
         trace = TRACES[name](seed)
@@ -110,11 +113,19 @@ def run_references(name: str, seeds: list[int], service: ServiceModel) -> dict[s
         for h in HEADROOMS:
             oracle = Clairvoyant(trace, service, MIN_REPLICAS, MAX_REPLICAS, headroom=h)
             out.setdefault(f"clairvoyant {h:g}", []).append(simulate(trace, oracle, service, n0, seed=seed))
-    for n in range(MIN_REPLICAS, MAX_REPLICAS + 1):
-        runs = [simulate(TRACES[name](seed), Static(n), service, n, seed=seed) for seed in seeds]
-        out[f"static {n}"] = runs
+    largest = MIN_REPLICAS
+    for largest in range(MIN_REPLICAS, MAX_REPLICAS + 1):
+        runs = [simulate(TRACES[name](seed), Static(largest), service, largest, seed=seed) for seed in seeds]
+        out[f"static {largest}"] = runs
         if med(r.slo_violation_pct for r in runs) < 0.05:
             break
+    # Between two fixed sizes: n + 1 replicas with one stretch (a quarter or a half of the trace) at n.
+    duration = TRACES[name](seeds[0]).duration
+    for n in range(max(1, MIN_REPLICAS), largest):
+        for a, b in ((0, 0.5), (0.25, 0.75), (0.5, 1.0), (0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)):
+            fleet = Static(n + 1, lower=(a * duration, b * duration))
+            out[f"static {n + 1}, {n} over {a:g}-{b:g}"] = [
+                simulate(TRACES[name](seed), fleet, service, n if a == 0 else n + 1, seed=seed) for seed in seeds]
     return out
 
 
