@@ -440,7 +440,8 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
     rising = forecast_rise(policy, demand, trend)
     wanted = demand + rising + backlog / policy.backlog_drain_seconds + max(0.0, observation.held_demand)
     need = wanted / (policy.target_utilization * per_replica)
-    basis = (f"demand {demand:,.0f} tokens/s{f' + rising {rising:,.0f}' if rising else ''} + backlog {backlog:,.0f} tokens over "
+    basis = (f"demand {demand:,.0f} tokens/s{f' + rising {rising:,.0f}' if rising else ''} + "
+             f"backlog {backlog:,.0f} tokens over "
              f"{policy.backlog_drain_seconds:g} s; capacity {per_replica:,.0f} tokens/s per replica"
              f"{'' if capacity is not None else ' or more (no saturation seen yet)'} at "
              f"{policy.target_utilization:g} utilization")
