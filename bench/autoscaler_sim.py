@@ -1,6 +1,7 @@
 """The operator's autoscaler at its shipped defaults against the autoscalers people run vLLM with.
 
     python bench/autoscaler_sim.py [--seeds 1,2,3] [--traces all] [--plots DIR] [--sweep | --sweep-only]
+                                   [--knobs forecast_seconds,...] [--set KNOB=VALUE ...]
 
 Simulates (``bench/autoscaler_simlib.py``) a vLLM reranker fleet -- model load 120 s, 1..24
 replicas -- on eight traces (step, diurnal, heavy-tailed bursts, a flash crowd shorter than the
@@ -26,13 +27,17 @@ reversal/hour -- and, where it is not met, whether anyone could meet it:
   that knows the future, uses fewer replica-seconds); above the budget (0.75 x the baseline's
   replica-seconds) it proves the goal infeasible;
 * **hindsight references**: a clairvoyant policy (knows the future arrival rate, pays the same
-  model load, at several headrooms) and every fixed fleet size; the cheapest one with no larger SLO
+  model load, at several headrooms), every fixed fleet size, and fleets between two sizes (n + 1
+  with one quarter or half of the trace at n: they save replica-seconds by letting the queue
+  grow); the cheapest one with no larger SLO
   share and <= 1 reversal/hour shows the goal reachable -- if none is within the budget, the goal
   is out of reach of everything tried, though not proved impossible.
 
 ``--plots DIR`` writes one PNG per trace (load, replicas and oldest queued pair's wait over time;
 the first seed; the clairvoyant at headroom 0.8 dashed). ``--sweep`` adds a sensitivity table of
-the operator's main knobs (not the headline).
+the operator's main knobs (not the headline); ``--knobs`` limits it to some; ``--set`` runs the
+whole comparison with one knob changed (a sensitivity run, labelled as such). To iterate, ``--traces``
+and ``--seeds`` take a subset.
 """
 
 from __future__ import annotations
@@ -98,8 +103,9 @@ HEADROOMS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 
 
 def run_references(name: str, seeds: list[int], service: ServiceModel) -> dict[str, list[Result]]:
-    """The hindsight references, one run per seed: the clairvoyant at each headroom, and each fixed
-    fleet size from MIN_REPLICAS up to the first that misses the SLO for (almost) no pair."""
+    """The hindsight references, one run per seed: the clairvoyant at each headroom, each fixed
+    fleet size from MIN_REPLICAS up to the first that misses the SLO for (almost) no pair, and
+    between each two of those sizes, the larger with one stretch at the smaller."""
     out: dict[str, list[Result]] = {}
     for seed in seeds:
         trace = TRACES[name](seed)
@@ -107,11 +113,19 @@ def run_references(name: str, seeds: list[int], service: ServiceModel) -> dict[s
         for h in HEADROOMS:
             oracle = Clairvoyant(trace, service, MIN_REPLICAS, MAX_REPLICAS, headroom=h)
             out.setdefault(f"clairvoyant {h:g}", []).append(simulate(trace, oracle, service, n0, seed=seed))
-    for n in range(MIN_REPLICAS, MAX_REPLICAS + 1):
-        runs = [simulate(TRACES[name](seed), Static(n), service, n, seed=seed) for seed in seeds]
-        out[f"static {n}"] = runs
+    largest = MIN_REPLICAS
+    for largest in range(MIN_REPLICAS, MAX_REPLICAS + 1):
+        runs = [simulate(TRACES[name](seed), Static(largest), service, largest, seed=seed) for seed in seeds]
+        out[f"static {largest}"] = runs
         if med(r.slo_violation_pct for r in runs) < 0.05:
             break
+    # Between two fixed sizes: n + 1 replicas with one stretch (a quarter or a half of the trace) at n.
+    duration = TRACES[name](seeds[0]).duration
+    for n in range(max(1, MIN_REPLICAS), largest):
+        for a, b in ((0, 0.5), (0.25, 0.75), (0.5, 1.0), (0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)):
+            fleet = Static(n + 1, lower=(a * duration, b * duration))
+            out[f"static {n + 1}, {n} over {a:g}-{b:g}"] = [
+                simulate(TRACES[name](seed), fleet, service, n if a == 0 else n + 1, seed=seed) for seed in seeds]
     return out
 
 
@@ -224,7 +238,8 @@ def plot(name: str, trace: Trace, results: dict[str, list[Result]], references: 
     return path
 
 
-def sweep(names: list[str], seeds: list[int], service: ServiceModel, defaults: AutoscalingPolicy) -> None:
+def sweep(names: list[str], seeds: list[int], service: ServiceModel, defaults: AutoscalingPolicy,
+          knobs: list[str] | None = None) -> None:
     print("\nsensitivity (not the headline): one setting changed from the defaults; median over traces and seeds "
           "of the operator's replica-seconds relative to the defaults, median and worst SLO miss, worst reversals "
           "per hour")
@@ -234,7 +249,10 @@ def sweep(names: list[str], seeds: list[int], service: ServiceModel, defaults: A
     print(f"  defaults: SLO miss median {med(slo0):.2f}%, worst {max(slo0):.2f}%, worst reversals/h {max(rev0):.2f}")
     for knob, values in (("target_utilization", (0.7, 0.9)), ("demand_window_seconds", (30.0, 120.0)),
                          ("scale_down_stabilization_seconds", (300.0, 900.0)),
-                         ("backlog_drain_seconds", (60.0, 120.0, 600.0)), ("max_scale_up_factor", (2.0, None))):
+                         ("backlog_drain_seconds", (60.0, 120.0, 600.0)), ("max_scale_up_factor", (2.0, None)),
+                         ("forecast_seconds", (60.0, 120.0, 180.0))):
+        if knobs is not None and knob not in knobs:
+            continue
         for v in values:
             policy = replace(defaults, **{knob: v})
             rel, slo, rev = [], [], []
@@ -280,19 +298,35 @@ def main() -> None:
     parser.add_argument("--plots", default=None, help="directory for one PNG per trace")
     parser.add_argument("--sweep", action="store_true", help="also print the sensitivity table")
     parser.add_argument("--sweep-only", action="store_true", help="print only the sensitivity table")
+    parser.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
+                        help="run the operator with this setting changed from the defaults (e.g. forecast_seconds=120); "
+                             "the output is then a sensitivity run, not the headline")
+    parser.add_argument("--knobs", default=None,
+                        help="with --sweep/--sweep-only: only these comma-separated knobs (e.g. forecast_seconds)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = list(TRACES) if args.traces == "all" else args.traces.split(",")
     service = ServiceModel(load_time=args.load_time)
     policy = AutoscalingPolicy(min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS)
+    for setting in args.set:
+        knob, _, value = setting.partition("=")
+        if knob not in AutoscalingPolicy.__dataclass_fields__ or knob in ("min_replicas", "max_replicas"):
+            parser.error(f"--set {setting}: not a policy setting")
+        policy = replace(policy, **{knob: None if value == "None" else float(value)})
     print(f"service model: max_num_seqs={service.max_num_seqs}, throughput x_max*c/(c+k) with x_max="
           f"{service.x_max:g} tokens/s, k={service.k:g}; model load {service.load_time:g} s; replicas "
           f"{MIN_REPLICAS}..{MAX_REPLICAS}; SLO: queue wait <= 2 s; seeds {seeds}; medians over seeds")
     print(f"operator defaults: {AutoscalingPolicy()}")
+    if args.set:
+        global OURS
+        OURS = f"rerank-operator ({', '.join(args.set)})"
+        print(f"NOT THE DEFAULTS (sensitivity run, not the headline): {', '.join(args.set)}")
     started = time.perf_counter()
+    knobs = None if args.knobs is None else args.knobs.split(",")
     if args.sweep_only:
-        sweep(names, seeds, service, policy)
-        kubeai_at_lower_targets(names, seeds, service)
+        sweep(names, seeds, service, policy, knobs)
+        if knobs is None:
+            kubeai_at_lower_targets(names, seeds, service)
         print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
         return
     goals: list[str] = []
@@ -322,8 +356,9 @@ def main() -> None:
           "SLO share | cheapest hindsight reference with no larger SLO share and <= 1 reversal/h | verdict):")
     print("\n".join(FEASIBILITY_ROWS))
     if args.sweep:
-        sweep(names, seeds, service, policy)
-        kubeai_at_lower_targets(names, seeds, service)
+        sweep(names, seeds, service, policy, knobs)
+        if knobs is None:
+            kubeai_at_lower_targets(names, seeds, service)
     print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
 
 

@@ -385,13 +385,18 @@ class Clairvoyant:
 
 @dataclass
 class Static:
-    """A fixed fleet, its size chosen in hindsight: the other reference (it never scales)."""
+    """A fixed fleet, its size chosen in hindsight: the other reference (it never scales). With
+    ``lower``, one replica fewer from ``lower[0]`` to ``lower[1]`` seconds (one scale-down, one
+    scale-up): a fleet that spends fewer replica-seconds by letting the queue grow for a while."""
 
     replicas: int
     interval: float = 60.0
     name: str = "static"
+    lower: tuple[float, float] | None = None
 
     def desired(self, view: ClusterView) -> int:
+        if self.lower is not None and self.lower[0] <= view.now < self.lower[1]:
+            return self.replicas - 1
         return self.replicas
 
 

@@ -794,6 +794,13 @@ class AutoscalingSpec(_Model):
         description="One scale-up asks for at most this many times the Ready replicas. New replicas take "
         "minutes to load the model; once they serve, the next scale-up grows from the larger count.",
     )
+    forecast_seconds: int = Field(
+        default=0, ge=0, le=3600,
+        description="Size for the demand this many seconds ahead (about the model load time) while it clearly "
+        "rises: the slope of the demand average is carried forward over demandWindowSeconds plus this, upward "
+        "only, adding at most the current demand. Fewer queued requests after a rise, more replica-seconds on "
+        "bursts. 0 (default): off.",
+    )
     tolerance: float = Field(
         default=0.1, ge=0, lt=1,
         description="Scale down only when the replicas needed fall this far (relative, in [0, 1)) below the "
@@ -1417,6 +1424,10 @@ class AutoscalingStatus(_Model):
     )
     demand_tokens_per_second: float | None = Field(
         default=None, ge=0, description="Smoothed arrival rate of work (prompt tokens/s) at the last pass.",
+    )
+    demand_trend_tokens_per_second2: float | None = Field(
+        default=None, description="Slope of the smoothed demand (prompt tokens/s per second); read when "
+        "spec.autoscaling.forecastSeconds is set.",
     )
     tokens_per_request: float | None = Field(
         default=None, ge=0, description="Smoothed prompt tokens per engine request (one query-document pair).",

@@ -17,6 +17,9 @@ says how much arrived on top. So:
    summed over the pods read twice in a row (scaled to all readable pods), smoothed by an
    exponential moving average over ``demand_window_seconds``. Tokens weight each pair by its
    length: a rerank request carries 1 to hundreds of pairs, and documents differ in length.
+   Optionally (``forecast_seconds`` > 0, off by default) a clear rise of that average is carried
+   forward over its window plus ``forecast_seconds`` (see :func:`forecast_rise`), so replicas are
+   asked for before the average has caught up with a rising load.
 2. **Capacity** (tokens/s per replica) is learned from the same counters whenever every read pod
    had requests waiting at both ends of the interval -- then the engines run as fast as they can,
    and their rate is their capacity. It is smoothed, never below what a pod was seen to do, and
@@ -74,6 +77,10 @@ _DOWN_WINDOW_RELAX_SECONDS = 3600.0
 # Weight of a new capacity measurement (per saturated interval) and of a new tokens-per-request one.
 _CAPACITY_WEIGHT = 0.3
 _TOKENS_PER_REQUEST_WEIGHT = 0.3
+# A forecast rise counts only when it is at least the first multiple of the smoothed demand (a clear
+# rise, not the noise of Poisson arrivals and mixed request sizes), and adds at most the second.
+_MIN_FORECAST_RISE = 0.6
+_MAX_FORECAST_RISE = 1.0
 
 
 class PolicyConfigError(ValueError):
@@ -94,6 +101,7 @@ class AutoscalingPolicy:
     scale_up_stabilization_seconds: float = 0.0
     max_scale_up_step: int | None = None
     max_scale_up_factor: float | None = 4.0
+    forecast_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0:
@@ -116,6 +124,8 @@ class AutoscalingPolicy:
             raise PolicyConfigError("spec.autoscaling.maxScaleUpStep must be >= 1 (or null)")
         if self.max_scale_up_factor is not None and self.max_scale_up_factor < 1:
             raise PolicyConfigError("spec.autoscaling.maxScaleUpFactor must be >= 1 (or null)")
+        if self.forecast_seconds < 0:
+            raise PolicyConfigError("spec.autoscaling.forecastSeconds must be >= 0")
 
     @classmethod
     def from_spec(cls, autoscaling: Mapping[str, Any] | None) -> "AutoscalingPolicy":
@@ -139,6 +149,7 @@ class AutoscalingPolicy:
             ),
             max_scale_up_step=None if step is None else int(step),
             max_scale_up_factor=None if factor is None else float(factor),
+            forecast_seconds=float(a.get("forecastSeconds", d.forecast_seconds)),
         )
 
     def clamp(self, replicas: int) -> int:
@@ -204,6 +215,7 @@ class Memory:
     sample_time: float | None = None
     counters: Mapping[str, PodCounters] = field(default_factory=dict)
     demand: float | None = None  # tokens/s, smoothed
+    demand_trend: float | None = None  # tokens/s per second: the smoothed slope of ``demand``
     capacity: float | None = None  # tokens/s one replica does when saturated
     capacity_floor: float | None = None  # most tokens/s one replica was seen to do (capacity >= this)
     tokens_per_request: float | None = None
@@ -337,12 +349,17 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
     # Learn: demand, capacity, tokens per request.
     rates = measure(memory, pods, now)
     demand = memory.demand
+    trend = memory.demand_trend
     if rates.demand_sample is not None:
         if demand is None:
             demand = rates.demand_sample
         else:
-            weight = 1.0 - math.exp(-(now - (memory.sample_time or now)) / policy.demand_window_seconds)
+            dt = now - (memory.sample_time or now)
+            weight = 1.0 - math.exp(-dt / policy.demand_window_seconds)
+            previous = demand
             demand += weight * (rates.demand_sample - demand)
+            slope = (demand - previous) / dt
+            trend = (trend or 0.0) + weight * (slope - (trend or 0.0))  # from 0: one interval is no trend
     capacity = memory.capacity
     if rates.capacity_sample is not None:
         capacity = rates.capacity_sample if capacity is None else (
@@ -366,7 +383,8 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
     idle = observation.held_pairs <= 0 and (
         (current == 0 and not pods) or (rates.idle and missing == 0 and pending == 0))
     idle_since = (memory.idle_since if memory.idle_since is not None else now) if idle else None
-    learned = Memory(sample_time=now, counters=counters, demand=demand, capacity=capacity, capacity_floor=floor,
+    learned = Memory(sample_time=now, counters=counters, demand=demand, demand_trend=trend, capacity=capacity,
+                     capacity_floor=floor,
                      tokens_per_request=rates.tokens_per_request, history=memory.history,
                      down_window=down_window, last_scale_down=memory.last_scale_down, last_correction=last_correction,
                      idle_since=idle_since)
@@ -419,9 +437,11 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
                       f"no work rate yet (counters read once, or nothing done); holding at {current}",
                       _bound_reason(policy, current), kept)
     backlog = waiting * (rates.tokens_per_request or 0.0)
-    wanted = demand + backlog / policy.backlog_drain_seconds + max(0.0, observation.held_demand)
+    rising = forecast_rise(policy, demand, trend)
+    wanted = demand + rising + backlog / policy.backlog_drain_seconds + max(0.0, observation.held_demand)
     need = wanted / (policy.target_utilization * per_replica)
-    basis = (f"demand {demand:,.0f} tokens/s + backlog {backlog:,.0f} tokens over "
+    basis = (f"demand {demand:,.0f} tokens/s{f' + rising {rising:,.0f}' if rising else ''} + "
+             f"backlog {backlog:,.0f} tokens over "
              f"{policy.backlog_drain_seconds:g} s; capacity {per_replica:,.0f} tokens/s per replica"
              f"{'' if capacity is not None else ' or more (no saturation seen yet)'} at "
              f"{policy.target_utilization:g} utilization")
@@ -484,6 +504,24 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
     if factor_limited:
         message += f" (a scale-up asks for at most {policy.max_scale_up_factor:g} x the ready pods)"
     return result(desired, recommended, reason, message, limited, kept)
+
+
+def forecast_rise(policy: AutoscalingPolicy, demand: float, trend: float | None) -> float:
+    """Demand (tokens/s) expected on top of the smoothed demand ``forecast_seconds`` from now.
+
+    The moving average trails a rising load by about its window, and a replica asked for now serves
+    only after its model load: so a rise seen in the average is carried forward over the window plus
+    ``forecast_seconds``. Only upward (a forecast fall must not drop warm replicas; scale-downs keep
+    their window); only a clear rise (at least ``_MIN_FORECAST_RISE`` x the demand: the slope of a
+    flat but noisy load is not a trend); at most ``_MAX_FORECAST_RISE`` x the demand (a sudden
+    burst's slope is steep but short). 0 ``forecast_seconds``: off.
+    """
+    if policy.forecast_seconds <= 0 or not trend or trend <= 0 or demand <= 0:
+        return 0.0
+    rise = trend * (policy.demand_window_seconds + policy.forecast_seconds)
+    if rise < _MIN_FORECAST_RISE * demand:
+        return 0.0
+    return min(rise, _MAX_FORECAST_RISE * demand)
 
 
 def _bound_reason(policy: AutoscalingPolicy, replicas: int) -> str | None:

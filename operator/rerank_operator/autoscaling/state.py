@@ -17,6 +17,7 @@ Shape (the CRD's status schema):
         capacityTokensPerSecond: 26500.0      # learned while the replicas were saturated
         capacityFloorTokensPerSecond: 26500.0
         demandTokensPerSecond: 61000.0
+        demandTrendTokensPerSecond2: 40.0     # slope of the demand average (for forecastSeconds)
         tokensPerRequest: 212.5
         scaleDownWindowSeconds: 1200          # adapted: doubled after a premature scale-down
         lastScaleDownTime: ..., lastPrematureScaleDownTime: ...
@@ -86,6 +87,7 @@ def memory_from_status(status: Mapping[str, Any] | None) -> Memory:
         sample_time=sample,
         counters=counters if sample is not None else {},
         demand=_number(recorded.get("demandTokensPerSecond")),
+        demand_trend=_signed(recorded.get("demandTrendTokensPerSecond2")),
         capacity=_number(recorded.get("capacityTokensPerSecond")),
         capacity_floor=_number(recorded.get("capacityFloorTokensPerSecond")),
         tokens_per_request=_number(recorded.get("tokensPerRequest")),
@@ -95,6 +97,15 @@ def memory_from_status(status: Mapping[str, Any] | None) -> Memory:
         last_correction=_time(recorded.get("lastPrematureScaleDownTime")),
         idle_since=_time(recorded.get("idleSinceTime")),
     )
+
+
+def _signed(value: Any) -> float | None:
+    """A finite number that may be negative (a falling demand has a negative slope)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _time(text: Any) -> float | None:
@@ -108,7 +119,9 @@ def _memory_fields(memory: Memory) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, value in (("capacityTokensPerSecond", memory.capacity),
                        ("capacityFloorTokensPerSecond", memory.capacity_floor),
-                       ("demandTokensPerSecond", memory.demand), ("tokensPerRequest", memory.tokens_per_request)):
+                       ("demandTokensPerSecond", memory.demand),
+                       ("demandTrendTokensPerSecond2", memory.demand_trend),
+                       ("tokensPerRequest", memory.tokens_per_request)):
         fields[key] = None if value is None else round(value, 3)
     fields["scaleDownWindowSeconds"] = memory.down_window
     for key, value in (("sampleTime", memory.sample_time), ("lastScaleDownTime", memory.last_scale_down),

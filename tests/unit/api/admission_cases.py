@@ -64,6 +64,8 @@ INVALID: list[Invalid] = [
     Invalid("tolerance-one", {"autoscaling": {"tolerance": 1}}, "spec.autoscaling.tolerance", "schema"),
     Invalid("scale-up-factor-below-one", {"autoscaling": {"maxScaleUpFactor": 0.5}},
             "spec.autoscaling.maxScaleUpFactor", "schema"),
+    Invalid("forecast-negative", {"autoscaling": {"forecastSeconds": -1}},
+            "spec.autoscaling.forecastSeconds", "schema"),
     Invalid("scrape-interval-zero", {"autoscaling": {"scrapeIntervalSeconds": 0}},
             "spec.autoscaling.scrapeIntervalSeconds", "schema"),
     Invalid("toleration-effect-unknown", {"scheduling": {"tolerations": [{"key": "k", "effect": "Sometimes"}]}},
@@ -291,7 +293,7 @@ VALID: list[Valid] = [
         "instruction": "Given a legal question, retrieve the clauses that answer it",
         "replicas": 3,
         "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 8, "targetQueueDepthPerReplica": 16,
-                        "maxScaleUpStep": 2, "maxScaleUpFactor": 2.5},
+                        "maxScaleUpStep": 2, "maxScaleUpFactor": 2.5, "forecastSeconds": 120},
         "scheduling": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [

@@ -3,6 +3,8 @@ and the fleet model conserves work."""
 
 from __future__ import annotations
 
+import pytest
+
 import sys
 from pathlib import Path
 
@@ -68,6 +70,17 @@ def test_pairs_left_queued_at_the_end_count_against_the_slo():
     result = simulate(trace, Static(1), ServiceModel(), 1, seed=1)
     assert result.completed_pairs < 0.3 * result.arrived_pairs
     assert result.slo_violation_pct > 90
+
+
+def test_a_fleet_between_two_sizes_saves_replica_seconds_by_letting_the_queue_grow():
+    # 200 pairs/s: 2 replicas (~267 pairs/s at full batch) keep up, 1 (~133) does not.
+    trace = Trace("flat", 1200.0, lambda t: 5.0, lambda t: 40.0)
+    two = simulate(trace, Static(2), ServiceModel(), 2, seed=3)
+    dip = simulate(trace, Static(2, lower=(300.0, 600.0)), ServiceModel(), 2, seed=3)
+    # 300 s at one replica, then the second one's 120 s model load, paid from the moment it is asked for.
+    assert dip.replica_seconds == pytest.approx(two.replica_seconds - 300.0, abs=1.0)
+    assert dip.scale_events == 2 and dip.reversals == 1  # down, then up 300 s later
+    assert two.slo_violation_pct < 1 < 20 < dip.slo_violation_pct
 
 
 def test_the_work_bound_holds_for_every_policy_at_its_own_slo_share():
