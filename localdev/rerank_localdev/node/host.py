@@ -9,8 +9,9 @@ Needs root and the kernel's bridge, veth, overlayfs, br_netfilter and iptables (
 installs runc, the CNI plugins, iptables and conntrack).
 
 What it changes on the machine, and `stop()` undoes in this order (also after a failed start):
-pods deleted through the API (the kubelet tears their sandboxes down: CNI DEL), kube-proxy stopped and its
-rules removed (`kube-proxy --cleanup`), the kubelet stopped, every container task killed, containerd stopped,
+pods deleted through the API (the kubelet tears their sandboxes down: CNI DEL), the NetworkPolicy controller
+stopped and its chains and ipsets removed (when it ran: netpol.py), kube-proxy stopped and its rules removed
+(`kube-proxy --cleanup`), the kubelet stopped, every container task killed, containerd stopped,
 leftover shims killed, mounts under the node's root and its network namespaces unmounted, its cgroups removed
 depth-first, the bridge, routes and firewall chain deleted, the sysctls it raised restored, and the paths the
 kubelet and containerd create outside their roots removed if they did not exist before.  `leftovers()` lists
@@ -42,7 +43,7 @@ import yaml
 
 from .. import versions
 from ..controlplane import SERVICE_CIDR, ControlPlaneError, LocalControlPlane, _pdeathsig, _tail, free_ports
-from . import binaries, config, oci
+from . import binaries, config, netpol, oci
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +111,17 @@ class LocalNode:
     """See the module docstring.  `control_plane` must have been started with `node_ip=NODE_IP`."""
 
     def __init__(self, control_plane: LocalControlPlane, bin_dir: Path | None = None, start_timeout: float = 180,
-                 ingress: bool | None = None, keep_images: bool = True):
+                 ingress: bool | None = None, keep_images: bool = True, network_policy: bool = False):
         """`ingress`: run Traefik (default: when it has been built, see binaries.OPTIONAL_PARTS).
+        `network_policy`: enforce NetworkPolicies with kube-router's policy controller (netpol.py; built first
+        when missing), from the start; `enforce_network_policy()` starts it on a running node.
         `keep_images`: containerd keeps its images in default_image_store() for the next node (its containers,
         sandboxes and runtime state still go with this one); else everything lives and dies in the node's root."""
         if control_plane.node_ip != NODE_IP:
             raise NodeError(f"start the control plane with LocalControlPlane(node_ip={NODE_IP!r}) for a real node")
         self.cp = control_plane
         self._ingress = ingress
+        self._network_policy = network_policy
         self.image_store = default_image_store() if keep_images else None
         self.with_ingress = False
         self._bin_dir = bin_dir
@@ -184,6 +188,8 @@ class LocalNode:
             self._kubelet(bin_dir, deadline)
             self._kube_proxy(bin_dir)
             self._addons(bin_dir, deadline)
+            if self._network_policy:
+                self.enforce_network_policy()
         except BaseException:
             self.stop()
             raise
@@ -358,6 +364,30 @@ class LocalNode:
         conf.write_text(yaml.safe_dump(config.kube_proxy_config(self.layout, self.cp.node_kubeconfigs["kube-proxy"])))
         self._spawn("kube-proxy", [str(bin_dir / "kube-proxy"), f"--config={conf}", "--v=1"])
 
+    @property
+    def enforces_network_policy(self) -> bool:
+        return "kube-router" in self._procs and self._procs["kube-router"].poll() is None
+
+    def enforce_network_policy(self, timeout: float = 60) -> None:
+        """Starts kube-router's policy controller (firewall only) and waits for its first sync: its jump from
+        FORWARD in place. `stop_enforcing_network_policy()` (or `stop()`) removes all it made."""
+        if self.enforces_network_policy:
+            return
+        if not shutil.which("ipset"):
+            raise NodeError("NetworkPolicy enforcement needs ipset (scripts/bootstrap-node.sh installs it)")
+        binary = netpol.ensure() / "kube-router"
+        self._spawn("kube-router", netpol.controller_argv(binary, self.cp.admin_kubeconfig, self.name, SERVICE_CIDR))
+        self._wait("kube-router's policy chains", time.monotonic() + timeout,
+                   lambda: "-A FORWARD" in " ".join(r for r in _iptables_rules()["filter"] if "KUBE-ROUTER-FORWARD" in r),
+                   proc="kube-router")
+
+    def stop_enforcing_network_policy(self) -> None:
+        """Stops the policy controller and removes its chains and ipsets (every pod is reachable again)."""
+        self._stop_proc("kube-router")
+        left = netpol.cleanup()
+        if left:
+            raise NodeError(f"kube-router's rules are still there: {left}")
+
     def _addons(self, bin_dir: Path, deadline: float) -> None:
         """CoreDNS and the volume provisioner, as Deployments in kube-system from images made here."""
         addons = [(COREDNS_IMAGE, "coredns"), (PROVISIONER_IMAGE, "hostpath-provisioner")]
@@ -395,6 +425,7 @@ class LocalNode:
 
         if "kubelet" in self._procs and self._procs["kubelet"].poll() is None:
             step("delete pods", self._delete_pods)
+        step("network policy controller", self.stop_enforcing_network_policy)
         step("kube-proxy", lambda: self._stop_proc("kube-proxy"))
         step("kube-proxy rules", lambda: _run(str(self.bin_dir / "kube-proxy"), "--cleanup", check=False))
         step("kubelet", lambda: self._stop_proc("kubelet"))
@@ -582,13 +613,15 @@ def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set
         found += [f"iptables -t {table} {r}" for r in rules if r not in before
                   and any(mark in r for mark in ("KUBE-", FORWARD_CHAIN, config.BRIDGE, "CNI-HOSTPORT-", "CNI-DN-",
                                                  *prefixes))]
+    found += [entry for entry in netpol.leftovers() if entry.startswith("ipset ")]
     found += [f"mount {m}" for m in _mounts() if m.startswith("/tmp/" + DIR_PREFIX)
               or (image_store is not None and m.startswith(f"{image_store}/"))
               or (m.startswith(str(NETNS_DIR) + "/cni-") and Path(m).name not in netns_before)]
-    if bin_dir:
+    bin_dirs = tuple(f"{d}/" for d in (bin_dir, netpol.cache_dir()) if d)
+    if bin_dirs:
         for proc in Path("/proc").iterdir():
             try:
-                if proc.name.isdigit() and os.readlink(proc / "exe").startswith(str(bin_dir) + "/"):
+                if proc.name.isdigit() and os.readlink(proc / "exe").startswith(bin_dirs):
                     found.append(f"process {proc.name} {os.readlink(proc / 'exe')}")
             except OSError:
                 pass
@@ -650,7 +683,8 @@ def sweep() -> list[str]:
     bin_dir = binaries.cache_dir()
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and os.readlink(proc / "exe").startswith(str(bin_dir) + "/"):
+            if proc.name.isdigit() and os.readlink(proc / "exe").startswith(
+                    (str(bin_dir) + "/", str(netpol.cache_dir()) + "/")):
                 os.kill(int(proc.name), signal.SIGKILL)
         except OSError:
             pass
@@ -676,6 +710,7 @@ def sweep() -> list[str]:
         _run(str(bin_dir / "kube-proxy"), "--cleanup", check=False)
     _remove_kubelet_chains()
     _remove_empty_portmap_chains()
+    netpol.cleanup()
     while _run("iptables", "-w", "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
         pass
     _run("iptables", "-w", "-F", FORWARD_CHAIN, check=False)
