@@ -226,23 +226,14 @@ class LocalNode:
         for cidr in (config.CLUSTER_CIDR, SERVICE_CIDR):
             self._undo.append((f"route {cidr}", lambda c=cidr: _run("ip", "route", "del", "blackhole", c, check=False)))
             _run("ip", "route", "add", "blackhole", cidr)
-        self._undo.append(("firewall", self._remove_forward_chain))
-        _run("iptables", "-w", "-N", FORWARD_CHAIN)
-        _run("iptables", "-w", "-A", FORWARD_CHAIN, "-s", config.CLUSTER_CIDR, "!", "-o", bridge, "-j", "DROP",
-             "-m", "comment", "--comment", "rerank-node: pods never leave the machine")
-        _run("iptables", "-w", "-I", "FORWARD", "1", "-j", FORWARD_CHAIN)
+        self._undo.append(("firewall", lambda: _remove_forward_guard("filter")))
+        _add_forward_guard("filter", bridge)
         # Service DNAT for pod-to-pod traffic on the same bridge needs bridged frames to pass iptables;
         # Service traffic is routed through the bridge's address.
         for key in SYSCTLS:
             self._sysctl(key, "1")
         (lay.cni_conf_dir).mkdir(parents=True)
         (lay.cni_conf_dir / "10-rerank-node.conflist").write_text(config.json_text(config.cni_conflist(lay)))
-
-    def _remove_forward_chain(self) -> None:
-        while _run("iptables", "-w", "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
-            pass
-        _run("iptables", "-w", "-F", FORWARD_CHAIN, check=False)
-        _run("iptables", "-w", "-X", FORWARD_CHAIN, check=False)
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         logs = self.root / "logs"
@@ -376,15 +367,20 @@ class LocalNode:
         if not shutil.which("ipset"):
             raise NodeError("NetworkPolicy enforcement needs ipset (scripts/bootstrap-node.sh installs it)")
         binary = netpol.ensure() / "kube-router"
+        # kube-router puts its chain first in filter FORWARD and ACCEPTs there every packet a policy admits,
+        # and with no policy, everything: the node's guard against pod traffic leaving the machine would never
+        # be reached, so the same guard also runs earlier, in mangle FORWARD.
+        _add_forward_guard("mangle", config.BRIDGE)
         self._spawn("kube-router", netpol.controller_argv(binary, self.cp.admin_kubeconfig, self.name, SERVICE_CIDR))
         self._wait("kube-router's policy chains", time.monotonic() + timeout,
-                   lambda: "-A FORWARD" in " ".join(r for r in _iptables_rules()["filter"] if "KUBE-ROUTER-FORWARD" in r),
-                   proc="kube-router")
+                   lambda: any(r.startswith("-A FORWARD ") and r.endswith("-j KUBE-ROUTER-FORWARD")
+                               for r in _iptables_rules()["filter"]), proc="kube-router")
 
     def stop_enforcing_network_policy(self) -> None:
         """Stops the policy controller and removes its chains and ipsets (every pod is reachable again)."""
         self._stop_proc("kube-router")
         left = netpol.cleanup()
+        _remove_forward_guard("mangle")
         if left:
             raise NodeError(f"kube-router's rules are still there: {left}")
 
@@ -562,6 +558,21 @@ def _iptables_rules() -> dict[str, list[str]]:
             for table in ("filter", "nat", "mangle")}
 
 
+def _add_forward_guard(table: str, bridge: str) -> None:
+    """Drops anything from the pod range that would leave through another interface than the node's bridge."""
+    _run("iptables", "-w", "-t", table, "-N", FORWARD_CHAIN)
+    _run("iptables", "-w", "-t", table, "-A", FORWARD_CHAIN, "-s", config.CLUSTER_CIDR, "!", "-o", bridge,
+         "-j", "DROP", "-m", "comment", "--comment", "rerank-node: pods never leave the machine")
+    _run("iptables", "-w", "-t", table, "-I", "FORWARD", "1", "-j", FORWARD_CHAIN)
+
+
+def _remove_forward_guard(table: str) -> None:
+    while _run("iptables", "-w", "-t", table, "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
+        pass
+    _run("iptables", "-w", "-t", table, "-F", FORWARD_CHAIN, check=False)
+    _run("iptables", "-w", "-t", table, "-X", FORWARD_CHAIN, check=False)
+
+
 # The chains the kubelet makes (kube-proxy --cleanup leaves them).
 KUBELET_CHAINS = (("filter", "KUBE-FIREWALL"), ("mangle", "KUBE-IPTABLES-HINT"), ("filter", "KUBE-KUBELET-CANARY"),
                   ("nat", "KUBE-KUBELET-CANARY"), ("mangle", "KUBE-KUBELET-CANARY"))
@@ -711,10 +722,8 @@ def sweep() -> list[str]:
     _remove_kubelet_chains()
     _remove_empty_portmap_chains()
     netpol.cleanup()
-    while _run("iptables", "-w", "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
-        pass
-    _run("iptables", "-w", "-F", FORWARD_CHAIN, check=False)
-    _run("iptables", "-w", "-X", FORWARD_CHAIN, check=False)
+    for table in ("filter", "mangle"):
+        _remove_forward_guard(table)
     _run("ip", "link", "del", config.BRIDGE, check=False)
     for cidr in (config.CLUSTER_CIDR, SERVICE_CIDR):
         _run("ip", "route", "del", "blackhole", cidr, check=False)
