@@ -608,6 +608,18 @@ def _remove_empty_portmap_chains(rules_before: dict[str, list[str]] | None = Non
             _remove_chain("nat", chain)
 
 
+def _remove_our_port_mappings() -> None:
+    """The portmap plugin's per-container chains of the node's network (a killed node never ran CNI DEL): each
+    is named in its jump from CNI-HOSTPORT-DNAT by the network's name."""
+    marker = f'dnat name: \\"{config.NETWORK_NAME}\\"'
+    for rule in _iptables_rules()["nat"]:
+        if rule.startswith("-A CNI-HOSTPORT-DNAT ") and marker in rule and " -j CNI-DN-" in rule:
+            chain = rule.rsplit(" -j ", 1)[1]
+            _run("iptables", "-w", "-t", "nat", "-D", *shlex.split(rule)[1:], check=False)
+            _run("iptables", "-w", "-t", "nat", "-F", chain, check=False)
+            _run("iptables", "-w", "-t", "nat", "-X", chain, check=False)
+
+
 def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set[str],
               rules_before: dict[str, list[str]] | None = None, image_store: Path | None = None) -> list[str]:
     """What of a node is on the machine: `existed`, `netns_before` and `rules_before` describe the machine before
@@ -720,6 +732,7 @@ def sweep() -> list[str]:
     if (bin_dir / "kube-proxy").exists():
         _run(str(bin_dir / "kube-proxy"), "--cleanup", check=False)
     _remove_kubelet_chains()
+    _remove_our_port_mappings()
     _remove_empty_portmap_chains()
     netpol.cleanup()
     for table in ("filter", "mangle"):
