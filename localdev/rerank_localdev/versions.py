@@ -58,6 +58,15 @@ def node_cache_key() -> str:
     return (f"node-k8s-{KUBERNETES}_containerd-{CONTAINERD}_coredns-{COREDNS}_traefik-{TRAEFIK}"
             f"_r{NODE_BUILD_RECIPE}")
 
+# NetworkPolicy enforcement on the node (rerank_localdev.node.netpol): kube-router's policy controller. Its own
+# cache key, so adding it rebuilt nothing of the node's. Newer releases are refused (403) by the module proxy here.
+KUBE_ROUTER = "v2.1.0"
+NETPOL_BUILD_RECIPE = 1
+
+
+def netpol_cache_key() -> str:
+    return f"netpol-kube-router-{KUBE_ROUTER}_r{NETPOL_BUILD_RECIPE}"
+
 # ---- release tooling (rerank_localdev.tools) --------------------------------------------------------
 # CNCF Distribution's registry: the OCI registry the release tests push images and the chart to.
 DISTRIBUTION = "v3.1.2"

@@ -298,7 +298,7 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def test_network_policy_admits_the_gateway_the_operator_and_labelled_clients_only() -> None:
+def test_network_policy_admits_the_gateway_the_ui_the_operator_and_labelled_clients_only() -> None:
     objects = render(VALUE_SETS["everything"])
     policies = [p for p in find(objects, "NetworkPolicy") if p["metadata"]["name"].endswith("-engine-ingress")]
     assert sorted(p["metadata"]["namespace"] for p in policies) == ["team-a", "team-b"]
@@ -317,13 +317,17 @@ def test_network_policy_admits_the_gateway_the_operator_and_labelled_clients_onl
 
     peers = policy["ingress"][0]["from"]
     operator_pod = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    allowed = {"gateway": gateway, "client": {"rerank.io/engine-access": "true"}}
+    # Without a gateway the UI calls the engines themselves (the Service <name> selects them).
+    no_gateway = {**body, "spec": {"gateway": {"enabled": False}}}
+    service = next(c for c in desired_children(no_gateway, {}) if c["kind"] == "Service"
+                   and c["metadata"]["name"] == "demo")
+    assert matches(service["spec"]["selector"], engine)
+    allowed = {"gateway": gateway, "ui": ui, "client": {"rerank.io/engine-access": "true"}}
     for what, labels in allowed.items():
         assert any(matches(p["podSelector"]["matchLabels"], labels) and "namespaceSelector" not in p for p in peers), what
     assert any(matches(p["podSelector"]["matchLabels"], operator_pod)
                and p["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}} for p in peers)
-    # UI -> gateway -> engine: the UI itself goes through the gateway's Service.
-    for stranger in ({}, {"app": "curl"}, engine, ui):
+    for stranger in ({}, {"app": "curl"}, engine, {**ui, "app.kubernetes.io/part-of": "something-else"}):
         assert not any(matches(p["podSelector"]["matchLabels"], stranger) for p in peers), stranger
 
 

@@ -102,13 +102,13 @@ def _context(real_node) -> str:
             f"kubelet:\n{real_node.node.log('kubelet', 15)}")
 
 
-def _seed_model_claim(real_node) -> None:
+def _seed_model_claim(real_node, namespace: str = NAMESPACE) -> None:
     """A claim of the default StorageClass, bound when a pod first uses it, then filled with the model."""
     from rerank_operator.serving.tiny_model import build_tiny_reranker, default_cache_dir
 
     cp = real_node.cp
-    cp.kubectl("create", "namespace", NAMESPACE)
-    cp.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=f"""
+    cp.kubectl("create", "namespace", namespace)
+    cp.kubectl("-n", namespace, "apply", "-f", "-", input=f"""
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {{name: {MODEL_CLAIM}}}
@@ -125,14 +125,14 @@ spec:
       volumeMounts: [{{name: models, mountPath: /models}}]}}
   volumes: [{{name: models, persistentVolumeClaim: {{claimName: {MODEL_CLAIM}}}}}]
 """)
-    wait_for(lambda: _json(real_node, "get", "pvc", MODEL_CLAIM)["status"].get("phase") == "Bound", 120,
-             "the model claim bound")
-    volume = _json(real_node, "get", "pvc", MODEL_CLAIM)["spec"]["volumeName"]
+    claim = lambda: json.loads(cp.kubectl("-n", namespace, "get", "pvc", MODEL_CLAIM, "-o", "json").stdout)  # noqa: E731
+    wait_for(lambda: claim()["status"].get("phase") == "Bound", 120, "the model claim bound")
+    volume = claim()["spec"]["volumeName"]
     path = Path(json.loads(cp.kubectl("get", "pv", volume, "-o", "json").stdout)["spec"]["hostPath"]["path"])
     shutil.copytree(build_tiny_reranker(default_cache_dir()), path / MODEL_DIR)
     for f in [path / MODEL_DIR, *(path / MODEL_DIR).rglob("*")]:
         f.chmod(0o755 if f.is_dir() else 0o644)
-    cp.kubectl("-n", NAMESPACE, "delete", "pod", "model-loader", "--wait=true", "--grace-period=1")
+    cp.kubectl("-n", namespace, "delete", "pod", "model-loader", "--wait=true", "--grace-period=1")
 
 
 def _chart_in_the_registry(real_node, registry: LocalRegistry, work: Path) -> str:
@@ -150,21 +150,27 @@ def _helm_install(real_node, chart: str, registry: LocalRegistry) -> str:
     refs = {name: images.image_ref(name) for name in IMAGES}
     return real_node.cp.helm(
         "install", RELEASE, chart, "--version", VERSION, f"--ca-file={registry.ca_file}",
-        "-n", NAMESPACE, "--create-namespace", "--set", "sample.enabled=true",
-        "--set", "sample.spec.engine.device=cpu", "--set", "sample.spec.engine.dtype=float32",
-        # What a machine without a registry or a model hub, and with two cores, must change:
-        "--set", f"sample.spec.model.name={MODEL}",
-        "--set", f"sample.spec.model.pvc.claimName={MODEL_CLAIM}", "--set", f"sample.spec.model.pvc.path={MODEL_DIR}",
-        "--set", "sample.spec.engine.cpuKVCacheGiB=1", "--set", "sample.spec.engine.maxModelLen=2048",
-        "--set", "sample.spec.engine.resources.requests.cpu=250m",
-        "--set", "sample.spec.engine.resources.requests.memory=1Gi",
-        "--set", "sample.spec.engine.resources.limits.memory=4Gi",
-        # No torch.compile warm-up: minutes per engine start on two shared cores, and this path starts four
-        # (the compiled path serves in tests/serving and tests/docs, with the operator's command line).
-        "--set", "sample.spec.engine.extraArgs={--enforce-eager}",
-        "--set", "sample.spec.cache.size=1Gi",
+        "-n", NAMESPACE, "--create-namespace", *SAMPLE_ON_THIS_MACHINE,
         "--set", "sample.spec.ui.ingress.enabled=true", "--set", f"sample.spec.ui.ingress.host={UI_HOST}",
         "--set", f"tests.image={refs['ui']}", "--set", "tests.expectRelevantFirst=false", timeout=300).stdout
+
+
+# The sample RerankerDeployment (`--set sample.enabled=true`) with the CPU engine, changed from the README only
+# where a machine without a registry or a model hub, and with two cores, must.
+SAMPLE_ON_THIS_MACHINE = (
+    "--set", "sample.enabled=true",
+    "--set", "sample.spec.engine.device=cpu", "--set", "sample.spec.engine.dtype=float32",
+    "--set", f"sample.spec.model.name={MODEL}",
+    "--set", f"sample.spec.model.pvc.claimName={MODEL_CLAIM}", "--set", f"sample.spec.model.pvc.path={MODEL_DIR}",
+    "--set", "sample.spec.engine.cpuKVCacheGiB=1", "--set", "sample.spec.engine.maxModelLen=2048",
+    "--set", "sample.spec.engine.resources.requests.cpu=250m",
+    "--set", "sample.spec.engine.resources.requests.memory=1Gi",
+    "--set", "sample.spec.engine.resources.limits.memory=4Gi",
+    # No torch.compile warm-up: minutes per engine start on two shared cores, and this path starts four
+    # (the compiled path serves in tests/serving and tests/docs, with the operator's command line).
+    "--set", "sample.spec.engine.extraArgs={--enforce-eager}",
+    "--set", "sample.spec.cache.size=1Gi",
+)
 
 
 @pytest.fixture(scope="module")

@@ -59,3 +59,42 @@ def test_teardown_after_a_failed_test_leaves_nothing_on_the_machine():
         cp.stop()
     assert node.leftovers() == []
     assert not host.Path("/sys/class/net", host.config.BRIDGE).exists()
+
+
+def test_sweep_after_a_killed_run_removes_the_policy_controllers_rules_and_ipsets():
+    """A run killed while kube-router enforced a policy: `host sweep` (as the README says to run) removes its
+    chains, the jumps to them, its ipsets and the node's extra guard."""
+    from contextlib import suppress
+
+    from rerank_localdev.controlplane import LocalControlPlane
+    from rerank_localdev.node import netpol
+
+    if netpol.find() is None:
+        pytest.skip("kube-router is not built: python -m rerank_localdev.node.netpol build")
+    cp = LocalControlPlane(node_ip=host.NODE_IP, nodes=[])
+    cp.start()
+    try:
+        node = host.LocalNode(cp, network_policy=True)
+        node.start()
+        try:
+            cp.kubectl("apply", "-f", "-", input=_pod_with_host_port() + """---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-ingress}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {client: "true"}}}]}]
+""")
+            # Its traces are really there (so the checks below can fail): chains, jumps and the pod's ipset.
+            wait_for(lambda: any(item.startswith("ipset ") for item in netpol.leftovers()), 120,
+                     "kube-router's ipset for the policy", context=lambda: node.log("kube-router"))
+            assert any("-A FORWARD" in item and "KUBE-ROUTER-FORWARD" in item for item in netpol.leftovers())
+            left = host.sweep()  # what `python -m rerank_localdev.node.host sweep` runs
+            assert left == [] and netpol.leftovers() == [], left
+            mangle = host._iptables_rules()["mangle"]
+            assert not any(host.FORWARD_CHAIN in rule for rule in mangle), mangle
+        finally:
+            with suppress(host.NodeError):  # the sweep took the node's processes and root already
+                node.stop()
+    finally:
+        cp.stop()

@@ -131,12 +131,16 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
 """
 
 
+# The node's CNI network (the portmap plugin names it in the rules it makes).
+NETWORK_NAME = "rerank-node"
+
+
 def cni_conflist(layout: NodeLayout) -> dict[str, Any]:
     """One bridge owned by the harness; pods get routes to the cluster's ranges only, never a default route,
     and no masquerading: nothing a pod sends can leave the machine."""
     return {
         "cniVersion": "1.0.0",
-        "name": "rerank-node",
+        "name": NETWORK_NAME,
         "plugins": [
             {
                 "type": "bridge",

@@ -9,8 +9,9 @@ Needs root and the kernel's bridge, veth, overlayfs, br_netfilter and iptables (
 installs runc, the CNI plugins, iptables and conntrack).
 
 What it changes on the machine, and `stop()` undoes in this order (also after a failed start):
-pods deleted through the API (the kubelet tears their sandboxes down: CNI DEL), kube-proxy stopped and its
-rules removed (`kube-proxy --cleanup`), the kubelet stopped, every container task killed, containerd stopped,
+pods deleted through the API (the kubelet tears their sandboxes down: CNI DEL), the NetworkPolicy controller
+stopped and its chains and ipsets removed (when it ran: netpol.py), kube-proxy stopped and its rules removed
+(`kube-proxy --cleanup`), the kubelet stopped, every container task killed, containerd stopped,
 leftover shims killed, mounts under the node's root and its network namespaces unmounted, its cgroups removed
 depth-first, the bridge, routes and firewall chain deleted, the sysctls it raised restored, and the paths the
 kubelet and containerd create outside their roots removed if they did not exist before.  `leftovers()` lists
@@ -42,7 +43,7 @@ import yaml
 
 from .. import versions
 from ..controlplane import SERVICE_CIDR, ControlPlaneError, LocalControlPlane, _pdeathsig, _tail, free_ports
-from . import binaries, config, oci
+from . import binaries, config, netpol, oci
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +111,17 @@ class LocalNode:
     """See the module docstring.  `control_plane` must have been started with `node_ip=NODE_IP`."""
 
     def __init__(self, control_plane: LocalControlPlane, bin_dir: Path | None = None, start_timeout: float = 180,
-                 ingress: bool | None = None, keep_images: bool = True):
+                 ingress: bool | None = None, keep_images: bool = True, network_policy: bool = False):
         """`ingress`: run Traefik (default: when it has been built, see binaries.OPTIONAL_PARTS).
+        `network_policy`: enforce NetworkPolicies with kube-router's policy controller (netpol.py; built first
+        when missing), from the start; `enforce_network_policy()` starts it on a running node.
         `keep_images`: containerd keeps its images in default_image_store() for the next node (its containers,
         sandboxes and runtime state still go with this one); else everything lives and dies in the node's root."""
         if control_plane.node_ip != NODE_IP:
             raise NodeError(f"start the control plane with LocalControlPlane(node_ip={NODE_IP!r}) for a real node")
         self.cp = control_plane
         self._ingress = ingress
+        self._network_policy = network_policy
         self.image_store = default_image_store() if keep_images else None
         self.with_ingress = False
         self._bin_dir = bin_dir
@@ -184,6 +188,8 @@ class LocalNode:
             self._kubelet(bin_dir, deadline)
             self._kube_proxy(bin_dir)
             self._addons(bin_dir, deadline)
+            if self._network_policy:
+                self.enforce_network_policy()
         except BaseException:
             self.stop()
             raise
@@ -220,23 +226,14 @@ class LocalNode:
         for cidr in (config.CLUSTER_CIDR, SERVICE_CIDR):
             self._undo.append((f"route {cidr}", lambda c=cidr: _run("ip", "route", "del", "blackhole", c, check=False)))
             _run("ip", "route", "add", "blackhole", cidr)
-        self._undo.append(("firewall", self._remove_forward_chain))
-        _run("iptables", "-w", "-N", FORWARD_CHAIN)
-        _run("iptables", "-w", "-A", FORWARD_CHAIN, "-s", config.CLUSTER_CIDR, "!", "-o", bridge, "-j", "DROP",
-             "-m", "comment", "--comment", "rerank-node: pods never leave the machine")
-        _run("iptables", "-w", "-I", "FORWARD", "1", "-j", FORWARD_CHAIN)
+        self._undo.append(("firewall", lambda: _remove_forward_guard("filter")))
+        _add_forward_guard("filter", bridge)
         # Service DNAT for pod-to-pod traffic on the same bridge needs bridged frames to pass iptables;
         # Service traffic is routed through the bridge's address.
         for key in SYSCTLS:
             self._sysctl(key, "1")
         (lay.cni_conf_dir).mkdir(parents=True)
         (lay.cni_conf_dir / "10-rerank-node.conflist").write_text(config.json_text(config.cni_conflist(lay)))
-
-    def _remove_forward_chain(self) -> None:
-        while _run("iptables", "-w", "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
-            pass
-        _run("iptables", "-w", "-F", FORWARD_CHAIN, check=False)
-        _run("iptables", "-w", "-X", FORWARD_CHAIN, check=False)
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         logs = self.root / "logs"
@@ -358,6 +355,35 @@ class LocalNode:
         conf.write_text(yaml.safe_dump(config.kube_proxy_config(self.layout, self.cp.node_kubeconfigs["kube-proxy"])))
         self._spawn("kube-proxy", [str(bin_dir / "kube-proxy"), f"--config={conf}", "--v=1"])
 
+    @property
+    def enforces_network_policy(self) -> bool:
+        return "kube-router" in self._procs and self._procs["kube-router"].poll() is None
+
+    def enforce_network_policy(self, timeout: float = 60) -> None:
+        """Starts kube-router's policy controller (firewall only) and waits for its first sync: its jump from
+        FORWARD in place. `stop_enforcing_network_policy()` (or `stop()`) removes all it made."""
+        if self.enforces_network_policy:
+            return
+        if not shutil.which("ipset"):
+            raise NodeError("NetworkPolicy enforcement needs ipset (scripts/bootstrap-node.sh installs it)")
+        binary = netpol.ensure() / "kube-router"
+        # kube-router puts its chain first in filter FORWARD and ACCEPTs there every packet a policy admits,
+        # and with no policy, everything: the node's guard against pod traffic leaving the machine would never
+        # be reached, so the same guard also runs earlier, in mangle FORWARD.
+        _add_forward_guard("mangle", config.BRIDGE)
+        self._spawn("kube-router", netpol.controller_argv(binary, self.cp.admin_kubeconfig, self.name, SERVICE_CIDR))
+        self._wait("kube-router's policy chains", time.monotonic() + timeout,
+                   lambda: any(r.startswith("-A FORWARD ") and r.endswith("-j KUBE-ROUTER-FORWARD")
+                               for r in _iptables_rules()["filter"]), proc="kube-router")
+
+    def stop_enforcing_network_policy(self) -> None:
+        """Stops the policy controller and removes its chains and ipsets (every pod is reachable again)."""
+        self._stop_proc("kube-router")
+        left = netpol.cleanup()
+        _remove_forward_guard("mangle")
+        if left:
+            raise NodeError(f"kube-router's rules are still there: {left}")
+
     def _addons(self, bin_dir: Path, deadline: float) -> None:
         """CoreDNS and the volume provisioner, as Deployments in kube-system from images made here."""
         addons = [(COREDNS_IMAGE, "coredns"), (PROVISIONER_IMAGE, "hostpath-provisioner")]
@@ -395,6 +421,7 @@ class LocalNode:
 
         if "kubelet" in self._procs and self._procs["kubelet"].poll() is None:
             step("delete pods", self._delete_pods)
+        step("network policy controller", self.stop_enforcing_network_policy)
         step("kube-proxy", lambda: self._stop_proc("kube-proxy"))
         step("kube-proxy rules", lambda: _run(str(self.bin_dir / "kube-proxy"), "--cleanup", check=False))
         step("kubelet", lambda: self._stop_proc("kubelet"))
@@ -531,6 +558,21 @@ def _iptables_rules() -> dict[str, list[str]]:
             for table in ("filter", "nat", "mangle")}
 
 
+def _add_forward_guard(table: str, bridge: str) -> None:
+    """Drops anything from the pod range that would leave through another interface than the node's bridge."""
+    _run("iptables", "-w", "-t", table, "-N", FORWARD_CHAIN)
+    _run("iptables", "-w", "-t", table, "-A", FORWARD_CHAIN, "-s", config.CLUSTER_CIDR, "!", "-o", bridge,
+         "-j", "DROP", "-m", "comment", "--comment", "rerank-node: pods never leave the machine")
+    _run("iptables", "-w", "-t", table, "-I", "FORWARD", "1", "-j", FORWARD_CHAIN)
+
+
+def _remove_forward_guard(table: str) -> None:
+    while _run("iptables", "-w", "-t", table, "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
+        pass
+    _run("iptables", "-w", "-t", table, "-F", FORWARD_CHAIN, check=False)
+    _run("iptables", "-w", "-t", table, "-X", FORWARD_CHAIN, check=False)
+
+
 # The chains the kubelet makes (kube-proxy --cleanup leaves them).
 KUBELET_CHAINS = (("filter", "KUBE-FIREWALL"), ("mangle", "KUBE-IPTABLES-HINT"), ("filter", "KUBE-KUBELET-CANARY"),
                   ("nat", "KUBE-KUBELET-CANARY"), ("mangle", "KUBE-KUBELET-CANARY"))
@@ -566,6 +608,18 @@ def _remove_empty_portmap_chains(rules_before: dict[str, list[str]] | None = Non
             _remove_chain("nat", chain)
 
 
+def _remove_our_port_mappings() -> None:
+    """The portmap plugin's per-container chains of the node's network (a killed node never ran CNI DEL): each
+    is named in its jump from CNI-HOSTPORT-DNAT by the network's name."""
+    marker = f'dnat name: \\"{config.NETWORK_NAME}\\"'
+    for rule in _iptables_rules()["nat"]:
+        if rule.startswith("-A CNI-HOSTPORT-DNAT ") and marker in rule and " -j CNI-DN-" in rule:
+            chain = rule.rsplit(" -j ", 1)[1]
+            _run("iptables", "-w", "-t", "nat", "-D", *shlex.split(rule)[1:], check=False)
+            _run("iptables", "-w", "-t", "nat", "-F", chain, check=False)
+            _run("iptables", "-w", "-t", "nat", "-X", chain, check=False)
+
+
 def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set[str],
               rules_before: dict[str, list[str]] | None = None, image_store: Path | None = None) -> list[str]:
     """What of a node is on the machine: `existed`, `netns_before` and `rules_before` describe the machine before
@@ -582,13 +636,15 @@ def leftovers(bin_dir: Path | None, existed: dict[Path, bool], netns_before: set
         found += [f"iptables -t {table} {r}" for r in rules if r not in before
                   and any(mark in r for mark in ("KUBE-", FORWARD_CHAIN, config.BRIDGE, "CNI-HOSTPORT-", "CNI-DN-",
                                                  *prefixes))]
+    found += [entry for entry in netpol.leftovers() if entry.startswith("ipset ")]
     found += [f"mount {m}" for m in _mounts() if m.startswith("/tmp/" + DIR_PREFIX)
               or (image_store is not None and m.startswith(f"{image_store}/"))
               or (m.startswith(str(NETNS_DIR) + "/cni-") and Path(m).name not in netns_before)]
-    if bin_dir:
+    bin_dirs = tuple(f"{d}/" for d in (bin_dir, netpol.cache_dir()) if d)
+    if bin_dirs:
         for proc in Path("/proc").iterdir():
             try:
-                if proc.name.isdigit() and os.readlink(proc / "exe").startswith(str(bin_dir) + "/"):
+                if proc.name.isdigit() and os.readlink(proc / "exe").startswith(bin_dirs):
                     found.append(f"process {proc.name} {os.readlink(proc / 'exe')}")
             except OSError:
                 pass
@@ -650,7 +706,8 @@ def sweep() -> list[str]:
     bin_dir = binaries.cache_dir()
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and os.readlink(proc / "exe").startswith(str(bin_dir) + "/"):
+            if proc.name.isdigit() and os.readlink(proc / "exe").startswith(
+                    (str(bin_dir) + "/", str(netpol.cache_dir()) + "/")):
                 os.kill(int(proc.name), signal.SIGKILL)
         except OSError:
             pass
@@ -675,11 +732,11 @@ def sweep() -> list[str]:
     if (bin_dir / "kube-proxy").exists():
         _run(str(bin_dir / "kube-proxy"), "--cleanup", check=False)
     _remove_kubelet_chains()
+    _remove_our_port_mappings()
     _remove_empty_portmap_chains()
-    while _run("iptables", "-w", "-D", "FORWARD", "-j", FORWARD_CHAIN, check=False).returncode == 0:
-        pass
-    _run("iptables", "-w", "-F", FORWARD_CHAIN, check=False)
-    _run("iptables", "-w", "-X", FORWARD_CHAIN, check=False)
+    netpol.cleanup()
+    for table in ("filter", "mangle"):
+        _remove_forward_guard(table)
     _run("ip", "link", "del", config.BRIDGE, check=False)
     for cidr in (config.CLUSTER_CIDR, SERVICE_CIDR):
         _run("ip", "route", "del", "blackhole", cidr, check=False)
