@@ -1,6 +1,9 @@
 """`rerank-operator local`: the whole stack on this machine -- no GPU, no Docker, no model hub.
 
-Local mode: a real control plane with simulated nodes (kwok); the engine and UI run as local
+`--node auto` (the default) runs it on one real node where this machine allows one (node.capability decides
+and says why; real_local.RealNodeStack), else on simulated nodes as below; `--node real|simulated` chooses.
+
+Simulated nodes: a real control plane with simulated nodes (kwok); the engine and UI run as local
 processes started from the pods' own specs. In order:
 
 1. the control-plane binaries (built from source once, then cached) and a LocalControlPlane:
@@ -416,6 +419,9 @@ class LocalStack:
         kubectl = f"{shlex.quote(str(self.cp.bin_dir / 'kubectl'))} --kubeconfig {shlex.quote(str(self.cp.admin_kubeconfig))} get rrd"
         return Urls(endpoint, f"http://127.0.0.1:{ui_port}/" if ui_port else None, kubectl, curl, self.logs)
 
+    def tend(self) -> None:
+        """Called every few seconds while running: keeps the host's way in working (here nothing to do)."""
+
     def _local_port(self, service: str, port: int) -> int | None:
         """The 127.0.0.1 port that reaches `service`:`port`, None while there is none."""
         return self.proxy.local_port(self.namespace, service, port)
@@ -565,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             stack.say("Press Ctrl-C to stop everything.")
             while True:
-                time.sleep(3600)
+                time.sleep(2)
+                stack.tend()
     except KeyboardInterrupt as exc:
         stack.say(f"\n{exc or 'SIGINT'}: stopping…")
         code = 0 if not args.smoke else 130

@@ -165,20 +165,33 @@ class RealNodeStack(LocalStack):
         if (self.sample["spec"].get("ui") or {}).get("enabled", True):
             wanted.append((f"{self.name}-ui", 80, self.args.ui_port or 7860))
         for service, port, preferred in wanted:
-            local = preferred if port_free(preferred) else free_ports(1)[0]
-            log_file = self.logs / f"port-forward-{service}.log"
-            argv = [str(self.cp.bin_dir / "kubectl"), f"--kubeconfig={self.cp.admin_kubeconfig}", "-n", self.namespace,
-                    "port-forward", "--address", "127.0.0.1", f"service/{service}", f"{local}:{port}"]
-            with log_file.open("ab") as f:
-                proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True, preexec_fn=_pdeathsig)
-            self.forwards[(service, port)] = (proc, local)
-            deadline = time.monotonic() + FORWARD_TIMEOUT
-            while not _listening(local):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise DemoError(f"kubectl port-forward to {service}:{port} did not listen on 127.0.0.1:{local}:\n"
-                                    f"{_tail(log_file)}")
-                time.sleep(0.2)
+            self._forward(service, port, preferred if port_free(preferred) else free_ports(1)[0])
+
+    def _forward(self, service: str, port: int, local: int) -> None:
+        """`kubectl port-forward service/<service> <local>:<port>` on 127.0.0.1, once it listens."""
+        log_file = self.logs / f"port-forward-{service}.log"
+        argv = [str(self.cp.bin_dir / "kubectl"), f"--kubeconfig={self.cp.admin_kubeconfig}", "-n", self.namespace,
+                "port-forward", "--address", "127.0.0.1", f"service/{service}", f"{local}:{port}"]
+        with log_file.open("ab") as f:
+            proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, preexec_fn=_pdeathsig)
+        self.forwards[(service, port)] = (proc, local)
+        deadline = time.monotonic() + FORWARD_TIMEOUT
+        while not _listening(local):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise DemoError(f"kubectl port-forward to {service}:{port} did not listen on 127.0.0.1:{local}:\n"
+                                f"{_tail(log_file)}")
+            time.sleep(0.2)
+
+    def tend(self) -> None:
+        """A port-forward ends with the pod it picked (a rollout, a restart): started again on the same port."""
+        for (service, port), (proc, local) in list(self.forwards.items()):
+            if proc.poll() is not None:
+                self.say(f"port-forward to {service}:{port} ended (its pod went away); starting it again")
+                try:
+                    self._forward(service, port, local)
+                except DemoError as exc:
+                    self.say(str(exc))
 
     def _local_port(self, service: str, port: int) -> int | None:
         forward = self.forwards.get((service, port))

@@ -40,7 +40,8 @@ def _tagged_processes(run_id: str) -> list[str]:
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes().replace(b'\0', b' ')[:200]!r}")
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{proc.name}: {cmdline[:200]}")
         except OSError:
             continue
     return found
