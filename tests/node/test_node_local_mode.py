@@ -1,6 +1,7 @@
 """`rerank-operator local --node real` end to end, as a user runs it: it starts (control plane, real node, the
 images into containerd, the operator, the sample RerankerDeployment in real containers), prints the endpoint, one
-`/v1/rerank` from this host through it answers a float score for every document; Ctrl-C (SIGINT) then tears
+`/v1/rerank` from this host through it answers a float score for every document, and again once the pod its
+port-forward picked is gone; Ctrl-C (SIGINT) then tears
 everything down and nothing of the node is left: no process, mount, cgroup, interface, route or firewall rule.
 
 The time from the command's start to the first 200 is printed (the warm figure when the node's parts and images
@@ -53,6 +54,14 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _rerank(url: str) -> tuple[int, dict]:
+    body = json.dumps({"model": "rerank-operator/tiny-qwen3-reranker", "query": "What is the capital of France?",
+                       "documents": DOCUMENTS}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with _DIRECT.open(request, timeout=120) as response:
+        return response.status, json.loads(response.read())
+
+
 class Output:
     """The command's stdout, read on a thread, so the test can wait for a line while it runs."""
 
@@ -100,14 +109,10 @@ def test_local_mode_on_a_real_node_serves_from_the_host_and_leaves_nothing_behin
         endpoint = re.search(r"Rerank endpoint\s+(http://127\.0\.0\.1:(\d+)/v1/rerank)\s+\(Service default/reranker "
                              r"through kubectl port-forward\)", out.text)
         ui = re.search(r"Web UI\s+http://127\.0\.0\.1:(\d+)/", out.text)
-        kubeconfig = re.search(r"kubectl\s+\S*kubectl --kubeconfig (\S+) get rrd", out.text)
-        assert endpoint and ui and kubeconfig, out.text
+        kubectl = re.search(r"kubectl\s+(\S*kubectl) --kubeconfig (\S+) get rrd", out.text)
+        assert endpoint and ui and kubectl, out.text
 
-        body = json.dumps({"model": "rerank-operator/tiny-qwen3-reranker", "query": "What is the capital of France?",
-                           "documents": DOCUMENTS}).encode()
-        request = urllib.request.Request(endpoint.group(1), data=body, headers={"Content-Type": "application/json"})
-        with _DIRECT.open(request, timeout=120) as response:
-            status, answer = response.status, json.loads(response.read())
+        status, answer = _rerank(endpoint.group(1))
         first_200 = time.monotonic() - started
         print(f"\nlocal mode on a real node: first 200 from /v1/rerank {first_200:.1f} s after the command started")
         assert status == 200
@@ -116,6 +121,20 @@ def test_local_mode_on_a_real_node_serves_from_the_host_and_leaves_nothing_behin
         assert all(isinstance(r["relevance_score"], float) for r in results), answer
         assert [r["relevance_score"] for r in results] == sorted((r["relevance_score"] for r in results),
                                                                  reverse=True)
+
+        # The pod the port-forward picked goes away (as in a rollout): the printed endpoint serves again.
+        subprocess.run([kubectl.group(1), "--kubeconfig", kubectl.group(2), "-n", "default", "delete", "pod", "-l",
+                        "app.kubernetes.io/instance=reranker,app.kubernetes.io/component=gateway", "--wait=false"],
+                       check=True, capture_output=True, timeout=60)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if _rerank(endpoint.group(1))[0] == 200 and "ended (its pod went away)" in out.text:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"the endpoint did not serve again:\n{out.text}"
+            time.sleep(1)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -132,6 +151,6 @@ def test_local_mode_on_a_real_node_serves_from_the_host_and_leaves_nothing_behin
     # Nothing left: the command's processes, its ports, its control plane's files, and anything of the node.
     assert _tagged_processes(run_id) == []
     assert not _listening(int(endpoint.group(2))) and not _listening(int(ui.group(1)))
-    assert not Path(kubeconfig.group(1)).exists()
+    assert not Path(kubectl.group(2)).exists()
     left = host.leftovers(node_binaries.cache_dir(), existed, netns_before, rules_before, host.default_image_store())
     assert left == [], left
