@@ -92,3 +92,13 @@ def test_a_pod_that_cannot_get_ready_by_waiting_is_reported_at_once():
                 "state": {"waiting": {"reason": "ContainerCreating"}}}
     assert stuck_reason(_pod(containers=[creating])) is None
     assert pod_line(_pod(containers=[creating])) == "reranker-engine-0 Pending 0/1 (ContainerCreating)"
+
+
+def test_local_mode_refuses_real_where_it_cannot_run_before_starting_anything(monkeypatch, capsys):
+    from rerank_localdev.node import capability
+
+    monkeypatch.setattr(capability, "machine_facts", lambda: dataclasses.replace(CAPABLE, root=False))
+    monkeypatch.setattr(demo, "LocalStack", None)  # nothing may be started
+    assert demo.main(["--node", "real"]) == 2
+    assert capsys.readouterr().err == ("rerank-operator local: --node real: this machine cannot run a real node; "
+                                       "it lacks: root (the node creates a bridge, mounts and cgroups)\n")
