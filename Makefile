@@ -17,8 +17,14 @@ node-binaries: venv
 tools: venv
 	$(VENV)/bin/python -m rerank_localdev.tools ensure
 
+# `make local` runs on one real node where this machine allows it (root, the kernel's overlayfs, bridge, veth and
+# br_netfilter, writable cgroups: then the node's Debian parts and podman are installed first; the node's Go-built
+# parts and the images are built on first use), else on simulated nodes. NODE=auto|real|simulated.
+NODE ?= auto
 local: binaries
-	$(VENV)/bin/rerank-operator local
+	@if [ "$(NODE)" != simulated ] && $(VENV)/bin/python -m rerank_localdev.node.capability machine >/dev/null; then \
+	  WITH_NODE=1 WITH_IMAGES=1 ./scripts/bootstrap.sh; fi
+	$(VENV)/bin/rerank-operator local --node $(NODE)
 
 # The container images (every images/<name>/Dockerfile) as ghcr.io/rerank-operator/rerank-<name>:<version>,
 # built with Debian's podman on a local Debian base (no Docker or registry needed): rerank_localdev/images.py.

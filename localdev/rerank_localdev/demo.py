@@ -1,6 +1,9 @@
 """`rerank-operator local`: the whole stack on this machine -- no GPU, no Docker, no model hub.
 
-Local mode: a real control plane with simulated nodes (kwok); the engine and UI run as local
+`--node auto` (the default) runs it on one real node where this machine allows one (node.capability decides
+and says why; real_local.RealNodeStack), else on simulated nodes as below; `--node real|simulated` chooses.
+
+Simulated nodes: a real control plane with simulated nodes (kwok); the engine and UI run as local
 processes started from the pods' own specs. In order:
 
 1. the control-plane binaries (built from source once, then cached) and a LocalControlPlane:
@@ -45,6 +48,7 @@ from typing import Any, Callable, TextIO
 import yaml
 
 from .local_pod import RUN_ID_ENV
+from .node.capability import MODES
 
 log = logging.getLogger("rerank_localdev")
 
@@ -56,7 +60,7 @@ MODEL_DIR_NAME = "tiny-qwen3-reranker"
 NODES = ({"name": "local-cpu-0"}, {"name": "local-gpu-0", "gpus": 2})
 OPERATOR_RELEASE = "rerank-operator"
 # The chart lives in the source tree, not in the wheel.
-CHART = Path(__file__).resolve().parents[3] / "charts" / "rerank-operator"
+CHART = Path(__file__).resolve().parents[2] / "charts" / "rerank-operator"
 STEPS = 7
 
 SMOKE_QUERY = "What is the capital of France?"
@@ -107,6 +111,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       help="start, send one rerank request and open the UI, tear down; exit 0 if all worked")
     mode.add_argument("--keep-running", action="store_true", default=True,
                       help="keep everything running until Ctrl-C (the default)")
+    p.add_argument("--node", choices=MODES, default="auto",
+                   help="real: one real node (containerd, kubelet, kube-proxy; needs root and the kernel's bridge, "
+                        "veth, overlayfs, br_netfilter, writable cgroups); simulated: kwok nodes with the pods run "
+                        "as local processes; auto (the default): real where this machine allows it")
     p.add_argument("--port", type=int, default=None,
                    help="local port of the rerank endpoint (default 8000, or a free port if 8000 is taken)")
     p.add_argument("--ui-port", type=int, default=None,
@@ -128,7 +136,13 @@ class Urls:
 
 
 class LocalStack:
-    """Brings the stack up step by step (`up`), reports (`urls`), checks (`smoke`), tears down (`down`)."""
+    """Brings the stack up step by step (`up`), reports (`urls`), checks (`smoke`), tears down (`down`).
+    Simulated nodes; real_local.RealNodeStack swaps the node side for a real node."""
+
+    MODE = MODE
+    STEPS = STEPS
+    ROUTE = "through the local service proxy"
+    choice_reason = ""
 
     def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
         self.args = args
@@ -158,7 +172,7 @@ class LocalStack:
 
     def begin(self, text: str) -> float:
         self.step += 1
-        print(f"[{self.step}/{STEPS}] {text}… ", end="", file=self.out, flush=True)
+        print(f"[{self.step}/{self.STEPS}] {text}… ", end="", file=self.out, flush=True)
         log.info("step %d: %s", self.step, text)
         return time.monotonic()
 
@@ -170,11 +184,12 @@ class LocalStack:
     def up(self, wait: bool = True) -> None:
         """Everything up and the RerankerDeployment `self.sample` applied; with ``wait``, until it is Ready."""
         from . import binaries
-        from .controlplane import LocalControlPlane
 
         # Every process started from here on (control plane, operator, pods) carries the run id.
         os.environ[RUN_ID_ENV] = self.run_id
-        self.say(f"rerank-operator {MODE}.")
+        self.say(f"rerank-operator {self.MODE}.")
+        if self.choice_reason:
+            self.say(f"Nodes: {self.choice_reason}")
         self.say(f"Logs: {self.logs}")
 
         t0 = self.begin("control-plane binaries")
@@ -187,13 +202,7 @@ class LocalStack:
             bin_dir = cached
         self.done(t0, f"cached in {bin_dir}" if cached else f"built into {bin_dir}")
 
-        t0 = self.begin("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-        # Pods start Running but not Ready: the pod runner reports readiness from the local
-        # processes' own probes, as a kubelet would.
-        self.cp = LocalControlPlane(bin_dir=bin_dir, nodes=NODES, pods_ready_on_start=False)
-        self.cp.start()
-        nodes = ", ".join(n["name"] + (f" ({n['gpus']} simulated GPUs)" if n.get("gpus") else "") for n in NODES)
-        self.done(t0, f"ready: nodes {nodes}")
+        self._start_cluster(bin_dir)
 
         t0 = self.begin("installing the RerankerDeployment CRD and the operator's RBAC")
         self._install_api()
@@ -208,7 +217,7 @@ class LocalStack:
         self.done(t0, f"{'built' if fresh else 'cached'} in {model}")
 
         t0 = self.begin(f"applying the sample RerankerDeployment {self.namespace}/{self.name}")
-        self._start_node_agent()
+        self._prepare_pods()
         self._offer_model(model)
         self.cp.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(self.sample))
         self.done(t0)
@@ -219,6 +228,18 @@ class LocalStack:
         self.say("")
         self._wait_ready(self.args.timeout)
         self.say(f"      Ready ({time.monotonic() - t0:.1f} s)")
+
+    def _start_cluster(self, bin_dir: Path) -> None:
+        """The control plane and the nodes the pods run on (here: simulated by kwok)."""
+        from .controlplane import LocalControlPlane
+
+        t0 = self.begin("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+        # Pods start Running but not Ready: the pod runner reports readiness from the local
+        # processes' own probes, as a kubelet would.
+        self.cp = LocalControlPlane(bin_dir=bin_dir, nodes=NODES, pods_ready_on_start=False)
+        self.cp.start()
+        nodes = ", ".join(n["name"] + (f" ({n['gpus']} simulated GPUs)" if n.get("gpus") else "") for n in NODES)
+        self.done(t0, f"ready: nodes {nodes}")
 
     def _install_api(self) -> None:
         from rerank_operator.api.crd import install_crd
@@ -291,6 +312,10 @@ class LocalStack:
                "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "10Gi"}},
                         "storageClassName": "", "volumeName": pv["metadata"]["name"]}}
         self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([pv, pvc]))
+
+    def _prepare_pods(self) -> None:
+        """Before the sample is applied: what runs its pods (here: the local pod runner and service proxy)."""
+        self._start_node_agent()
 
     def _start_node_agent(self) -> None:
         from .agent import NodeAgent
@@ -384,8 +409,8 @@ class LocalStack:
     # ---- results ----------------------------------------------------------------------------------
 
     def urls(self) -> Urls:
-        port = self.proxy.local_port(self.namespace, self.name, self.service_port)
-        ui_port = self.proxy.local_port(self.namespace, f"{self.name}-ui", 80)
+        port = self._local_port(self.name, self.service_port)
+        ui_port = self._local_port(f"{self.name}-ui", 80)
         endpoint = f"http://127.0.0.1:{port}/v1/rerank"
         served = self.sample["spec"]["model"].get("servedModelName") or self.sample["spec"]["model"]["name"]
         body = {"model": served, "query": SMOKE_QUERY, "documents": SMOKE_DOCUMENTS,
@@ -394,11 +419,18 @@ class LocalStack:
         kubectl = f"{shlex.quote(str(self.cp.bin_dir / 'kubectl'))} --kubeconfig {shlex.quote(str(self.cp.admin_kubeconfig))} get rrd"
         return Urls(endpoint, f"http://127.0.0.1:{ui_port}/" if ui_port else None, kubectl, curl, self.logs)
 
+    def tend(self) -> None:
+        """Called every few seconds while running: keeps the host's way in working (here nothing to do)."""
+
+    def _local_port(self, service: str, port: int) -> int | None:
+        """The 127.0.0.1 port that reaches `service`:`port`, None while there is none."""
+        return self.proxy.local_port(self.namespace, service, port)
+
     def report(self) -> None:
         u = self.urls()
         self.say("")
-        self.say(f"Up in {time.monotonic() - self.started:.0f} s ({MODE}).")
-        self.say(f"  Rerank endpoint  {u.endpoint}   (Service {self.namespace}/{self.name} through the local service proxy)")
+        self.say(f"Up in {time.monotonic() - self.started:.0f} s ({self.MODE}).")
+        self.say(f"  Rerank endpoint  {u.endpoint}   (Service {self.namespace}/{self.name} {self.ROUTE})")
         if u.ui:
             self.say(f"  Web UI           {u.ui}")
         self.say(f"  kubectl          {u.kubectl}")
@@ -453,15 +485,17 @@ class LocalStack:
 
     # ---- teardown ---------------------------------------------------------------------------------
 
-    def down(self) -> None:
-        t0 = time.monotonic()
-        steps: list[tuple[str, Callable[[], None]]] = [
+    def _stop_steps(self) -> list[tuple[str, Callable[[], None]]]:
+        return [
             ("engine and UI processes", lambda: self.agent and self.agent.stop()),
             ("operator", self._stop_operator),
             ("service proxy", lambda: self.proxy and self.proxy.stop()),
             ("control plane", lambda: self.cp and self.cp.stop()),
         ]
-        for what, stop in steps:
+
+    def down(self) -> None:
+        t0 = time.monotonic()
+        for what, stop in self._stop_steps():
             try:
                 stop()
             except Exception as exc:  # keep tearing down the rest
@@ -502,8 +536,21 @@ def _interrupt(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .node.capability import CapabilityError, decide
+
     args = parse_args(argv)
-    stack = LocalStack(args)
+    try:
+        choice = decide(args.node)
+    except CapabilityError as exc:
+        print(f"rerank-operator local: {exc}", file=sys.stderr)
+        return 2
+    if choice.mode == "real":
+        from .real_local import RealNodeStack
+
+        stack: LocalStack = RealNodeStack(args)
+    else:
+        stack = LocalStack(args)
+    stack.choice_reason = f"{choice.mode}: {choice.reason}"
     handler = logging.FileHandler(stack.logs / "local.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -524,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             stack.say("Press Ctrl-C to stop everything.")
             while True:
-                time.sleep(3600)
+                time.sleep(2)
+                stack.tend()
     except KeyboardInterrupt as exc:
         stack.say(f"\n{exc or 'SIGINT'}: stopping…")
         code = 0 if not args.smoke else 130

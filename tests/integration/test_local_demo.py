@@ -48,12 +48,15 @@ def test_local_smoke_serves_a_ranking_and_the_ui_then_leaves_nothing_behind():
     run_id = f"test-{uuid.uuid4().hex[:10]}"
     env = {**os.environ, RUN_ID_ENV: run_id}
     # --port/--ui-port 0 is not offered; let the demo pick free ports if 8000/7860 are taken.
-    proc = subprocess.run([str(CLI), "local", "--smoke"], env=env, capture_output=True, text=True, timeout=840)
+    # Simulated nodes asked for: `auto` picks a real node where the machine allows one (tests/node covers it).
+    proc = subprocess.run([str(CLI), "local", "--node", "simulated", "--smoke"], env=env, capture_output=True,
+                          text=True, timeout=840)
     out = proc.stdout
     report = f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr[-4000:]}"
     assert proc.returncode == 0, report
 
     assert "local mode: a real control plane with simulated nodes (kwok)" in out, report
+    assert "Nodes: simulated: asked for (--node simulated)" in out, report
     endpoint = re.search(r"Rerank endpoint\s+(http://127\.0\.0\.1:(\d+)/v1/rerank)", out)
     ui = re.search(r"Web UI\s+(http://127\.0\.0\.1:(\d+)/)", out)
     kubectl = re.search(r"kubectl\s+(\S*kubectl) --kubeconfig (\S+) get rrd", out)

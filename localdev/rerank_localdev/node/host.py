@@ -43,7 +43,7 @@ import yaml
 
 from .. import versions
 from ..controlplane import SERVICE_CIDR, ControlPlaneError, LocalControlPlane, _pdeathsig, _tail, free_ports
-from . import binaries, config, netpol, oci
+from . import binaries, capability, config, netpol, oci
 
 log = logging.getLogger(__name__)
 
@@ -91,20 +91,7 @@ def _cgroup_dirs(name: str) -> list[Path]:
 
 def preflight() -> list[str]:
     """What this machine lacks for a real node ([] when it can run one)."""
-    missing = []
-    if os.geteuid() != 0:
-        missing.append("root (the node creates a bridge, mounts and cgroups)")
-    for tool in ("runc", "iptables", "ip", "conntrack"):
-        if not shutil.which(tool):
-            missing.append(f"{tool} (scripts/bootstrap-node.sh installs it)")
-    for plugin in ("bridge", "host-local", "loopback", "portmap"):
-        if not Path("/usr/lib/cni", plugin).exists():
-            missing.append(f"CNI plugin {plugin} (Debian's containernetworking-plugins)")
-    if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
-        missing.append("the br_netfilter kernel module")
-    if not (CGROUP_FS / "memory").is_dir():
-        missing.append("a cgroup v1 memory hierarchy at /sys/fs/cgroup/memory")
-    return missing
+    return capability.node_blockers(capability.machine_facts())
 
 
 class LocalNode:
