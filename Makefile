@@ -9,9 +9,11 @@ venv:
 binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.binaries ensure
 
-# The real node's parts (kubelet, kube-proxy, containerd, CoreDNS, Traefik, ...) for tests/node, cached likewise.
+# The real node's parts (kubelet, kube-proxy, containerd, CoreDNS, Traefik, ...) for tests/node, cached likewise,
+# and kube-router's NetworkPolicy controller (its own cache: tests/node/test_node_network_policy.py).
 node-binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.node.binaries ensure
+	$(VENV)/bin/python -m rerank_localdev.node.netpol ensure
 
 # The release tooling: CNCF Distribution's registry (the release tests' OCI registry) and actionlint.
 tools: venv
