@@ -135,6 +135,27 @@ class Urls:
     logs: Path
 
 
+class WaitProgress:
+    """The one status line printed while waiting for Ready: again when it changes or every 15 s, and the error
+    once the time is up."""
+
+    def __init__(self, say: Callable[[str], None], timeout: float, describe_command: Callable[[], str]) -> None:
+        self.say, self.timeout, self.describe_command = say, timeout, describe_command
+        self.start = time.monotonic()
+        self.deadline = self.start + timeout
+        self.last_line, self.last_print = "", 0.0
+
+    def tick(self, line: str, name: str, conditions: dict[str, dict]) -> None:
+        if "Ready" in conditions:
+            line += f"; {name} Ready={conditions['Ready'].get('status')} ({conditions['Ready'].get('reason')})"
+        now = time.monotonic()
+        if line != self.last_line or now - self.last_print > 15:
+            self.say(f"      {line} ({now - self.start:.0f} s)")
+            self.last_line, self.last_print = line, now
+        if now > self.deadline:
+            raise DemoError(f"not Ready within {self.timeout:.0f} s: {line}\nkubectl: {self.describe_command()}")
+
+
 class LocalStack:
     """Brings the stack up step by step (`up`), reports (`urls`), checks (`smoke`), tears down (`down`).
     Simulated nodes; real_local.RealNodeStack swaps the node side for a real node."""
@@ -365,9 +386,7 @@ class LocalStack:
         return f"engine {ready}/{want} ready" + (f", {detail}" if detail else "")
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        t0 = time.monotonic()
-        last_line, last_print = "", 0.0
+        progress = WaitProgress(self.say, timeout, lambda: self.urls().kubectl.replace(" get rrd", " describe rrd"))
         ui_enabled = (self.sample["spec"].get("ui") or {}).get("enabled", True)
         while True:
             rrd = self._rrd()
@@ -390,15 +409,7 @@ class LocalStack:
             line = self._engine_state(rrd)
             if ui_enabled:
                 line += f"; UI {'ready' if ui_backends else 'starting'}"
-            if "Ready" in conditions:
-                line += f"; {self.name} Ready={conditions['Ready'].get('status')} ({conditions['Ready'].get('reason')})"
-            now = time.monotonic()
-            if line != last_line or now - last_print > 15:
-                self.say(f"      {line} ({now - t0:.0f} s)")
-                last_line, last_print = line, now
-            if now > deadline:
-                raise DemoError(f"not Ready within {timeout:.0f} s: {line}\n"
-                                f"kubectl: {self.urls().kubectl.replace(' get rrd', ' describe rrd')}")
+            progress.tick(line, self.name, conditions)
             time.sleep(1.0)
 
     def _backends(self, service: str, port: int) -> list:

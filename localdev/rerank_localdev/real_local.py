@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-from .demo import DemoError, LocalStack, _pdeathsig, _tail
+from .demo import DemoError, LocalStack, WaitProgress, _pdeathsig, _tail
 
 MODE = ("local mode: a real control plane and one real node (containerd, runc, kubelet, kube-proxy, CoreDNS); "
         "the engine, gateway and UI run in real containers")
@@ -131,9 +131,7 @@ class RealNodeStack(LocalStack):
     def _wait_ready(self, timeout: float) -> None:
         """Until the RerankerDeployment is Ready: the operator reads it from the pods the kubelet's probes made
         Ready. A pod that cannot get there by waiting ends it early, with the reason."""
-        deadline = time.monotonic() + timeout
-        t0 = time.monotonic()
-        last_line, last_print = "", 0.0
+        progress = WaitProgress(self.say, timeout, lambda: self.urls().kubectl.replace(" get rrd", " describe rrd"))
         while True:
             if self.operator.poll() is not None:
                 raise DemoError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
@@ -146,15 +144,7 @@ class RealNodeStack(LocalStack):
                 if why:
                     raise DemoError(f"pod {why}")
             line = "; ".join(pod_line(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])) or "no pods yet"
-            if "Ready" in conditions:
-                line += f"; {self.name} Ready={conditions['Ready'].get('status')} ({conditions['Ready'].get('reason')})"
-            now = time.monotonic()
-            if line != last_line or now - last_print > 15:
-                self.say(f"      {line} ({now - t0:.0f} s)")
-                last_line, last_print = line, now
-            if now > deadline:
-                raise DemoError(f"not Ready within {timeout:.0f} s: {line}\n"
-                                f"kubectl: {self.urls().kubectl.replace(' get rrd', ' describe rrd')}")
+            progress.tick(line, self.name, conditions)
             time.sleep(1.0)
 
     def _expose(self) -> None:

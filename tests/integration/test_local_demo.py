@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,32 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from rerank_localdev.local_pod import RUN_ID_ENV
+from tests.fixtures.local_mode import listening, tagged_processes
+
 pytestmark = [pytest.mark.cluster, pytest.mark.vllm]
 
 CLI = Path(sys.executable).with_name("rerank-operator")
-RUN_ID_ENV = "RERANK_LOCAL_RUN_ID"
-
-
-def _tagged_processes(run_id: str) -> list[str]:
-    """Processes whose environment carries the run's tag (every process local mode starts does)."""
-    needle = f"{RUN_ID_ENV}={run_id}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if needle in (proc / "environ").read_bytes().split(b"\0"):
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                found.append(f"{proc.name}: {cmdline[:200]}")
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-    return found
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.mark.timeout(900)
@@ -70,7 +49,7 @@ def test_local_smoke_serves_a_ranking_and_the_ui_then_leaves_nothing_behind():
     assert "smoke: passed" in out, report
 
     # Torn down: no tagged process, nothing listening on the printed ports, the kubeconfig gone.
-    assert _tagged_processes(run_id) == [], report
-    assert not _listening(int(endpoint.group(2))) and not _listening(int(ui.group(2)))
+    assert tagged_processes(run_id) == [], report
+    assert not listening(int(endpoint.group(2))) and not listening(int(ui.group(2)))
     assert not Path(kubectl.group(2)).exists()
     assert "Stopped everything" in out

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,31 +26,13 @@ import pytest
 from rerank_localdev.local_pod import RUN_ID_ENV
 from rerank_localdev.node import binaries as node_binaries
 from rerank_localdev.node import host
+from tests.fixtures.local_mode import listening, tagged_processes
 
 pytestmark = [pytest.mark.node, pytest.mark.images, pytest.mark.vllm]
 
 CLI = Path(sys.executable).with_name("rerank-operator")
 DOCUMENTS = ["Paris is the capital of France.", "The quick brown fox.", "Berlin is the capital of Germany."]
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _tagged_processes(run_id: str) -> list[str]:
-    needle = f"{RUN_ID_ENV}={run_id}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                found.append(f"{proc.name}: {cmdline[:200]}")
-        except OSError:
-            continue
-    return found
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _rerank(url: str) -> tuple[int, dict]:
@@ -149,8 +130,8 @@ def test_local_mode_on_a_real_node_serves_from_the_host_and_leaves_nothing_behin
     assert "SIGINT: stopping" in out.text and "Stopped everything" in out.text, out.text
     assert "failed" not in out.text.split("SIGINT: stopping", 1)[1], out.text
     # Nothing left: the command's processes, its ports, its control plane's files, and anything of the node.
-    assert _tagged_processes(run_id) == []
-    assert not _listening(int(endpoint.group(2))) and not _listening(int(ui.group(1)))
+    assert tagged_processes(run_id) == []
+    assert not listening(int(endpoint.group(2))) and not listening(int(ui.group(1)))
     assert not Path(kubectl.group(2)).exists()
     left = host.leftovers(node_binaries.cache_dir(), existed, netns_before, rules_before, host.default_image_store())
     assert left == [], left
