@@ -31,6 +31,7 @@ import ipaddress
 import logging
 import shlex
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,15 @@ SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")
 # On an image imported into the node: what it was imported from (a podman image id), so the next node
 # finds it there and skips the import.
 IMAGE_SOURCE_LABEL = "rerank.local/source"
+
+
+_LOOPBACK_REGISTRY = re.compile(r"^(localhost|127(\.\d{1,3}){3}|\[::1\]):\d+/")
+
+
+def loopback_registry_refs(refs: list[str]) -> list[str]:
+    """The image names that point at a registry on a loopback address and port (not `localhost/...`, the
+    name podman gives local builds)."""
+    return [ref for ref in refs if _LOOPBACK_REGISTRY.match(ref)]
 
 
 def default_image_store() -> Path:
@@ -272,6 +282,13 @@ class LocalNode:
             self._spawn("containerd", argv)
             self._wait("containerd serving", deadline, lambda: self.ctr("version").returncode == 0,
                        proc="containerd")
+        if self.image_store is not None:
+            # Names from a registry on a loopback port (a test session's registry, gone with its session) would
+            # be reported for the same image pulled again from the next session's registry (CRI names an image
+            # by its first name), so the kept store forgets them; the layers stay until nothing names them.
+            stale = loopback_registry_refs(self.images())
+            if stale:
+                self.ctr("images", "rm", *stale, check=False)
         for archive in ("pause.oci.tar", "probe.oci.tar", "engine-stand-in.oci.tar"):
             self.load_image(bin_dir / archive)
 

@@ -107,3 +107,17 @@ def test_claims_bind_where_their_pod_runs_on_the_default_class(tmp_path):
     assert storage_class["provisioner"] == host.PROVISIONER_NAME
     deployment = next(m for m in manifests if m["kind"] == "Deployment")
     assert f"--root={tmp_path}" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_the_kept_image_store_forgets_names_from_loopback_registries_only():
+    from rerank_localdev.node.host import loopback_registry_refs
+
+    refs = [
+        "127.0.0.1:35391/rerank-node/engine-stand-in:1",
+        "127.0.0.1:35391/rerank-node/engine-stand-in@sha256:" + "a" * 64,
+        "localhost:5000/x:1", "[::1]:5000/x:1",
+        "localhost/rerank-node/probe:1",  # podman's name for a local build: kept
+        "ghcr.io/rerank-operator/rerank-ui:0.2.0", "registry.local:5000/x:1",
+        "sha256:" + "b" * 64,
+    ]
+    assert loopback_registry_refs(refs) == refs[:4]
