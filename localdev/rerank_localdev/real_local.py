@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from .demo import DemoError, LocalStack, WaitProgress, _pdeathsig, _tail
+from .service_proxy import port_free
 
 MODE = ("local mode: a real control plane and one real node (containerd, runc, kubelet, kube-proxy, CoreDNS); "
         "the engine, gateway and UI run in real containers")
@@ -116,7 +116,6 @@ class RealNodeStack(LocalStack):
                   else "already in the node")
 
     def _prepare_pods(self) -> None:
-        from .service_proxy import port_free
 
         for flag, port in (("--port", self.args.port), ("--ui-port", self.args.ui_port)):
             if port is not None and not port_free(port):
@@ -149,7 +148,6 @@ class RealNodeStack(LocalStack):
 
     def _expose(self) -> None:
         from .controlplane import free_ports
-        from .service_proxy import port_free
 
         wanted = [(self.name, self.service_port, self.args.port or 8000)]
         if (self.sample["spec"].get("ui") or {}).get("enabled", True):
@@ -167,7 +165,7 @@ class RealNodeStack(LocalStack):
                                     start_new_session=True, preexec_fn=_pdeathsig)
         self.forwards[(service, port)] = (proc, local)
         deadline = time.monotonic() + FORWARD_TIMEOUT
-        while not _listening(local):
+        while port_free(local):  # bound by kubectl once it listens
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise DemoError(f"kubectl port-forward to {service}:{port} did not listen on 127.0.0.1:{local}:\n"
                                 f"{_tail(log_file)}")
@@ -236,9 +234,3 @@ class RealNodeStack(LocalStack):
         if left:
             raise DemoError("left on the machine: " + "; ".join(left)
                             + " (python -m rerank_localdev.node.host sweep removes it)")
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
