@@ -535,7 +535,9 @@ def simulate(
         n_ready = sum(1 for r in ready_at if r <= now)
         # Serve: completions from the running batches, then admit from the queue (FIFO).
         if n_ready and running > 0:
-            per = running / n_ready
+            # After a scale-down the pairs the removed replicas ran are left to the others; a replica still
+            # runs at most max_num_seqs at once, so it never goes faster than its full batch.
+            per = min(running / n_ready, service.max_num_seqs)
             done = min(running, n_ready * service.pair_throughput(per, tokens_per_pair) * dt)
             running -= done
             completed += done

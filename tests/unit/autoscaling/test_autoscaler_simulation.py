@@ -83,6 +83,26 @@ def test_a_fleet_between_two_sizes_saves_replica_seconds_by_letting_the_queue_gr
     assert two.slo_violation_pct < 1 < 20 < dip.slo_violation_pct
 
 
+class _FourThenOne:
+    name = "4 then 1"
+    interval = 60.0
+
+    def desired(self, view: ClusterView) -> int:
+        return 4 if view.now < 60.0 else 1
+
+
+def test_a_replica_left_after_a_scale_down_runs_no_faster_than_its_full_batch():
+    # 800 pairs/s keeps every replica at a full batch with a queue. At 60 s three of four replicas go; the
+    # one left takes over their 768 running pairs, but still runs at most max_num_seqs at once, so over the
+    # next 60 s it completes at most its full-batch rate (without that cap it would run 1,024 at once).
+    service = ServiceModel()
+    overload = lambda seconds: Trace("overload", seconds, lambda t: 20.0, lambda t: 40.0)  # noqa: E731
+    before = simulate(overload(60.5), _FourThenOne(), service, 4, seed=1)  # up to the tick that scales down
+    after = simulate(overload(120.0), _FourThenOne(), service, 4, seed=1)
+    one_replica = service.saturated_pairs(200.0) * 59.5  # the 119 ticks after it
+    assert 0.99 * one_replica < after.completed_pairs - before.completed_pairs <= one_replica + 1e-6
+
+
 def test_the_work_bound_holds_for_every_policy_at_its_own_slo_share():
     service = ServiceModel()
     trace = Trace("burst", 1800.0, lambda t: 12.0 if 600 <= t < 900 else 3.0, lambda t: 40.0,
@@ -107,3 +127,22 @@ def test_the_clairvoyant_asks_for_replicas_one_model_load_ahead_and_holds_them()
     assert oracle.desired(view(880.0, 1, [0.0])) == 6  # 120 s away: 600 pairs/s x 200 tokens / (0.8 x 26,667)
     assert oracle.desired(view(1400.0, 6, [0.0])) == 6  # over, but a scale-down waits out the hold
     assert oracle.desired(view(1490.0, 6, [0.0])) == 1
+
+
+def test_equal_service_picks_the_cheapest_baseline_setting_that_misses_no_more_than_the_operator():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+    from autoscaler_sim import cheapest_at_slo
+
+    # 200 pairs/s from one replica for 20 min: the lower KubeAI's target, the more replicas and the fewer misses
+    # (medians over three seeds: ~60 % at target 100, ~45 % at 10, ~14 % at 1).
+    service = ServiceModel()
+    trace = Trace("flat", 1200.0, lambda t: 5.0, lambda t: 40.0)
+    tried = [(float(v), [simulate(trace, KubeAI(1, 24, float(v)), service, 1, seed=seed) for seed in (1, 2, 3)])
+             for v in (100, 10, 1)]
+    slo = {v: sorted(r.slo_violation_pct for r in rs)[1] for v, rs in tried}
+    cost = {v: sorted(r.replica_seconds for r in rs)[1] for v, rs in tried}
+    assert slo[100.0] > slo[10.0] > slo[1.0] and cost[100.0] < cost[10.0] < cost[1.0]
+    assert cheapest_at_slo(tried, 1e9)[0] == 100.0  # any miss allowed: the default is the cheapest
+    assert cheapest_at_slo(tried, slo[10.0])[0] == 10.0
+    assert cheapest_at_slo(tried, (slo[10.0] + slo[1.0]) / 2)[0] == 1.0
+    assert cheapest_at_slo(tried, slo[1.0] - 0.1) is None  # no setting reaches it
