@@ -1,12 +1,14 @@
 """The operator's autoscaler at its shipped defaults against the autoscalers people run vLLM with.
 
-    python bench/autoscaler_sim.py [--seeds 1,2,3] [--traces all] [--plots DIR] [--sweep | --sweep-only]
+    python bench/autoscaler_sim.py [--seeds 1,2,3] [--traces all|held-out|NAME,...] [--plots DIR] [--sweep | --sweep-only]
                                    [--knobs forecast_seconds,...] [--set KNOB=VALUE ...] [--equal-service]
 
 Simulates (``bench/autoscaler_simlib.py``) a vLLM reranker fleet -- model load 120 s, 1..24
 replicas -- on eight traces (step, diurnal, heavy-tailed bursts, a flash crowd shorter than the
 model load, a slow ramp, a change of request size at a constant request rate, a change of document
-length at a constant pair rate, heavy-tailed request sizes), each with several seeds, under:
+length at a constant pair rate, heavy-tailed request sizes) -- or, with ``--traces held-out``, on four
+shapes never used to choose the defaults (batch jobs on and off, a retry storm after an outage, a
+sawtooth, documents of two lengths coming and going) -- each with several seeds, under:
 
 * ``rerank-operator (defaults)``: the operator's ``decide`` with ``AutoscalingPolicy()`` -- the
   CRD's defaults, one setting for every trace;
@@ -55,6 +57,8 @@ from dataclasses import replace
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from autoscaler_simlib import (  # noqa: E402
+    ALL_TRACES,
+    HELD_OUT,
     TRACES,
     Clairvoyant,
     Static,
@@ -94,7 +98,7 @@ def run_trace(name: str, seeds: list[int], service: ServiceModel, policy: Autosc
               ) -> dict[str, list[Result]]:
     results: dict[str, list[Result]] = {}
     for seed in seeds:
-        trace = TRACES[name](seed)
+        trace = ALL_TRACES[name](seed)
         n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
         for autoscaler in autoscalers(policy):
             results.setdefault(autoscaler.name, []).append(simulate(trace, autoscaler, service, n0, seed=seed))
@@ -110,24 +114,24 @@ def run_references(name: str, seeds: list[int], service: ServiceModel) -> dict[s
     between each two of those sizes, the larger with one stretch at the smaller."""
     out: dict[str, list[Result]] = {}
     for seed in seeds:
-        trace = TRACES[name](seed)
+        trace = ALL_TRACES[name](seed)
         n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
         for h in HEADROOMS:
             oracle = Clairvoyant(trace, service, MIN_REPLICAS, MAX_REPLICAS, headroom=h)
             out.setdefault(f"clairvoyant {h:g}", []).append(simulate(trace, oracle, service, n0, seed=seed))
     largest = MIN_REPLICAS
     for largest in range(MIN_REPLICAS, MAX_REPLICAS + 1):
-        runs = [simulate(TRACES[name](seed), Static(largest), service, largest, seed=seed) for seed in seeds]
+        runs = [simulate(ALL_TRACES[name](seed), Static(largest), service, largest, seed=seed) for seed in seeds]
         out[f"static {largest}"] = runs
         if med(r.slo_violation_pct for r in runs) < 0.05:
             break
     # Between two fixed sizes: n + 1 replicas with one stretch (a quarter or a half of the trace) at n.
-    duration = TRACES[name](seeds[0]).duration
+    duration = ALL_TRACES[name](seeds[0]).duration
     for n in range(max(1, MIN_REPLICAS), largest):
         for a, b in ((0, 0.5), (0.25, 0.75), (0.5, 1.0), (0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)):
             fleet = Static(n + 1, lower=(a * duration, b * duration))
             out[f"static {n + 1}, {n} over {a:g}-{b:g}"] = [
-                simulate(TRACES[name](seed), fleet, service, n if a == 0 else n + 1, seed=seed) for seed in seeds]
+                simulate(ALL_TRACES[name](seed), fleet, service, n if a == 0 else n + 1, seed=seed) for seed in seeds]
     return out
 
 
@@ -275,7 +279,7 @@ def kubeai_at_lower_targets(names: list[str], seeds: list[int], service: Service
         for target in (100.0, 10.0, 3.0):
             rs = []
             for seed in seeds:
-                trace = TRACES[n](seed)
+                trace = ALL_TRACES[n](seed)
                 n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
                 rs.append(simulate(trace, KubeAI(MIN_REPLICAS, MAX_REPLICAS, target), service, n0, seed=seed))
             cells.append(f"target {target:g}: {med(r.replica_seconds for r in rs):,.0f} / "
@@ -322,7 +326,7 @@ def baselines_at_the_operators_slo(names: list[str], seeds: list[int], service: 
             for value in values:
                 runs = []
                 for seed in seeds:
-                    trace = TRACES[name](seed)
+                    trace = ALL_TRACES[name](seed)
                     n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
                     runs.append(simulate(trace, make(value), service, n0, seed=seed))
                 tried.append((value, runs))
@@ -356,7 +360,7 @@ def baselines_at_the_operators_slo(names: list[str], seeds: list[int], service: 
 def _ours_only(name: str, seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy) -> list[Result]:
     out = []
     for seed in seeds:
-        trace = TRACES[name](seed)
+        trace = ALL_TRACES[name](seed)
         n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
         out.append(simulate(trace, ProjectPolicy(policy, name=OURS), service, n0, seed=seed))
     return out
@@ -365,7 +369,9 @@ def _ours_only(name: str, seeds: list[int], service: ServiceModel, policy: Autos
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--traces", default="all", help=f"comma-separated, from: {', '.join(TRACES)}")
+    parser.add_argument("--traces", default="all",
+                        help=f"all (the headline's), held-out ({', '.join(HELD_OUT)}: shapes never used to choose "
+                             f"the defaults), or comma-separated, from: {', '.join(ALL_TRACES)}")
     parser.add_argument("--load-time", type=float, default=120.0, help="model load time of a new replica (s)")
     parser.add_argument("--plots", default=None, help="directory for one PNG per trace")
     parser.add_argument("--sweep", action="store_true", help="also print the sensitivity table")
@@ -380,7 +386,10 @@ def main() -> None:
                         help="with --sweep/--sweep-only: only these comma-separated knobs (e.g. forecast_seconds)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    names = list(TRACES) if args.traces == "all" else args.traces.split(",")
+    names = {"all": list(TRACES), "held-out": list(HELD_OUT)}.get(args.traces) or args.traces.split(",")
+    unknown = [n for n in names if n not in ALL_TRACES]
+    if unknown:
+        parser.error(f"--traces: unknown {', '.join(unknown)}")
     service = ServiceModel(load_time=args.load_time)
     policy = AutoscalingPolicy(min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS)
     for setting in args.set:
@@ -412,13 +421,13 @@ def main() -> None:
     for name in names:
         results = run_trace(name, seeds, service, policy)
         references = run_references(name, seeds, service)
-        goals += print_table(name, TRACES[name](seeds[0]), results, references, service)
+        goals += print_table(name, ALL_TRACES[name](seeds[0]), results, references, service)
         print("  hindsight references (replica-s / SLO % / reversals per h): " + ";  ".join(
             f"{k}: {med(r.replica_seconds for r in rs):,.0f} / {med(r.slo_violation_pct for r in rs):.1f} / "
             f"{med(r.reversals / r.hours for r in rs):.1f}"
             for k, rs in references.items()))
         if args.plots:
-            print(f"  plot: {plot(name, TRACES[name](seeds[0]), results, references, args.plots)}")
+            print(f"  plot: {plot(name, ALL_TRACES[name](seeds[0]), results, references, args.plots)}")
     print("\ngoal: >= 25% fewer replica-seconds than the baseline, no larger SLO share, <= 1 reversal/hour")
     for line in goals:
         print("  " + line)

@@ -159,6 +159,55 @@ TRACES: dict[str, Callable[[int], Trace]] = {make(0).name: make for make in (
     document_length_trace, heavy_tail_sizes_trace)}
 
 
+# Held out: shapes written after the operator's defaults were last changed, and never used to choose them.
+# ``--traces held-out`` runs them; they are not part of the headline.
+
+
+def on_off_trace(seed: int) -> Trace:
+    # Batch jobs: 600 pairs/s for 3 minutes every 12 minutes (random phase), 75 pairs/s in between.
+    phase = random.Random(seed).uniform(0, 720)
+    return Trace("on-off", 2 * 3600.0, lambda t: 15.0 if (t + phase) % 720 < 180 else 1.875, _const(40.0),
+                 note="75 pairs/s, 600 for 3 min every 12 min")
+
+
+def retry_storm_trace(seed: int) -> Trace:
+    # An upstream outage: no request for 5 minutes, then the clients' retries at 3x for 3 minutes.
+    start = random.Random(seed).uniform(1800, 3600)
+
+    def rate(t: float) -> float:
+        if start <= t < start + 300:
+            return 0.0
+        return 15.0 if start + 300 <= t < start + 480 else 5.0
+
+    return Trace("retry-storm", 2 * 3600.0, rate, _const(40.0), note="200 pairs/s; 5 min of none, 600 for 3 min")
+
+
+def sawtooth_trace(seed: int) -> Trace:
+    # Ramps from 50 to 500 pairs/s over 20 minutes that fall back at once, again and again.
+    return Trace("sawtooth", 2 * 3600.0, lambda t: (50.0 + 450.0 * (t % 1200) / 1200) / 40.0, _const(40.0),
+                 note="50 -> 500 pairs/s over 20 min, then back to 50, repeated")
+
+
+def mixed_documents_trace(seed: int) -> Trace:
+    # A client with 3x longer documents comes and goes every 5-20 minutes at a constant 150 pairs/s.
+    rng = random.Random(seed)
+    switches, t = [], 0.0
+    while t < 2 * 3600.0:
+        t += rng.uniform(300, 1200)
+        switches.append(t)
+
+    def tokens(t: float) -> float:
+        return 450.0 if sum(1 for s in switches if s <= t) % 2 else 150.0
+
+    return Trace("mixed-documents", 2 * 3600.0, _const(3.75), _const(40.0), tokens_per_pair=tokens,
+                 note="150 pairs/s, 150 <-> 450 tokens/pair every 5-20 min")
+
+
+HELD_OUT: dict[str, Callable[[int], Trace]] = {make(0).name: make for make in (
+    on_off_trace, retry_storm_trace, sawtooth_trace, mixed_documents_trace)}
+ALL_TRACES: dict[str, Callable[[int], Trace]] = {**TRACES, **HELD_OUT}
+
+
 # ---------------------------------------------------------------------------------------------
 # What an autoscaler can observe, and the autoscalers.
 

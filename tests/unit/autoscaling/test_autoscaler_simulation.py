@@ -146,3 +146,18 @@ def test_equal_service_picks_the_cheapest_baseline_setting_that_misses_no_more_t
     assert cheapest_at_slo(tried, slo[10.0])[0] == 10.0
     assert cheapest_at_slo(tried, (slo[10.0] + slo[1.0]) / 2)[0] == 1.0
     assert cheapest_at_slo(tried, slo[1.0] - 0.1) is None  # no setting reaches it
+
+
+def test_the_held_out_traces_are_apart_from_the_headline_and_keep_their_stated_load():
+    from autoscaler_simlib import HELD_OUT, TRACES
+
+    assert set(HELD_OUT).isdisjoint(TRACES) and len(HELD_OUT) == 4
+    on_off = HELD_OUT["on-off"](1)
+    on = sum(1 for t in range(0, 7200, 10) if on_off.pair_rate(t) == 600.0)
+    assert on / 720 == pytest.approx(180 / 720, abs=0.02)  # 3 minutes in every 12 at 600 pairs/s
+    storm = HELD_OUT["retry-storm"](2)
+    quiet = [t for t in range(7200) if storm.pair_rate(t) == 0.0]
+    assert len(quiet) == 300 and all(storm.pair_rate(quiet[-1] + 1 + s) == 600.0 for s in range(180))
+    mixed = HELD_OUT["mixed-documents"](3)
+    assert {mixed.tokens_per_pair(t) for t in range(0, 7200, 60)} == {150.0, 450.0}
+    assert {mixed.pair_rate(t) for t in range(0, 7200, 60)} == {150.0}
