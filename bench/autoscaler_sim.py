@@ -53,6 +53,7 @@ import statistics
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -277,11 +278,7 @@ def kubeai_at_lower_targets(names: list[str], seeds: list[int], service: Service
     for n in names:
         cells = []
         for target in (100.0, 10.0, 3.0):
-            rs = []
-            for seed in seeds:
-                trace = ALL_TRACES[n](seed)
-                n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
-                rs.append(simulate(trace, KubeAI(MIN_REPLICAS, MAX_REPLICAS, target), service, n0, seed=seed))
+            rs = runs_over_seeds(n, seeds, service, partial(KubeAI, MIN_REPLICAS, MAX_REPLICAS, target))
             cells.append(f"target {target:g}: {med(r.replica_seconds for r in rs):,.0f} / "
                          f"{med(r.slo_violation_pct for r in rs):.1f}%")
         print(f"  {n:<17} " + ";  ".join(cells))
@@ -322,14 +319,7 @@ def baselines_at_the_operators_slo(names: list[str], seeds: list[int], service: 
         our_rev = med(o.reversals / o.hours for o in ours)
         cells = []
         for label, knob, values, make in BASELINE_KNOBS:
-            tried = []
-            for value in values:
-                runs = []
-                for seed in seeds:
-                    trace = ALL_TRACES[name](seed)
-                    n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
-                    runs.append(simulate(trace, make(value), service, n0, seed=seed))
-                tried.append((value, runs))
+            tried = [(value, runs_over_seeds(name, seeds, service, partial(make, value))) for value in values]
             match = cheapest_at_slo(tried, our_slo)
             if match is None:
                 best_v, best = min(tried, key=lambda vr: med(r.slo_violation_pct for r in vr[1]))
@@ -357,13 +347,19 @@ def baselines_at_the_operators_slo(names: list[str], seeds: list[int], service: 
     print("\n".join(rows))
 
 
-def _ours_only(name: str, seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy) -> list[Result]:
+def runs_over_seeds(name: str, seeds: list[int], service: ServiceModel, make_autoscaler) -> list[Result]:
+    """One run per seed of the trace ``name``, each with a fresh autoscaler from ``make_autoscaler()``,
+    starting from the replicas the defaults would size the trace's first load for."""
     out = []
     for seed in seeds:
         trace = ALL_TRACES[name](seed)
         n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
-        out.append(simulate(trace, ProjectPolicy(policy, name=OURS), service, n0, seed=seed))
+        out.append(simulate(trace, make_autoscaler(), service, n0, seed=seed))
     return out
+
+
+def _ours_only(name: str, seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy) -> list[Result]:
+    return runs_over_seeds(name, seeds, service, lambda: ProjectPolicy(policy, name=OURS))
 
 
 def main() -> None:
