@@ -272,18 +272,6 @@ def sweep(names: list[str], seeds: list[int], service: ServiceModel, defaults: A
                   f"{max(slo):.2f}%, worst reversals/h {max(rev):.2f}")
 
 
-def kubeai_at_lower_targets(names: list[str], seeds: list[int], service: ServiceModel) -> None:
-    print("\nsensitivity: KubeAI with a lower targetRequests (not its default) -- what it costs to approach the "
-          "operator's SLO miss; median over seeds, replica-s / SLO miss %")
-    for n in names:
-        cells = []
-        for target in (100.0, 10.0, 3.0):
-            rs = runs_over_seeds(n, seeds, service, partial(KubeAI, MIN_REPLICAS, MAX_REPLICAS, target))
-            cells.append(f"target {target:g}: {med(r.replica_seconds for r in rs):,.0f} / "
-                         f"{med(r.slo_violation_pct for r in rs):.1f}%")
-        print(f"  {n:<17} " + ";  ".join(cells))
-
-
 # Each baseline's own knob, from its default down to settings that scale up sooner (more replicas). KubeAI's
 # targetRequests is an integer >= 1; the waiting-gauge threshold is a Kubernetes quantity ("500m").
 BASELINE_KNOBS = (
@@ -409,8 +397,6 @@ def main() -> None:
         return
     if args.sweep_only:
         sweep(names, seeds, service, policy, knobs)
-        if knobs is None:
-            kubeai_at_lower_targets(names, seeds, service)
         print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
         return
     goals: list[str] = []
@@ -441,8 +427,6 @@ def main() -> None:
     print("\n".join(FEASIBILITY_ROWS))
     if args.sweep:
         sweep(names, seeds, service, policy, knobs)
-        if knobs is None:
-            kubeai_at_lower_targets(names, seeds, service)
     print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
 
 

@@ -116,7 +116,6 @@ class RealNodeStack(LocalStack):
                   else "already in the node")
 
     def _prepare_pods(self) -> None:
-
         for flag, port in (("--port", self.args.port), ("--ui-port", self.args.ui_port)):
             if port is not None and not port_free(port):
                 raise DemoError(f"{flag} {port}: the port is in use on 127.0.0.1")
