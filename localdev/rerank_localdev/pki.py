@@ -89,7 +89,9 @@ def make_serving_cert(
     days: int = 365,
     usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> Pair:
-    """A leaf certificate signed by the CA: a serving one by default, a client one with `usage=CLIENT_AUTH`."""
+    """A leaf certificate signed by the CA: a serving one by default, a client one with `usage=CLIENT_AUTH`.
+    A certificate with no names (a client's) gets no SubjectAlternativeName extension: RFC 5280 forbids an
+    empty one, and cryptography 51 refuses to build it."""
     key = _key()
     san = [x509.DNSName(n) for n in dns_names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
     builder = (
@@ -99,10 +101,11 @@ def make_serving_cert(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
     cert = _validity(builder, days).sign(ca_key, hashes.SHA256())
     return Pair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 

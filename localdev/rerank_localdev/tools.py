@@ -1,15 +1,20 @@
 """Finds or builds the release tooling: CNCF Distribution's `registry` (the OCI registry that the release
-tests push images and the chart to) and `actionlint` (lints .github/workflows, which cannot run here).
+tests push images and the chart to), `actionlint` (lints .github/workflows, which cannot run here) and
+Renovate's `renovate-config-validator` (lints .github/renovate.json, the dependency updates' configuration).
 
-Both are `go install`ed from the Go module proxy at the versions pinned in `versions.py`, with the shared
+The first two are `go install`ed from the Go module proxy at the versions pinned in `versions.py`, with the shared
 build helper (buildcache.py), into `~/.cache/rerank-operator/bin/<tools pins>`; each one's cold build time is kept in
-`build-times.json` there.  Usage: `python -m rerank_localdev.tools ensure`.
+`build-times.json` there. The validator is Renovate's npm package, installed with `npm ci` from the
+package-lock.json beside this module (exact versions, integrity hashes) into the same cache.
+Usage: `python -m rerank_localdev.tools ensure`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,8 +44,8 @@ def find() -> Path | None:
 
 
 def path(name: str) -> Path:
-    """The named tool, built first if it is missing."""
-    return ensure() / name
+    """The named Go-built tool, built first if it is missing."""
+    return buildcache.ensure_built(cache_dir(), find, build) / name
 
 
 def build(names: list[str] | None = None) -> Path:
@@ -55,7 +60,33 @@ def build(names: list[str] | None = None) -> Path:
 
 
 def ensure() -> Path:
-    return buildcache.ensure_built(cache_dir(), find, build)
+    directory = buildcache.ensure_built(cache_dir(), find, build)
+    renovate_config_validator()
+    return directory
+
+
+RENOVATE_PACKAGE = Path(__file__).with_name("renovate")  # package.json + package-lock.json
+
+
+def renovate_config_validator() -> Path:
+    """Renovate's config validator, `npm ci`-installed from the committed lock the first time."""
+    lock = (RENOVATE_PACKAGE / "package-lock.json").read_bytes()
+    target = cache_dir().parent / f"renovate-{hashlib.sha256(lock).hexdigest()[:12]}"
+    validator = target / "node_modules" / ".bin" / "renovate-config-validator"
+    if validator.is_file():
+        return validator
+    if not shutil.which("npm"):
+        raise RuntimeError("npm is not installed: install Node.js 20+ to lint .github/renovate.json")
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(RENOVATE_PACKAGE / name, staging / name)
+    log.info("installing renovate-config-validator (npm ci) into %s", target)
+    subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+                   cwd=staging, check=True)
+    staging.rename(target)
+    return validator
 
 
 def main(argv: list[str] | None = None) -> int:

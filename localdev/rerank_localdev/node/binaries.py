@@ -52,10 +52,8 @@ PARTS: dict[str, tuple[str, ...]] = {
     "provisioner": ("hostpath-provisioner",),
     "traefik": ("traefik",),
 }
-# Built only on request (`build traefik`): Traefik's module graph (every cloud provider's SDK for its ACME DNS
-# challenges) takes tens of minutes on two cores, too much for every fresh CI machine. Without it the node runs
-# no Ingress controller.
-OPTIONAL_PARTS = ("traefik",)
+# Traefik is the largest build (its module graph has every cloud provider's SDK for its ACME DNS challenges:
+# about 7 minutes cold on two cores), and the README's path needs it: the UI through the Ingress.
 
 
 def cache_dir() -> Path:
@@ -68,7 +66,7 @@ def _complete(directory: Path, part: str) -> bool:
 
 def find() -> Path | None:
     directory = cache_dir()
-    return directory if all(_complete(directory, part) for part in PARTS if part not in OPTIONAL_PARTS) else None
+    return directory if all(_complete(directory, part) for part in PARTS) else None
 
 
 def has(part: str) -> bool:
@@ -183,7 +181,7 @@ def build(parts: list[str] | None = None) -> Path:
         raise RuntimeError("Go is not installed: install Go 1.26+ to build the node's parts")
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in PARTS if p not in OPTIONAL_PARTS and not _complete(target, p)]
+    missing = [p for p in PARTS if not _complete(target, p)]
     return buildcache.build_timed(target, parts or missing, lambda part: BUILDERS[part](target), "the node's")
 
 

@@ -109,7 +109,7 @@ class LocalNode:
 
     def __init__(self, control_plane: LocalControlPlane, bin_dir: Path | None = None, start_timeout: float = 180,
                  ingress: bool | None = None, keep_images: bool = True, network_policy: bool = False):
-        """`ingress`: run Traefik (default: when it has been built, see binaries.OPTIONAL_PARTS).
+        """`ingress`: run Traefik (default: when it has been built; `make node-binaries` builds it).
         `network_policy`: enforce NetworkPolicies with kube-router's policy controller (netpol.py; built first
         when missing), from the start; `enforce_network_policy()` starts it on a running node.
         `keep_images`: containerd keeps its images in default_image_store() for the next node (its containers,

