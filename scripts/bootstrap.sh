@@ -29,9 +29,9 @@ fi
 # a pinned version) leaves the previous DIR as it was. The stamp covers the lock: a changed lock reinstalls.
 sync_venv() {
   local dir=$1; shift
-  local stamp
-  stamp="$dir/.bootstrap-$(cat pyproject.toml uv.lock scripts/bootstrap.sh scripts/uv.sh | sha256sum | cut -c1-16)"
-  [ -f "$stamp" ] && return 0
+  local key
+  key=$(cat pyproject.toml uv.lock scripts/bootstrap.sh scripts/uv.sh | sha256sum | cut -c1-16)
+  [ -f "$dir/.bootstrap-$key" ] && return 0
   local next="$dir.next"
   rm -rf "$next"
   # Relocatable: its scripts find their interpreter relative to themselves, so it works once renamed to DIR.
@@ -42,7 +42,7 @@ sync_venv() {
          "unchanged. A pinned version the index no longer serves: 'make lock' moves to one it does" >&2
     exit 1
   fi
-  touch "$next/.bootstrap-$(basename "$stamp" | cut -d- -f2)"
+  touch "$next/.bootstrap-$key"
   rm -rf "$dir.old"
   [ -d "$dir" ] && mv "$dir" "$dir.old"
   mv "$next" "$dir"

@@ -469,3 +469,22 @@ def test_helm_test_hook_reports_an_engine_error_without_retrying() -> None:
     proc, seen = run_test_hook((400, {"error": "model not found"}))
     assert proc.returncode != 0 and "HTTP 400" in proc.stderr and "model not found" in proc.stderr
     assert len(seen) == 1
+
+
+# Pod fields the operator's children use, and the first Kubernetes release that serves each by default.
+POD_FIELDS_ON_BY_DEFAULT_FROM = {"lifecycle.preStop.sleep": 30}  # PodLifecycleSleepAction: beta, on from 1.30
+
+
+def test_kube_version_floor_admits_no_release_without_the_pod_fields_used() -> None:
+    """A preStop `sleep` on a 1.29 cluster is refused (or dropped) by the API server: the chart must not
+    claim that release."""
+    floor = re.fullmatch(r">=\s*1\.(\d+)\.0-0", yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"])
+    assert floor, "kubeVersion is not a plain '>=1.N.0-0' floor"
+    body = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+            "metadata": {"name": "rr", "namespace": "search", "uid": "u", "generation": 1}, "spec": {}}
+    containers = [c for child in desired_children(body)
+                  for c in child.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])]
+    used = {field for field in POD_FIELDS_ON_BY_DEFAULT_FROM
+            if any("sleep" in c.get("lifecycle", {}).get("preStop", {}) for c in containers)}
+    assert used, "no child uses a preStop sleep any more: drop the entry above"
+    assert int(floor.group(1)) >= max(POD_FIELDS_ON_BY_DEFAULT_FROM[f] for f in used)
