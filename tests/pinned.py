@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from packaging.markers import Marker
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+from packaging.utils import canonicalize_name
 
 
 def pinned_requirements(path: Path, only_here: bool = False) -> dict[str, str]:
@@ -28,5 +24,5 @@ def pinned_requirements(path: Path, only_here: bool = False) -> dict[str, str]:
         else:
             name, _, version = requirement.partition("==")
             assert version, f"{path}: {requirement!r} is not pinned with =="
-        pins[normalize(name)] = version
+        pins[canonicalize_name(name)] = version
     return pins

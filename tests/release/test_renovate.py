@@ -75,4 +75,7 @@ def test_every_image_base_is_seen_by_the_regex_manager():
 def test_every_kind_of_pin_has_its_manager(manager: str):
     """The Python lock, the workflows' actions, the validator's own pin and the regex-managed ones."""
     assert manager in config()["enabledManagers"]
+
+
+def test_the_lock_is_refreshed_within_its_ranges():
     assert config()["lockFileMaintenance"]["enabled"] is True

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
-import re
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -36,13 +36,9 @@ ALLOWED = (
 SOURCE_TREES = ("operator", "gateway", "ui", "localdev", "bench", "tests")
 
 
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def declared(extra: str) -> set[str]:
     requirements = PYPROJECT["project"]["dependencies"] if extra == BASE else EXTRAS[extra]
-    return {normalize(Requirement(r).name) for r in requirements}
+    return {canonicalize_name(Requirement(r).name) for r in requirements}
 
 
 def local_modules() -> set[str]:
@@ -88,7 +84,7 @@ def undeclared_imports() -> list[str]:
         extras = allowed_extras(relative)
         allowed = set().union(*(declared(e) for e in extras))
         for module in sorted(modules):
-            dists = {normalize(d) for d in distributions.get(module, [])}
+            dists = {canonicalize_name(d) for d in distributions.get(module, [])}
             if not dists:
                 problems.append(f"{relative} imports {module}, which no installed distribution provides")
             elif not dists & allowed:

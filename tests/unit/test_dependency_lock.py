@@ -18,10 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 LOCK = tomllib.loads((REPO / "uv.lock").read_text())
 
-# Each image's Dockerfile installs images/<image>/requirements.txt, the export of its group; the group lists
-# what the extra (or the base dependencies, for the operator) lists.
-IMAGE_GROUPS = {"operator": "image-operator", "gateway": "image-gateway", "ui": "image-ui",
-                "engine-cpu": "image-engine"}
+# Each image's Dockerfile installs images/<image>/requirements.txt, the export of its group (scripts/lock.sh
+# names it, and the export's header repeats the command); the group lists what the extra (or the base
+# dependencies, for the operator) lists.
+IMAGE_REQUIREMENTS = sorted(REPO.glob("images/*/requirements.txt"))
 GROUP_SOURCES = {"image-operator": PYPROJECT["project"]["dependencies"],
                  "image-gateway": PYPROJECT["project"]["optional-dependencies"]["gateway"],
                  "image-ui": PYPROJECT["project"]["optional-dependencies"]["ui"],
@@ -44,12 +44,23 @@ def test_lock_agrees_with_pyproject():
     assert result.returncode == 0, f"uv.lock is out of date: run `make lock`\n{result.stderr}"
 
 
-@pytest.mark.parametrize("image", sorted(IMAGE_GROUPS))
-def test_image_requirements_are_the_lock_exported(image: str):
+def exported_group(path: Path) -> str:
+    """The group scripts/lock.sh exported into `path`, read from the command uv wrote in its header."""
+    command = re.search(r"^#    (uv export .*)$", path.read_text(), re.M)
+    assert command, f"{path.relative_to(REPO)} was not written by `make lock`"
+    return re.search(r"--only-group (\S+)", command.group(1)).group(1)
+
+
+def test_every_image_installs_an_image_group():
+    assert {p.parent.name for p in IMAGE_REQUIREMENTS} == {p.parent.name for p in REPO.glob("images/*/Dockerfile")}
+    assert sorted(exported_group(p) for p in IMAGE_REQUIREMENTS) == sorted(GROUP_SOURCES)
+
+
+@pytest.mark.parametrize("path", IMAGE_REQUIREMENTS, ids=lambda p: p.parent.name)
+def test_image_requirements_are_the_lock_exported(path: Path):
     """images/<image>/requirements.txt is exactly what `make lock` exports from uv.lock for its group."""
-    path = REPO / "images" / image / "requirements.txt"
     exported = subprocess.run(
-        [uv(), "export", "--quiet", "--frozen", "--no-header", "--only-group", IMAGE_GROUPS[image],
+        [uv(), "export", "--quiet", "--frozen", "--no-header", "--only-group", exported_group(path),
          "--no-emit-project"],
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout
@@ -58,8 +69,9 @@ def test_image_requirements_are_the_lock_exported(image: str):
 
 
 def test_every_image_requirement_is_pinned_with_hashes():
-    for image in IMAGE_GROUPS:
-        text = (REPO / "images" / image / "requirements.txt").read_text()
+    for path in IMAGE_REQUIREMENTS:
+        image = path.parent.name
+        text = path.read_text()
         entries = re.split(r"\n(?=[^\s#])", text.split("\n", 2)[2].strip())
         assert entries, image
         for entry in entries:
