@@ -597,6 +597,24 @@ class LocalControlPlane:
                 )
             time.sleep(0.1)
 
+    def wait_crds_established(self, *names: str, timeout: float = 60.0) -> None:
+        """Waits until each named CRD is Established (its API is served).
+
+        Not `kubectl wait --for=condition=Established`: on a CRD created a moment ago `.status.conditions` is
+        still null, and kubectl fails at once on that ("accessor error: <nil> is of the type <nil>") instead
+        of waiting.
+        """
+        deadline = time.monotonic() + timeout
+        for name in names:
+            while True:
+                crd = self._api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+                conditions = {c["type"]: c for c in (crd.get("status") or {}).get("conditions") or []}
+                if conditions.get("Established", {}).get("status") == "True":
+                    break
+                if time.monotonic() > deadline:
+                    raise ControlPlaneError(f"CRD {name} not Established after {timeout:.0f} s: {list(conditions.values())}")
+                time.sleep(0.1)
+
     # ---- clients --------------------------------------------------------------------------------
 
     def env(self, kubeconfig: Path | str | None = None) -> dict[str, str]:

@@ -84,7 +84,7 @@ def test_readme_rerank_requests_are_served_by_the_real_engine(body, rerank_engin
 def test_readme_helm_install_and_explain_work_against_a_real_api_server(control_plane, oci_registry, pushed_chart):
     # A real `helm install` installs crds/ before the templates; a dry run does not, so do that part first.
     control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "charts/rerank-operator/crds"))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/rerankerdeployments.rerank.io")
+    control_plane.wait_crds_established("rerankerdeployments.rerank.io")
     helm_installs = [c for c in commands() if c.startswith("helm install")]
     assert helm_installs, "the README should show helm install"
     for command in helm_installs:

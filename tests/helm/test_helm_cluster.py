@@ -41,8 +41,7 @@ def crds(control_plane: LocalControlPlane) -> Iterator[LocalControlPlane]:
     """The chart's CRD (as `helm install` would create it) and the Prometheus Operator's ServiceMonitor CRD."""
     for crd in [*sorted((CHART / "crds").glob("*.yaml")), DATA / "servicemonitors.monitoring.coreos.com.yaml"]:
         control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                          "crd/rerankerdeployments.rerank.io", "crd/servicemonitors.monitoring.coreos.com")
+    control_plane.wait_crds_established("rerankerdeployments.rerank.io", "servicemonitors.monitoring.coreos.com")
     yield control_plane
     control_plane.kubectl("delete", "--ignore-not-found", "--wait=false", "crd/servicemonitors.monitoring.coreos.com")
 

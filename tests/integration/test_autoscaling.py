@@ -38,7 +38,7 @@ def crd_installed(control_plane, tmp_path_factory):
     path = tmp_path_factory.mktemp("crd") / "crd.yaml"
     path.write_text(crd_yaml)
     control_plane.kubectl("apply", "-f", str(path))
-    control_plane.kubectl("wait", "--for=condition=Established", "crd/rerankerdeployments.rerank.io", "--timeout=60s")
+    control_plane.wait_crds_established("rerankerdeployments.rerank.io")
 
 
 def _engine_pod(name: str, index: int, node: str) -> dict:

@@ -203,7 +203,7 @@ def widget(name: str, **spec) -> dict:
 def test_crd_with_subresources_is_established_and_its_schema_and_cel_rules_are_enforced(control_plane, namespace):
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump(WIDGET_CRD))
     try:
-        control_plane.kubectl("wait", "--for=condition=Established", "crd/widgets.harness.rerank.io", "--timeout=30s")
+        control_plane.wait_crds_established("widgets.harness.rerank.io", timeout=30)
         custom = client.CustomObjectsApi(control_plane.api_client())
         args = ("harness.rerank.io", "v1", namespace, "widgets")
 

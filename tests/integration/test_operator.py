@@ -234,12 +234,13 @@ def test_kubectl_scale_reaches_the_statefulset_and_ready_follows_the_pods(cluste
         # Local mode's provisioner stands in for a storage class: the cache claims get volumes,
         # then the scheduler places the pods on the kwok GPU nodes, which turn them Ready.
         provision_pending(cluster.core, cluster.ns, tmp_path)
-        conditions = cluster.conditions("rr")
-        return conditions.get("Ready", {}).get("status") == "True" and conditions
+        status = cluster.rrd("rr").get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions") or []}
+        return conditions.get("Ready", {}).get("status") == "True" and (status, conditions)
 
-    conditions = wait_for(ready, 90, "Ready=True", operator)
+    # One read: the counts and the conditions the operator wrote together.
+    status, conditions = wait_for(ready, 90, "Ready=True", operator)
     assert conditions["Progressing"]["status"] == "False"
-    status = cluster.rrd("rr")["status"]
     assert (status["replicas"], status["readyReplicas"], status["desiredReplicas"]) == (3, 3, 3)
     # The scale subresource reports the same.
     scale = cluster.custom.get_namespaced_custom_object_scale(GROUP, VERSION, cluster.ns, PLURAL, "rr")

@@ -84,3 +84,35 @@ def test_a_stale_reconcile_never_moves_observed_generation_backwards(control_pla
         assert final["status"]["observedGeneration"] == 2
 
     asyncio.run(_with_reconciler(control_plane, test))
+
+
+def _engine_statefulset(namespace: str, resource_version: str, ready: int) -> dict:
+    """A read of the engine StatefulSet as a watch event carries it: 3 replicas, ``ready`` of them Ready."""
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": L.engine_name("rr"), "namespace": namespace, "uid": "engine-uid",
+                         "resourceVersion": resource_version, "generation": 1},
+            "spec": {"replicas": 3},
+            "status": {"observedGeneration": 1, "replicas": 3, "readyReplicas": ready, "updatedReplicas": 3,
+                       "currentRevision": "r1", "updateRevision": "r1"}}
+
+
+def test_a_stale_statefulset_event_never_moves_ready_replicas_backwards(control_plane, crd_installed_once,
+                                                                       namespace):
+    # The operator's StatefulSet events and engine pod events refresh the status concurrently; the pod
+    # event's refresh reads the StatefulSet afresh, so an older event's copy can arrive after it.
+    async def test(kube: InterleavingKube, reconciler: Reconciler) -> None:
+        await kube.create(L.API_VERSION, L.KIND, namespace, {
+            "apiVersion": L.API_VERSION, "kind": L.KIND, "metadata": {"name": "rr"},
+            "spec": {"replicas": 3, "ui": {"enabled": False}}})
+
+        async def later_read_published_first() -> None:
+            await reconciler.refresh_status(namespace, "rr", _engine_statefulset(namespace, "12", ready=3))
+
+        kube.before_status_write = later_read_published_first
+        await reconciler.refresh_status(namespace, "rr", _engine_statefulset(namespace, "10", ready=2))
+        assert kube.before_status_write is None, "the race did not happen"
+        status = (await kube.get(L.API_VERSION, L.KIND, namespace, "rr"))["status"]
+        ready = {c["type"]: c["status"] for c in status["conditions"]}["Ready"]
+        assert (status["readyReplicas"], ready) == (3, "True")
+
+    asyncio.run(_with_reconciler(control_plane, test))

@@ -41,6 +41,7 @@ from .status import (
     Wanted,
     carried_failure,
     compute_status,
+    latest_statefulset,
     pod_creation_failure,
     crashed_containers,
     pod_failure,
@@ -141,6 +142,9 @@ class Reconciler:
         # watch event of that version is our own doing, not drift (see ``drift``).
         self.written: dict[tuple[str, str, str], str | None] = {}
         self._published: dict[tuple[str, str], str] = {}
+        # Per RerankerDeployment: the latest read of its StatefulSet, so that a status computed from an
+        # older copy (a watch event overtaken by a pod event's fresh read) never replaces a newer one.
+        self._latest_sts: dict[tuple[str, str], Mapping[str, Any]] = {}
         # Per engine pod: the failure its last event showed, so only a change triggers a status refresh.
         self._pod_seen: dict[tuple[str, str], str | None] = {}
         # A just-created StatefulSet gets its first status from its controller within moments; the
@@ -169,6 +173,7 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         self._sts_seen.pop((namespace, name), None)
         self._published.pop((namespace, name), None)
+        self._latest_sts.pop((namespace, name), None)
         for ref in all_child_refs(name):
             self.written.pop((ref.kind, namespace, ref.name), None)
         for key in [k for k in self._pod_seen if k[0] == namespace and k[1].startswith(f"{name}-")]:
@@ -425,6 +430,9 @@ class Reconciler:
         new: dict[str, Any] = {}
         replaced: Mapping[str, Any] | None = None  # the status our write replaced (None: no write)
         for _ in range(5):
+            if sts is not None:  # each attempt: a write that won the race may have brought a later read
+                sts = self._latest_sts[(namespace, name)] = latest_statefulset(
+                    self._latest_sts.get((namespace, name)), sts)
             new = compute_status(body, wanted, sts, now=self.clock(),
                                  observed_generation=observed_generation(body, claim), failure=failure)
             patch = status_patch(body.get("status"), new)

@@ -90,6 +90,22 @@ def sts_state(sts: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def latest_statefulset(known: Mapping[str, Any] | None, seen: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The later of two reads of the engine StatefulSet. A watch event's copy may be older than one
+    another refresh already fetched, and a status computed from it would move readyReplicas back.
+    The API server's resourceVersions are etcd revisions, integers that only grow; a read of another
+    object (a new uid) or with a version that is not an integer counts as the later one."""
+    if known is None:
+        return seen
+    known_meta, seen_meta = known.get("metadata") or {}, seen.get("metadata") or {}
+    if known_meta.get("uid") != seen_meta.get("uid"):
+        return seen
+    try:
+        return known if int(known_meta["resourceVersion"]) > int(seen_meta["resourceVersion"]) else seen
+    except (KeyError, TypeError, ValueError):
+        return seen
+
+
 def pod_creation_failure(events: Sequence[Mapping[str, Any]], now: float) -> Failure | None:
     """Why the StatefulSet controller cannot create engine pods, from its recent FailedCreate
     events (core v1 Events about the StatefulSet); None when there is none."""

@@ -10,6 +10,7 @@ from rerank_operator.reconcile.status import (
     carried_failure,
     compute_status,
     degraded_transition,
+    latest_statefulset,
     status_patch,
 )
 
@@ -169,3 +170,23 @@ def test_other_admission_refusals_and_stale_events():
     stale = _event(_PSA_MESSAGE, "2027-01-15T06:00:00Z")  # two hours old: history, not the present
     assert pod_creation_failure([stale], now) is None
     assert pod_creation_failure([], now) is None
+
+
+def _sts_read(uid: str, resource_version: str | None) -> dict:
+    meta = {"name": "rr-engine", "uid": uid}
+    if resource_version is not None:
+        meta["resourceVersion"] = resource_version
+    return {"metadata": meta}
+
+
+@pytest.mark.parametrize("known, seen, later", [
+    (None, _sts_read("a", "5"), "seen"),  # nothing read before
+    (_sts_read("a", "12"), _sts_read("a", "10"), "known"),  # an older event's copy arrives late
+    (_sts_read("a", "10"), _sts_read("a", "12"), "seen"),
+    (_sts_read("a", "9"), _sts_read("a", "10"), "seen"),  # compared as integers, not as text
+    (_sts_read("a", "12"), _sts_read("b", "3"), "seen"),  # deleted and created again: another object
+    (_sts_read("a", "12"), _sts_read("a", None), "seen"),
+    (_sts_read("a", "12"), _sts_read("a", "not-a-number"), "seen"),
+])
+def test_latest_statefulset_keeps_the_later_read_of_the_same_object(known, seen, later):
+    assert latest_statefulset(known, seen) is {"known": known, "seen": seen}[later]
