@@ -571,7 +571,9 @@ class EngineSpec(_Model):
         default=None, min_length=1, max_length=512, pattern=IMAGE_PATTERN,
         description="Container image of the vLLM OpenAI-compatible server (a release with \"--runner pooling\", "
         "vLLM 0.10.2 or later), built for spec.engine.device. Pin a tag or digest. Default: "
-        f"{DEFAULT_ENGINE_IMAGE} for gpu, {DEFAULT_CPU_ENGINE_IMAGE} for cpu.",
+        f"{DEFAULT_ENGINE_IMAGE} for gpu, {DEFAULT_CPU_ENGINE_IMAGE} for cpu. The gpu default is vLLM's CUDA 13.0 "
+        f"build: it needs an NVIDIA driver of the 580 series or later; on older drivers use {DEFAULT_ENGINE_IMAGE}-cu129 "
+        "(CUDA 12.9). Neither has kernels for Volta (V100) or older GPUs.",
     )
     tensor_parallel_size: Literal[1, 2, 4, 8] = Field(
         default=1,
@@ -582,7 +584,7 @@ class EngineSpec(_Model):
     dtype: Literal["auto", "half", "float16", "bfloat16", "float32"] = Field(
         default="auto",
         description="Weights and activations precision (vLLM --dtype). auto: the checkpoint's dtype on GPUs "
-        "(bfloat16 for Qwen3-Reranker). Use half/float16 on GPUs without bfloat16 (e.g. T4, V100). On device "
+        "(bfloat16 for Qwen3-Reranker). Use half/float16 on GPUs without bfloat16 (e.g. T4). On device "
         "cpu, vLLM turns auto into float16 for this pooling model, which loses accuracy on CPUs: set float32 "
         "(accurate everywhere) or bfloat16 (faster on CPUs with AVX-512 BF16 / AMX).",
     )
@@ -617,6 +619,13 @@ class EngineSpec(_Model):
         default=None,
         description="Quantization method of the checkpoint, or fp8 for on-the-fly FP8 (vLLM --quantization). "
         "Default: none, or what the checkpoint's config declares. Not with dtype float32 (except bitsandbytes).",
+    )
+    startup_timeout_seconds: int | None = Field(
+        default=None, ge=60, le=86400,
+        description="How long an engine pod may take to start serving (download, load, warm-up) before the "
+        "kubelet restarts it (its startup probe's budget). Default: 30 minutes, plus 4 minutes per GiB of "
+        "weights to download at a slow 4 MiB/s (none with model.pvc): about 35 minutes for "
+        "Qwen3-Reranker-0.6B, 60 for 4B, 90 for 8B. Raise it for slower egress.",
     )
     port: int = Field(
         default=DEFAULT_ENGINE_PORT, ge=1024, le=65535,
@@ -1053,8 +1062,17 @@ class SchedulingSpec(_Model):
         return value
 
     tolerations: list[Toleration] = _list(
-        "Tolerations of the engine pods, e.g. {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} "
-        "for tainted GPU nodes.", 64, **WRONG_TYPE_IS_A_TYPE_ERROR,
+        "Tolerations of the engine pods. With device gpu the pods also tolerate the taint GPU pools carry "
+        "(EKS, AKS, the GPU Operator's guides), {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}, "
+        "unless a toleration listed here has the key nvidia.com/gpu (yours then replaces it).",
+        64, **WRONG_TYPE_IS_A_TYPE_ERROR,
+    )
+    runtime_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="RuntimeClass of the engine pods. Set nvidia where the NVIDIA container runtime is not "
+        "containerd's default (k3s, RKE2, many GPU Operator installs): without it such a pod is given GPUs "
+        "but not the driver's libraries, and vLLM finds no CUDA device. Unset: the cluster's default runtime "
+        "(GKE, EKS and AKS GPU nodes).",
     )
     affinity: Affinity | None = Field(
         default=None,

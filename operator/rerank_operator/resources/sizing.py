@@ -86,3 +86,19 @@ def engine_cpu_memory(spec: RerankerDeploymentSpec) -> dict[str, dict[str, Any]]
         else:
             limits[key] = requests[key] if key in user_requests else format_bytes(Decimal(request))
     return {"requests": requests, "limits": limits}
+
+
+# The startup probe's budget: loading and warming up a model takes minutes, a first download of its
+# weights longer (KubeAI allows 3 h; NIM makes it a field). 4 MiB/s is slow egress, not a bad one.
+STARTUP_BASE_SECONDS = 30 * 60
+DOWNLOAD_SECONDS_PER_GIB = 256  # 1 GiB at 4 MiB/s
+
+
+def startup_budget_seconds(spec: RerankerDeploymentSpec) -> int:
+    """Seconds an engine pod may take to serve: spec.engine.startupTimeoutSeconds, else the load time
+    plus a slow download of the weights (none when they come from a PVC)."""
+    if spec.engine.startup_timeout_seconds is not None:
+        return spec.engine.startup_timeout_seconds
+    download = 0 if spec.model.pvc is not None else math.ceil(weights_gib(spec) * DOWNLOAD_SECONDS_PER_GIB)
+    return STARTUP_BASE_SECONDS + download
+

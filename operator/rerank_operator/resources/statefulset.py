@@ -12,6 +12,7 @@ and the StatefulSet follows it.
 
 from __future__ import annotations
 
+import math
 import posixpath
 from typing import Any, Mapping
 
@@ -25,7 +26,7 @@ from . import labels as L
 from .pod_security import restricted_container_context
 from .pod_template import pod_template
 from .service_accounts import engine_service_account_name
-from .sizing import engine_cpu_memory, shm_gib
+from .sizing import engine_cpu_memory, shm_gib, startup_budget_seconds
 
 CONTAINER = "engine"
 PORT_NAME = "http"
@@ -48,14 +49,16 @@ ENGINE_GID = 1000
 TMP_SIZE = "4Gi"
 HEALTH_PATH = "/health"
 
-# A model load (download + weights into GPU memory + warm-up) can take many minutes for the
-# larger rerankers: allow 30 minutes before the kubelet gives up on a starting pod.
+# A model load (download + weights into GPU memory + warm-up) can take many minutes for the larger
+# rerankers: the startup probe allows sizing.startup_budget_seconds, checked every 10 s.
 STARTUP_PERIOD_SECONDS = 10
-STARTUP_FAILURE_THRESHOLD = 180
 # Keep serving in-flight requests while the endpoints controller removes the pod from the
 # Services: the preStop sleep covers that propagation delay, the grace period the drain after it.
 PRESTOP_SLEEP_SECONDS = 10
 TERMINATION_GRACE_SECONDS = 60
+# GPU pools are commonly tainted so that only pods asking for GPUs land there (EKS and AKS GPU node
+# groups, the GPU Operator's guides); a pod requesting nvidia.com/gpu tolerates that taint by default.
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 
 
 def shm_size(tensor_parallel_size: int) -> str:
@@ -109,6 +112,15 @@ def engine_resources(spec: RerankerDeploymentSpec) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
+def engine_tolerations(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
+    """The user's tolerations, and on GPU engines the one for the nvidia.com/gpu taint of GPU pools
+    (else the sample stays Pending there), unless the user's own list already speaks of that key."""
+    tolerations = [t.to_k8s() for t in spec.scheduling.tolerations]
+    if spec.engine.gpus and not any(t.key == GPU_RESOURCE for t in spec.scheduling.tolerations):
+        tolerations.append(GPU_TOLERATION)
+    return tolerations
+
+
 def _probe(path: str, period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": PORT_NAME},
@@ -144,7 +156,8 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
         "env": engine_env(spec),
         "resources": engine_resources(spec),
         "volumeMounts": mounts,
-        "startupProbe": _probe(HEALTH_PATH, STARTUP_PERIOD_SECONDS, STARTUP_FAILURE_THRESHOLD),
+        "startupProbe": _probe(HEALTH_PATH, STARTUP_PERIOD_SECONDS,
+                               math.ceil(startup_budget_seconds(spec) / STARTUP_PERIOD_SECONDS)),
         "readinessProbe": _probe(HEALTH_PATH, 5, 3),
         "livenessProbe": _probe(HEALTH_PATH, 15, 4, timeout=10),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
@@ -174,8 +187,11 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
     scheduling = spec.scheduling
     if scheduling.node_selector:
         pod_spec["nodeSelector"] = dict(scheduling.node_selector)
-    if scheduling.tolerations:
-        pod_spec["tolerations"] = [t.to_k8s() for t in scheduling.tolerations]
+    tolerations = engine_tolerations(spec)
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    if scheduling.runtime_class_name:
+        pod_spec["runtimeClassName"] = scheduling.runtime_class_name
     if scheduling.affinity:
         pod_spec["affinity"] = scheduling.affinity.to_k8s()
     if scheduling.priority_class_name:

@@ -78,6 +78,10 @@ INVALID: list[Invalid] = [
     Invalid("pdb-max-unavailable-word", {"disruptionBudget": {"maxUnavailable": "half"}},
             "spec.disruptionBudget.maxUnavailable", "schema"),
     Invalid("replicas-string", {"replicas": "two"}, "spec.replicas", "schema"),
+    Invalid("runtime-class-not-a-name", {"scheduling": {"runtimeClassName": "NVIDIA runtime"}},
+            "spec.scheduling.runtimeClassName", "schema"),
+    Invalid("startup-timeout-under-a-minute", {"engine": {"startupTimeoutSeconds": 30}},
+            "spec.engine.startupTimeoutSeconds", "schema"),
     # --- CEL rules (cross-field) ---
     Invalid("autoscaling-min-above-max", {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
             "spec.autoscaling.minReplicas", "cel"),
@@ -256,6 +260,9 @@ INVALID: list[Invalid] = [
 
 
 VALID: list[Valid] = [
+    Valid("gpu-pool-with-its-runtime-class", {"scheduling": {"runtimeClassName": "nvidia"},
+                                              "engine": {"startupTimeoutSeconds": 10800}},
+          {"scheduling.runtimeClassName": "nvidia", "engine.startupTimeoutSeconds": 10800}),
     Valid("scale-to-zero-behind-the-gateway", {"autoscaling": {"enabled": True, "minReplicas": 0}},
           {"autoscaling.minReplicas": 0, "gateway.enabled": True}),
     Valid("gateway-redis-cache-and-chunking", {

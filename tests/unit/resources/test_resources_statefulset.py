@@ -5,7 +5,6 @@ import pytest
 from rerank_operator.resources import labels as L
 from rerank_operator.resources.statefulset import (
     MODEL_PVC_MOUNT,
-    STARTUP_FAILURE_THRESHOLD,
     STARTUP_PERIOD_SECONDS,
     shm_size,
 )
@@ -160,7 +159,7 @@ def test_probes_allow_a_long_model_load_and_termination_drains():
     sts = engine()
     c = container(sts)
     assert c["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert STARTUP_FAILURE_THRESHOLD * STARTUP_PERIOD_SECONDS >= 30 * 60
+    assert c["startupProbe"]["periodSeconds"] == STARTUP_PERIOD_SECONDS
     assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= 30 * 60
     for probe in ("readinessProbe", "livenessProbe"):
         assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}
@@ -177,15 +176,33 @@ def test_scheduling_fields_are_passed_through():
     sts = engine({"scheduling": {
         "nodeSelector": {"nvidia.com/gpu.product": "H100"},
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        "affinity": affinity, "priorityClassName": "inference"}})
+        "affinity": affinity, "priorityClassName": "inference", "runtimeClassName": "nvidia"}})
     pod = sts["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "H100"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert pod["affinity"] == affinity
     assert pod["priorityClassName"] == "inference"
+    assert pod["runtimeClassName"] == "nvidia"
     assert_known_fields(sts, "V1StatefulSet")
     plain = engine()["spec"]["template"]["spec"]
-    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName"} & plain.keys()
+    assert not {"nodeSelector", "affinity", "priorityClassName", "runtimeClassName"} & plain.keys()
+
+
+GPU_TAINT_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+@pytest.mark.parametrize("scheduling, device, expected", [
+    ({}, "gpu", [GPU_TAINT_TOLERATION]),  # tainted GPU pools (EKS, AKS) admit the sample
+    ({"tolerations": [{"key": "team", "operator": "Equal", "value": "search", "effect": "NoSchedule"}]}, "gpu",
+     [{"key": "team", "operator": "Equal", "value": "search", "effect": "NoSchedule"}, GPU_TAINT_TOLERATION]),
+    # The user's own toleration of that key replaces the default (here: a pool tainted with a value).
+    ({"tolerations": [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "h100", "effect": "NoSchedule"}]}, "gpu",
+     [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "h100", "effect": "NoSchedule"}]),
+    ({}, "cpu", None),  # a CPU engine has no business on a GPU pool
+])
+def test_gpu_engines_tolerate_the_gpu_taint_unless_told_otherwise(scheduling, device, expected):
+    pod = engine({"engine": {"device": device}, "scheduling": scheduling})["spec"]["template"]["spec"]
+    assert pod.get("tolerations") == expected
 
 
 def test_replicas_follow_the_spec():
@@ -258,3 +275,25 @@ def test_user_memory_request_above_the_default_limit_raises_the_limit():
 def test_user_memory_limit_below_the_default_request_caps_the_request():
     c = container(engine({"engine": {"resources": {"limits": {"memory": "2Gi"}}}}))
     assert c["resources"]["requests"]["memory"] == "2Gi" and c["resources"]["limits"]["memory"] == "2Gi"
+
+
+def startup_budget_minutes(spec):
+    probe = container(engine(spec))["startupProbe"]
+    return probe["failureThreshold"] * probe["periodSeconds"] / 60
+
+
+def test_the_startup_budget_grows_with_the_weights_to_download():
+    small, medium, large = (startup_budget_minutes({"model": {"name": f"Qwen/Qwen3-Reranker-{size}"}})
+                            for size in ("0.6B", "4B", "8B"))
+    # A first 8B download on slow egress (4 MiB/s: 15 GiB in an hour) fits, on top of the 30 minutes a load takes.
+    assert 30 < small < medium < large
+    assert large >= 30 + 14.9 * 2**30 / (4 * 2**20) / 60
+    # Weights on a PVC are not downloaded: the load time alone.
+    on_pvc = startup_budget_minutes({"model": {"name": "Qwen/Qwen3-Reranker-8B", "pvc": {"claimName": "models"}}})
+    assert on_pvc == 30
+
+
+def test_the_startup_budget_is_a_field():
+    assert startup_budget_minutes({"engine": {"startupTimeoutSeconds": 3 * 3600}}) == 180
+    # Not a multiple of the probe period: rounded up, never cut short.
+    assert startup_budget_minutes({"engine": {"startupTimeoutSeconds": 605}}) * 60 >= 605
