@@ -545,12 +545,6 @@ class EngineSpec(_Model):
                     field_path=".maxNumBatchedTokens",
                 ),
                 _cel(
-                    "!has(self.device) || self.device != 'cpu' || !has(self.tensorParallelSize) || self.tensorParallelSize == 1",
-                    "spec.engine.tensorParallelSize must be 1 with spec.engine.device cpu (the CPU engine does not "
-                    "split a model across processes; scale with replicas)",
-                    field_path=".tensorParallelSize",
-                ),
-                _cel(
                     "!has(self.quantization) || !has(self.dtype) || self.quantization == 'bitsandbytes' || self.dtype != 'float32'",
                     "spec.engine.dtype float32 cannot be combined with spec.engine.quantization (only "
                     "bitsandbytes runs float32 activations); use auto, half, float16 or bfloat16",
@@ -564,8 +558,9 @@ class EngineSpec(_Model):
         default="gpu",
         description="What the engine runs on. gpu: each pod requests tensorParallelSize nvidia.com/gpu. cpu: "
         "no GPU is requested and vLLM's CPU build runs the model in host memory (clusters without GPUs, e.g. "
-        "kind on a laptop or CI); tensorParallelSize must be 1, gpuMemoryUtilization is not used and the KV "
-        "cache size is cpuKVCacheGiB. Much slower than a GPU: for small models and tests.",
+        "kind on a laptop or CI); tensorParallelSize worker processes split the model, "
+        "gpuMemoryUtilization is not used and each worker's KV cache is cpuKVCacheGiB. Much slower than a GPU: "
+        "for small models and tests.",
     )
     image: str | None = Field(
         default=None, min_length=1, max_length=512, pattern=IMAGE_PATTERN,
@@ -579,7 +574,8 @@ class EngineSpec(_Model):
         default=1,
         description="GPUs per engine pod (vLLM --tensor-parallel-size): 1, 2, 4 or 8. The pod requests this "
         "many nvidia.com/gpu, so it must fit on one node. Use 1 for Qwen3-Reranker-0.6B/4B, 1-2 for 8B; scale "
-        "throughput with replicas rather than TP. Must be 1 with device cpu.",
+        "throughput with replicas rather than TP. With device cpu: worker processes, one core each, that "
+        "split the model and add up their partial results (scores equal to TP 1's).",
     )
     dtype: Literal["auto", "half", "float16", "bfloat16", "float32"] = Field(
         default="auto",
@@ -707,8 +703,6 @@ class EngineSpec(_Model):
                 raise ValueError("spec.engine.maxNumBatchedTokens must be >= spec.engine.maxNumSeqs")
         if self.quantization and self.quantization not in FLOAT32_QUANTIZATIONS and self.dtype == "float32":
             raise ValueError("spec.engine.dtype float32 cannot be combined with spec.engine.quantization")
-        if self.device == "cpu" and self.tensor_parallel_size != 1:
-            raise ValueError("spec.engine.tensorParallelSize must be 1 with spec.engine.device cpu")
         return self
 
     @property

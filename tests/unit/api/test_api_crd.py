@@ -164,7 +164,6 @@ EXPECTED_CEL = {
     (".spec.model.pvc.path", None),
     (".spec.engine", ".maxNumBatchedTokens"),
     (".spec.engine", ".dtype"),
-    (".spec.engine", ".tensorParallelSize"),
     (".spec.engine.extraArgs", None),
     (".spec.engine.env", None),
     (".spec.engine.env[]", ".valueFrom"),

@@ -83,8 +83,9 @@ def test_cpu_engine_requests_no_gpu_and_runs_the_cpu_build():
     assert_known_fields(sts, "V1StatefulSet")
     c = container(sts)
     # The user's cpu request and memory limit win; the memory request is the default (0.6B float32
-    # weights + 6 GiB KV cache + runtime), below the user's limit.
-    assert c["resources"] == {"requests": {"cpu": "4", "memory": "11Gi"}, "limits": {"memory": "16Gi"}}
+    # weights 2.2 GiB + API server and engine core 1.5 GiB + one worker's 2 GiB and its 6 GiB KV cache),
+    # below the user's limit.
+    assert c["resources"] == {"requests": {"cpu": "4", "memory": "12Gi"}, "limits": {"memory": "16Gi"}}
     assert c["image"] == f"ghcr.io/rerank-operator/rerank-engine-cpu:{VERSION}"  # images/engine-cpu
     assert env(c)["VLLM_CPU_KVCACHE_SPACE"] == {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "6"}
     cmd = c["command"]
@@ -264,6 +265,23 @@ def test_default_requests_and_memory_limit_are_sized_from_the_model(model, dtype
     assert c["resources"]["requests"]["memory"] == memory_request
     assert c["resources"]["limits"]["memory"] == memory_limit
     assert "cpu" not in c["resources"]["limits"]
+
+
+@pytest.mark.parametrize("device, tp, memory_request, memory_limit, cpu", [
+    # 0.6B in float32 (2.2 GiB of weights), a 1 GiB KV cache per CPU worker.
+    ("cpu", 1, "7Gi", "13Gi", "2"),  # 2.2 + 1.5 + 1 x (2 + 1)
+    ("cpu", 2, "10Gi", "18Gi", "3"),  # 2.2 + 1.5 + 2 x (2 + 1); /dev/shm 4 GiB
+    ("cpu", 4, "16Gi", "28Gi", "5"),
+    ("gpu", 1, "7Gi", "13Gi", "2"),  # 2.2 + 2 + 1 x 2
+    ("gpu", 2, "9Gi", "17Gi", "3"),
+])
+def test_host_memory_grows_with_each_tensor_parallel_worker(device, tp, memory_request, memory_limit, cpu):
+    # Each worker is a process with its own runtime (and on CPUs its own KV cache); the weights are shared out.
+    c = container(engine({"engine": {"device": device, "tensorParallelSize": tp, "dtype": "float32",
+                                     "cpuKVCacheGiB": 1}}))
+    assert c["resources"]["requests"]["memory"] == memory_request
+    assert c["resources"]["limits"]["memory"] == memory_limit
+    assert c["resources"]["requests"]["cpu"] == cpu
 
 
 def test_user_memory_request_above_the_default_limit_raises_the_limit():
