@@ -11,7 +11,10 @@ dialect the API server accepts:
   ``minimum: 0, exclusiveMinimum: true``;
 * ``additionalProperties: false`` (pydantic's ``extra="forbid"``) is dropped: the API server
   prunes unknown fields, and clients with strict field validation (kubectl's default) get an
-  "unknown field" error instead; ``additionalProperties: true`` becomes
+  "unknown field" error instead -- inside list items too, as long as no list is marked
+  ``x-kubernetes-preserve-unknown-fields`` (that would keep a misspelt field of an item, silently);
+* every free-text string of the spec (no pattern, enum or format of its own) gets
+  ``NO_NUL_PATTERN``, as pydantic refuses a NUL in any string; ``additionalProperties: true`` becomes
   ``x-kubernetes-preserve-unknown-fields`` (pass-through objects such as ``affinity``);
 * int-or-string fields (quantities, ``maxUnavailable``) take the one ``anyOf`` form that
   structural schemas allow.
@@ -131,8 +134,26 @@ def _key_rank(key: str) -> tuple[int, int, str]:
     return (1, 0, key)
 
 
+# Environment variables and command lines, where the spec's strings end up, cannot carry a NUL.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+def _refuse_nul(node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with NO_NUL_PATTERN on each string that has no pattern, enum or format of its own."""
+    if node.get("type") == "string" and not {"pattern", "enum", "format"} & node.keys():
+        ordered = dict(sorted({**node, "pattern": NO_NUL_PATTERN}.items(), key=lambda kv: _key_rank(kv[0])))
+        node.clear()
+        node.update(ordered)
+    for name in node.get("properties") or {}:
+        _refuse_nul(node["properties"][name])
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            _refuse_nul(node[key])
+    return node
+
+
 def spec_schema() -> dict[str, Any]:
-    return to_structural(api.RerankerDeploymentSpec.model_json_schema(by_alias=True, mode="validation"))
+    return _refuse_nul(to_structural(api.RerankerDeploymentSpec.model_json_schema(by_alias=True, mode="validation")))
 
 
 def status_schema() -> dict[str, Any]:

@@ -160,6 +160,17 @@ Quantity = Annotated[
 ]
 
 
+def _holds_nul(value: Any) -> bool:
+    """A NUL character in a string, or in a list's or a map's strings (nested models check their own)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, (list, tuple)):
+        return any(_holds_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return False
+
+
 class _Model(BaseModel):
     """Base: camelCase on the wire, snake_case in Python; unknown fields are errors.
 
@@ -173,15 +184,20 @@ class _Model(BaseModel):
         strict=True,
     )
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_character(cls, value: Any) -> Any:
+        # The spec's strings end up in environment variables and command lines, which cannot carry a
+        # NUL (the pod would never start); the CRD refuses it too (crd.NO_NUL_PATTERN).
+        if _holds_nul(value):
+            raise ValueError("must not contain the NUL character (\\x00)")
+        return value
+
     def to_k8s(self) -> dict[str, Any]:
         """The object as the API stores it: camelCase keys, unset optional fields left out."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-# On a list of objects: a map written in its place (env: {A: "1"}) is then reported as "must be of
-# type array" instead of "unknown field spec.engine.env.A" (strict decoding would read the map's keys
-# as unknown fields). Only a wrong-typed map is kept: list items are still pruned by their own schema.
-WRONG_TYPE_IS_A_TYPE_ERROR = {"x-kubernetes-preserve-unknown-fields": True}
 
 
 def _list(description: str, max_items: int, **extra: Any) -> Any:
@@ -657,7 +673,6 @@ class EngineSpec(_Model):
             "default": [],
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
-            **WRONG_TYPE_IS_A_TYPE_ERROR,
             "x-kubernetes-validations": [
                 _cel(
                     "self.all(e, !(e.name in ['" + "', '".join(MANAGED_ENGINE_ENV) + "']))",
@@ -1059,7 +1074,7 @@ class SchedulingSpec(_Model):
         "Tolerations of the engine pods. With device gpu the pods also tolerate the taint GPU pools carry "
         "(EKS, AKS, the GPU Operator's guides), {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}, "
         "unless a toleration listed here has the key nvidia.com/gpu (yours then replaces it).",
-        64, **WRONG_TYPE_IS_A_TYPE_ERROR,
+        64,
     )
     runtime_class_name: str | None = Field(
         default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,

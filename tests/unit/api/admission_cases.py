@@ -8,13 +8,16 @@ the CRD's OpenAPI schema via jsonschema) and the admission tests (the real API s
 * ``cel``: a CEL rule (``x-kubernetes-validations``) -- jsonschema, which cannot run CEL, accepts it,
   which shows the rule is what stops it;
 * ``server``: API-server-only schema semantics (list-map key uniqueness, strict unknown-field
-  checks) that jsonschema does not model.
+  checks) that jsonschema does not model;
+* ``decoding``: the schema refuses it (jsonschema too), but the API server's strict decoding speaks
+  first, with "unknown field" (a map where a list of objects belongs).
 
 ``field`` is the path the refusal must name (the API server's error and pydantic's both).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +28,7 @@ class Invalid:
     id: str
     spec: dict[str, Any]
     field: str
-    layer: str  # schema | cel | server
+    layer: str  # schema | cel | server | decoding
 
 
 @dataclass(frozen=True)
@@ -234,8 +237,11 @@ INVALID: list[Invalid] = [
     Invalid("max-model-len-float", {"engine": {"maxModelLen": 1024.5}}, "spec.engine.maxModelLen", "schema"),
     Invalid("pdb-max-unavailable-float", {"disruptionBudget": {"maxUnavailable": 1.5}},
             "spec.disruptionBudget.maxUnavailable", "schema"),
-    Invalid("env-as-map", {"engine": {"env": {"A": "1"}}}, "spec.engine.env", "schema"),
-    Invalid("tolerations-as-object", {"scheduling": {"tolerations": {"key": "k"}}}, "spec.scheduling.tolerations", "schema"),
+    # A map in place of a list of objects: the API server's strict decoding reads its keys as unknown
+    # fields of the list ("unknown field spec.engine.env.A") before its schema would say "must be of type array".
+    Invalid("env-as-map", {"engine": {"env": {"A": "1"}}}, "spec.engine.env", "decoding"),
+    Invalid("tolerations-as-object", {"scheduling": {"tolerations": {"key": "k"}}}, "spec.scheduling.tolerations",
+            "decoding"),
     Invalid("extra-args-as-string", {"engine": {"extraArgs": "--enable-prefix-caching"}}, "spec.engine.extraArgs", "schema"),
     # --- API-server-only semantics ---
     Invalid("env-duplicate-name", {"engine": {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}},
@@ -436,3 +442,77 @@ INVALID += [
             "spec.engine.extraArgs", "cel")
     for case_id, _, args in owned_flag_spellings()
 ]
+
+
+# --- generated from the CRD's schema: every list of objects and every free-text string ------------
+# A misspelt field in a list item must be refused (the API server's strict decoding names it), and a
+# string must not carry a NUL (environment variables and command lines, where it ends up, cannot).
+
+def _minimal(schema: dict[str, Any]) -> Any:
+    """A value the OpenAPI schema accepts, with only the required fields."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: _minimal(schema["properties"][name]) for name in schema.get("required", [])}
+    if kind == "array":
+        return [_minimal(schema["items"]) for _ in range(schema.get("minItems", 0))]
+    if kind == "integer":
+        return max(schema.get("minimum", 1), 1)
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        for candidate in ("a", "a.example.com", "1"):
+            if "pattern" not in schema or re.search(schema["pattern"], candidate):
+                return candidate
+    raise ValueError(f"no minimal value for {schema}")
+
+
+def _placed(schema: dict[str, Any], path: tuple[str | int, ...], leaf: Any) -> Any:
+    """``leaf`` at ``path`` (names, 0 for a list's first item, "x" for a map's key) inside minimal objects."""
+    if not path:
+        return leaf
+    head, rest = path[0], path[1:]
+    if schema.get("type") == "array":
+        return [_placed(schema["items"], rest, leaf)]
+    child = schema["properties"][head] if head in (schema.get("properties") or {}) else schema["additionalProperties"]
+    return {**_minimal(schema), head: _placed(child, rest, leaf)}
+
+
+def _schema_nodes(schema: dict[str, Any], path: tuple[str | int, ...] = ()):
+    yield path, schema
+    for name, child in (schema.get("properties") or {}).items():
+        yield from _schema_nodes(child, (*path, name))
+    if isinstance(schema.get("items"), dict):
+        yield from _schema_nodes(schema["items"], (*path, 0))
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from _schema_nodes(schema["additionalProperties"], (*path, "x"))
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _slug(path: tuple[str | int, ...]) -> str:
+    # Case ids also name the objects the admission tests try to create (a DNS-1035 label).
+    return re.sub(r"[^a-z0-9]+", "-", ".".join(str(p) for p in path).lower()).strip("-")
+
+
+def schema_generated_cases() -> list[Invalid]:
+    from rerank_operator.api.crd import NO_NUL_PATTERN, spec_schema
+
+    schema = spec_schema()
+    cases: list[Invalid] = []
+    for path, node in _schema_nodes(schema):
+        if node.get("type") == "array" and node["items"].get("type") == "object" and node["items"].get("properties"):
+            item = {**_minimal(node["items"]), "notAField": "x"}
+            cases.append(Invalid(f"typo-in-{_slug(path)}", _placed(schema, path, [item]),
+                                 f"{_dotted(path)}[0].notAField", "server"))
+        if node.get("pattern") == NO_NUL_PATTERN:
+            # In a list of strings or a map, pydantic names the list or map.
+            owner = path[:-1] if path[-1] == 0 or path[-1] == "x" else path
+            cases.append(Invalid(f"nul-in-{_slug(path)}", _placed(schema, path, "a\x00b"), _dotted(owner), "schema"))
+    return cases
+
+
+INVALID += schema_generated_cases()
