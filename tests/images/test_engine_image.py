@@ -1,6 +1,8 @@
 """The CPU engine image serves the tiny reranker from a mounted directory, started with exactly the command
 line and environment the operator's StatefulSet builder writes, as uid/gid 1000 with a read-only root
-filesystem, and its scores equal the project's virtualenv engine's (<= 1e-6).
+filesystem and no capabilities, and its scores equal the project's virtualenv engine's (<= 1e-6). Then the
+smoke test users run on their GPUs before trusting a release (bench/engine_smoke.py) passes against it, down
+to its memory within the builder's limit and its exit within the pod's grace period after SIGTERM.
 
 The deployment here keeps its model on a PersistentVolumeClaim (``spec.model.pvc``), so the builder's own
 ``--model`` is the claim's mount path; the test mounts the tiny model there and the model cache volume on
@@ -12,15 +14,21 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from rerank_localdev import images
 from rerank_localdev.controlplane import free_ports
+from rerank_operator.api.quantity import parse_quantity
 from tests.fixtures.engine import ENGINE_SPEC, engine_container
 
 from .containers import built_image, running_container, wait_for_http
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import engine_smoke  # noqa: E402  (bench/ holds scripts, not a package)
 
 pytestmark = [pytest.mark.images, pytest.mark.vllm]
 
@@ -46,7 +54,7 @@ def rerank(base_url: str, model: str, query: str, documents: list[str]) -> list[
 @pytest.mark.timeout(2400)  # two engine start-ups: the venv fixture's and the container's
 def test_engine_container_serves_the_builders_command_with_the_venv_engines_scores(rerank_engine,
                                                                                    tmp_path: Path) -> None:
-    from rerank_operator.resources.statefulset import CACHE_MOUNT, MODEL_PVC_MOUNT
+    from rerank_operator.resources.statefulset import CACHE_MOUNT, MODEL_PVC_MOUNT, TERMINATION_GRACE_SECONDS
 
     ref = built_image("engine-cpu")
     (port,) = free_ports(1)
@@ -69,6 +77,7 @@ def test_engine_container_serves_the_builders_command_with_the_venv_engines_scor
     env = {e["name"]: e["value"] for e in container_spec["env"] if "value" in e}
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     options = ["--read-only", "--tmpfs", "/tmp:rw,mode=1777", "--user", "1000:1000", "--shm-size", "1g",
+               "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                "-v", f"{model.parent}:{MODEL_PVC_MOUNT}:ro", "-v", f"{cache}:{CACHE_MOUNT}:rw",
                "--entrypoint", argv[0]]
     for name, value in sorted(env.items()):
@@ -80,3 +89,12 @@ def test_engine_container_serves_the_builders_command_with_the_venv_engines_scor
             in_image = rerank(f"http://127.0.0.1:{port}", served_model, query, documents)
             in_venv = rerank(rerank_engine.base_url, rerank_engine.model, query, documents)
             assert in_image == pytest.approx(in_venv, abs=1e-6), (query, in_image, in_venv)
+
+        pid = int(images.podman("inspect", "--format", "{{.State.Pid}}", container.name).stdout)
+        limit_gib = float(parse_quantity(container_spec["resources"]["limits"]["memory"])) / 2**30
+        checks = engine_smoke.run_checks(f"http://127.0.0.1:{port}", served_model, pid=pid,
+                                         max_model_len=spec["engine"].get("maxModelLen", 8192),
+                                         memory_limit_gib=limit_gib, grace=TERMINATION_GRACE_SECONDS)
+        report = "\n".join(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: {c.detail}" for c in checks)
+        print("\nengine smoke test:\n" + report)
+        assert [c.name for c in checks if not c.passed] == [], report

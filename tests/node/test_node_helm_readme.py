@@ -10,7 +10,9 @@ the steps below in order (each a test; a later one relies on the earlier ones).
 5. the UI through the Ingress (Traefik) in headless Chromium, one rerank through it, a screenshot kept;
 6. `kubectl scale rrd/... --replicas 2`: a second engine gets Ready and both engines' vLLM request counters
    grow under a steady client through the Service;
-7. a rolling update (a new instruction) under that steady client loses no request;
+7. a rolling update under that steady client loses no request: a new instruction and tensorParallelSize 2 (two
+   vLLM worker processes per pod sharing its /dev/shm, as uid 1000 on a read-only root), whose engines give the
+   same scores as the TP 1 engines did;
 8. deleting the RerankerDeployment removes every pod, Service and (retention policy Delete) claim.
 
 Changed from the README, only where a machine without a registry or a model hub must: the model is the tiny
@@ -365,15 +367,29 @@ def test_scaled_to_two_replicas_both_engines_serve_a_steady_client(real_node, re
     print("\ncounters before/after:", before, {n: _requests_served(ip) for n, ip in pods.items()}, "client:", final)
 
 
+def _engine_scores(pod_ip: str) -> list[float]:
+    """Scores straight from one engine (not through the gateway, whose cache would answer a repeat)."""
+    body = {"model": MODEL, "query": "What is the capital of France?", "instruction": "Find the capital city",
+            "documents": ["Paris is the capital of France.", "The quick brown fox.", "Berlin is in Germany."]}
+    request = urllib.request.Request(f"http://{pod_ip}:8000/v1/rerank", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        results = json.loads(response.read())["results"]
+    return [score for _, score in sorted((r["index"], r["relevance_score"]) for r in results)]
+
+
 @pytest.mark.timeout(2100)
 def test_a_rolling_update_under_a_steady_client_loses_no_request(real_node, release, steps):
     statefulset = f"{NAME}-engine"
     revision = _json(real_node, "get", "statefulset", statefulset)["status"]["currentRevision"]
     instruction = "Given a question about a city, retrieve the passage that answers it"
+    tp1_scores = _engine_scores(_engine_pods(real_node)[0]["status"]["podIP"])
     _start_steady_client(real_node, "steady-roll")
-    with steps.timed("rolling update of 2 engines under load"):
-        real_node.cp.kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge",
-                             "-p", json.dumps({"spec": {"instruction": instruction}}))
+    with steps.timed("rolling update of 2 engines to TP 2 under load"):
+        # Two workers of ~1.8 GiB each beside the API server and engine core (bench/engine_memory.py).
+        real_node.cp.kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps({"spec": {
+            "instruction": instruction,
+            "engine": {"tensorParallelSize": 2, "resources": {"limits": {"memory": "8Gi"}}}}}))
 
         def rolled() -> bool:
             status = _json(real_node, "get", "statefulset", statefulset)["status"]
@@ -392,7 +408,16 @@ def test_a_rolling_update_under_a_steady_client_loses_no_request(real_node, rele
     print("\nsteady client across the rolling update:", {k: final[k] for k in ("ok", "failed")})
     assert final["failed"] == 0, final["failures"]
     for pod in _engine_pods(real_node):
-        assert any(instruction in arg for arg in pod["spec"]["containers"][0]["command"]), pod["metadata"]["name"]
+        name, command = pod["metadata"]["name"], pod["spec"]["containers"][0]["command"]
+        assert any(instruction in arg for arg in command), name
+        assert command[command.index("--tensor-parallel-size") + 1] == "2", name
+        shm = {v["name"]: v for v in pod["spec"]["volumes"]}["dshm"]["emptyDir"]
+        assert shm == {"medium": "Memory", "sizeLimit": "4Gi"}, name
+        # vLLM's own log: the second rank is a process of this pod.
+        log = real_node.cp.kubectl("-n", NAMESPACE, "logs", name).stdout
+        assert "world_size=2 rank=1" in log, log[-2000:]
+        tp2_scores = _engine_scores(pod["status"]["podIP"])
+        assert max(abs(a - b) for a, b in zip(tp1_scores, tp2_scores)) <= 1e-5, (tp1_scores, tp2_scores)
 
 
 def test_deleting_the_reranker_deployment_removes_its_pods_services_and_claims(real_node, release, steps):
