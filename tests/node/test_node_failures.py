@@ -2,47 +2,23 @@
 condition (and one Warning event) names an image that cannot be pulled, a crash loop with the engine's last
 log line, an OOM kill, and engine pods refused by admission (a quota: they pass Pod Security restricted).
 
-The operator runs as a local process with the cluster's admin credentials (its chart RBAC is tested in
-tests/helm). The crashing and memory-hungry engines are a stand-in image (the node's probe program installed as
-python3, started with the engine's real command line), since a real engine is started the same way and fails the
-same way only after minutes of loading."""
+The operator runs as a local process with the cluster's admin credentials (`node_operator`; its chart RBAC is
+tested in tests/helm). The crashing and memory-hungry engines are a stand-in image (the node's probe program
+installed as python3, started with the engine's real command line), since a real engine is started the same way
+and fails the same way only after minutes of loading."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
 
 import pytest
 import yaml
 
-from rerank_operator.api.crd import install_crd
-from rerank_localdev.controlplane import free_ports
 from rerank_localdev.node.binaries import ENGINE_STAND_IN_IMAGE
+from tests.fixtures.node import wait_for_degraded
 from tests.fixtures.waiting import wait_for
-from tests.integration.operator_fixture import _die_with_parent
 
 pytestmark = pytest.mark.node
-
-
-@pytest.fixture(scope="module")
-def node_operator(real_node, tmp_path_factory) -> Iterator[subprocess.Popen]:
-    install_crd(real_node.cp.api_client())
-    liveness, metrics = free_ports(2)
-    log = tmp_path_factory.mktemp("node-operator") / "operator.log"
-    argv = [sys.executable, "-m", "rerank_operator", "run", "--standalone", "--namespace", "n-*",
-            "--drift-interval", "3", "--liveness", f"http://127.0.0.1:{liveness}/healthz",
-            "--metrics-port", str(metrics), "--metrics-address", "127.0.0.1"]
-    with open(log, "wb") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                 env={**real_node.cp.env(), "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
-    popen.log = log  # type: ignore[attr-defined]
-    try:
-        yield popen
-    finally:
-        popen.kill()
-        popen.wait()
 
 
 def _rrd(name: str, image: str, env: dict[str, str] | None = None, memory: str = "64Mi") -> str:
@@ -62,19 +38,6 @@ def _rrd(name: str, image: str, env: dict[str, str] | None = None, memory: str =
     })
 
 
-def _degraded(real_node, namespace: str, name: str, reason: str, operator) -> dict:
-    def check():
-        rrd = json.loads(real_node.cp.kubectl("-n", namespace, "get", "rrd", name, "-o", "json").stdout)
-        degraded = next((c for c in (rrd.get("status") or {}).get("conditions") or [] if c["type"] == "Degraded"), {})
-        return degraded if degraded.get("status") == "True" and degraded.get("reason") == reason else None
-
-    def context():
-        pods = real_node.cp.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False).stdout
-        return f"pods:\n{pods}\noperator log:\n" + "\n".join(operator.log.read_text().splitlines()[-30:])
-
-    return wait_for(check, 180, f"rrd/{name} Degraded with {reason}", interval=1, context=context)
-
-
 def _warning_event(real_node, namespace: str, name: str, reason: str) -> bool:
     events = json.loads(real_node.cp.kubectl("-n", namespace, "get", "events", "-o", "json").stdout)["items"]
     return any(e["involvedObject"].get("name") == name and e["reason"] == reason and e["type"] == "Warning"
@@ -84,7 +47,7 @@ def _warning_event(real_node, namespace: str, name: str, reason: str) -> bool:
 def test_an_image_that_cannot_be_pulled(real_node, node_namespace, node_operator):
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-",
                          input=_rrd("nopull", "localhost/rerank-node/does-not-exist:1"))
-    degraded = _degraded(real_node, node_namespace, "nopull", "ImagePullBackOff", node_operator)
+    degraded = wait_for_degraded(real_node, node_namespace, "nopull", "ImagePullBackOff", node_operator)
     assert "localhost/rerank-node/does-not-exist:1" in degraded["message"]
     assert "spec.engine.image" in degraded["message"]
     wait_for(lambda: _warning_event(real_node, node_namespace, "nopull", "ImagePullBackOff"), 30, "Warning event")
@@ -94,14 +57,14 @@ def test_a_crashing_engine_reports_its_last_log_line(real_node, node_namespace, 
     line = "RuntimeError: no model weights found at /models/tiny"
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-",
                          input=_rrd("crash", ENGINE_STAND_IN_IMAGE, {"PROBE_AS_ENGINE": f"crash:{line}"}))
-    degraded = _degraded(real_node, node_namespace, "crash", "CrashLoopBackOff", node_operator)
+    degraded = wait_for_degraded(real_node, node_namespace, "crash", "CrashLoopBackOff", node_operator)
     assert line in degraded["message"] and "code 3" in degraded["message"]
 
 
 def test_an_engine_over_its_memory_limit_is_reported_oom_killed(real_node, node_namespace, node_operator):
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-",
                          input=_rrd("hungry", ENGINE_STAND_IN_IMAGE, {"PROBE_AS_ENGINE": "eat:256"}, memory="48Mi"))
-    degraded = _degraded(real_node, node_namespace, "hungry", "OOMKilled", node_operator)
+    degraded = wait_for_degraded(real_node, node_namespace, "hungry", "OOMKilled", node_operator)
     assert "spec.engine.resources.limits.memory" in degraded["message"]
 
 
@@ -111,5 +74,5 @@ def test_engine_pods_refused_by_admission(real_node, node_namespace, node_operat
     real_node.cp.kubectl("label", "namespace", node_namespace, "pod-security.kubernetes.io/enforce=restricted")
     real_node.cp.kubectl("-n", node_namespace, "create", "quota", "no-pods", "--hard=pods=0")
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-", input=_rrd("refused", ENGINE_STAND_IN_IMAGE))
-    degraded = _degraded(real_node, node_namespace, "refused", "PodCreationFailed", node_operator)
+    degraded = wait_for_degraded(real_node, node_namespace, "refused", "PodCreationFailed", node_operator)
     assert "exceeded quota" in degraded["message"] and "violates PodSecurity" not in degraded["message"]

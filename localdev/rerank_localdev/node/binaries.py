@@ -1,7 +1,7 @@
 """Finds or builds the node's parts: kubelet and kube-proxy (the control plane's Kubernetes version, from the
 same wrapper module, so the Go build cache shares every common package), containerd with its runc shim and
 `ctr`, CoreDNS, Traefik (the Ingress controller), a hostPath volume provisioner, and two tiny static programs made into images here: the pod sandbox's `pause` and `probe`
-(the node's own test workload).
+(the node's own test workload), and a device plugin advertising `nvidia.com/gpu` devices for a GPU-shaped node.
 
 Cached beside the control plane under `~/.cache/rerank-operator/bin/<node pins>`; each part is built on its
 own, and its cold build time is kept in `build-times.json` there.  Usage:
@@ -51,6 +51,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "images": ("pause", "probe", "pause.oci.tar", "probe.oci.tar", "engine-stand-in.oci.tar"),
     "provisioner": ("hostpath-provisioner",),
     "traefik": ("traefik",),
+    "gpu-device-plugin": ("gpu-device-plugin",),
 }
 # Traefik is the largest build (its module graph has every cloud provider's SDK for its ACME DNS challenges:
 # about 7 minutes cold on two cores), and the README's path needs it: the UI through the Ingress.
@@ -154,6 +155,20 @@ def _build_provisioner(target: Path) -> None:
                    cwd=src, env=env, check=True)
 
 
+def _build_gpu_device_plugin(target: Path) -> None:
+    """gosrc/gpu-device-plugin on the kubelet's own device-plugin API (the control plane's staging version, so
+    its gRPC is the one the kubelet speaks)."""
+    src = target.parent / (target.name + ".src-gpu-device-plugin")
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text(f"module rerank.local/gpu-device-plugin\n\ngo 1.26.0\n\n"
+                                f"require k8s.io/kubelet {versions.STAGING}\n")
+    shutil.copy(GOSRC / "gpu-device-plugin" / "main.go", src / "main.go")
+    env = _go_env(module_mode=True)
+    subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
+    subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(target / "gpu-device-plugin"), "."],
+                   cwd=src, env=env, check=True)
+
+
 def _build_images(target: Path) -> None:
     env = _go_env(module_mode=False)
     for name in ("pause", "probe"):
@@ -172,6 +187,7 @@ BUILDERS = {
     "images": _build_images,
     "provisioner": _build_provisioner,
     "traefik": _build_traefik,
+    "gpu-device-plugin": _build_gpu_device_plugin,
 }
 
 

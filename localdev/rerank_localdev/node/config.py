@@ -23,6 +23,10 @@ DNS_SERVICE_IP = str(ipaddress.ip_network(SERVICE_CIDR)[10])
 BRIDGE = "rrnode0"
 # Pods live under this cgroup in every hierarchy, apart from everything else on the machine.
 CGROUP_ROOT = "/rerank-node"
+# A GPU-shaped node (LocalNode.advertise_gpus): what a GPU Operator install leaves on a GPU node.
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_RUNTIME_HANDLER = "nvidia"
+GPU_TAINT = {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,12 @@ class NodeLayout:
     def registry_hosts_dir(self) -> Path:
         """containerd's per-registry settings (`<host:port>/hosts.toml`: CA, mirrors), read at each pull."""
         return self.root / "containerd-certs.d"
+
+    @property
+    def gpu_runc_root(self) -> Path:
+        """runc's state for the containers of the RuntimeClass `nvidia` (one directory per container id, under
+        the containerd namespace's name)."""
+        return self.root / "run" / "runc-nvidia"
 
     @property
     def kubelet_root(self) -> Path:
@@ -124,6 +134,15 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.snapshotter.v1.bt
         BinaryName = "{runc}"
         # The kernel mounts cgroup v1 (hybrid) and there is no systemd: cgroupfs, as the kubelet.
         SystemdCgroup = false
+    # The handler of the RuntimeClass `nvidia` (LocalNode.advertise_gpus), as NVIDIA's GPU Operator adds it to
+    # containerd; there its binary is nvidia-container-runtime (runc that also mounts the driver), here runc.
+    [{runtime}.containerd.runtimes.{GPU_RUNTIME_HANDLER}]
+      runtime_type = "io.containerd.runc.v2"
+      [{runtime}.containerd.runtimes.{GPU_RUNTIME_HANDLER}.options]
+        BinaryName = "{runc}"
+        SystemdCgroup = false
+        # Its own runc state directory: which handler ran a container can be seen (layout.gpu_runc_root).
+        Root = "{layout.gpu_runc_root}"
 
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
@@ -196,6 +215,11 @@ def kubelet_config(layout: NodeLayout, ca_file: Path, resolv_conf: Path) -> dict
         "shutdownGracePeriod": "0s",
         "registerNode": True,
     }
+
+
+def gpu_runtime_class() -> dict[str, Any]:
+    return {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": GPU_RUNTIME_HANDLER}, "handler": GPU_RUNTIME_HANDLER}
 
 
 def kube_proxy_config(layout: NodeLayout, kubeconfig: Path) -> dict[str, Any]:

@@ -409,6 +409,40 @@ class LocalNode:
                 "-n", "kube-system", "wait", "--for=condition=Available", f"deployment/{d}", "--timeout=2s",
                 check=False).returncode == 0, proc="kubelet")
 
+    # ---- a GPU-shaped node --------------------------------------------------------------------------
+
+    def advertise_gpus(self, count: int = 4, taint: bool = True, timeout: float = 60) -> None:
+        """Makes the running node look like a GPU node of a GPU Operator install: `count` nvidia.com/gpu devices
+        in its capacity, advertised by a device plugin through the kubelet's device-plugin API
+        (gosrc/gpu-device-plugin: no GPU behind them), the RuntimeClass `nvidia` (its handler is in containerd's
+        configuration from the start, mapped to runc), and with `taint` the GPU pool's
+        nvidia.com/gpu=present:NoSchedule taint. Pods already running stay (NoSchedule). `withdraw_gpus()`
+        undoes all three; so does `stop()`."""
+        assert self.layout
+        if "gpu-device-plugin" not in self._procs:
+            # The kubelet's device manager listens here whatever its --root-dir (FOOTPRINT removes it).
+            plugin_dir = Path("/var/lib/kubelet/device-plugins")
+            self._spawn("gpu-device-plugin", [str(self.bin_dir / "gpu-device-plugin"),
+                                              f"--device-plugin-dir={plugin_dir}", f"--count={count}",
+                                              f"--resource={config.GPU_RESOURCE}"])
+        self.cp.kubectl("apply", "-f", "-", input=yaml.safe_dump(config.gpu_runtime_class()))
+        if taint:
+            t = config.GPU_TAINT
+            self.cp.kubectl("taint", "nodes", self.name, f"{t['key']}={t['value']}:{t['effect']}", "--overwrite")
+        self._wait(f"{count} {config.GPU_RESOURCE} allocatable", time.monotonic() + timeout,
+                   lambda: self.allocatable(config.GPU_RESOURCE) == count, proc="gpu-device-plugin")
+
+    def allocatable(self, resource: str) -> int:
+        node = self.cp._api("GET", f"/api/v1/nodes/{self.name}")
+        return int((node.get("status", {}).get("allocatable") or {}).get(resource, "0"))
+
+    def withdraw_gpus(self) -> None:
+        """The node is a plain node again: taint and RuntimeClass gone, the device plugin stopped (the kubelet
+        then reports its devices unhealthy: none allocatable)."""
+        self.cp.kubectl("taint", "nodes", self.name, f"{config.GPU_TAINT['key']}-", check=False)
+        self.cp.kubectl("delete", "runtimeclass", config.GPU_RUNTIME_HANDLER, "--ignore-not-found")
+        self._stop_proc("gpu-device-plugin")
+
     # ---- stop -------------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -426,6 +460,7 @@ class LocalNode:
         if "kubelet" in self._procs and self._procs["kubelet"].poll() is None:
             step("delete pods", self._delete_pods)
         step("network policy controller", self.stop_enforcing_network_policy)
+        step("gpu device plugin", lambda: self._stop_proc("gpu-device-plugin"))
         step("kube-proxy", lambda: self._stop_proc("kube-proxy"))
         step("kube-proxy rules", lambda: _run(str(self.bin_dir / "kube-proxy"), "--cleanup", check=False))
         step("kubelet", lambda: self._stop_proc("kubelet"))

@@ -13,7 +13,8 @@ Conditions:
   refuses the engine pods) or ``PodCreationFailed`` (another admission refusal, e.g. a quota), both
   read from the StatefulSet controller's FailedCreate events; or an engine pod cannot run, as its
   kubelet reports it (``pod_failure``): ``ImagePullBackOff``, ``CrashLoopBackOff`` (with the engine's
-  last log line), ``OOMKilled``; ``AsExpected`` otherwise.
+  last log line), ``OOMKilled``; or the scheduler cannot place one (``Unschedulable``, with the
+  scheduler's message: an untolerated taint, too little of a resource); ``AsExpected`` otherwise.
 
 ``AutoscalingActive`` / ``ScalingLimited`` belong to the autoscaler (autoscaling.state); they are
 carried over untouched, except that ``AutoscalingActive`` is turned False once autoscaling is
@@ -134,6 +135,8 @@ def creation_refused(message: str) -> Failure:
 
 IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+# The scheduler's reason on a pod no node can take now (taints, resources, affinity), with its own words.
+UNSCHEDULABLE = "Unschedulable"
 OOM_KILLED = "OOMKilled"
 # The kubelet's waiting reasons that all mean "this image cannot be had".
 _IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -152,6 +155,10 @@ def pod_failure(pods: Sequence[Mapping[str, Any]], create_refused: str | None = 
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         name = pod["metadata"]["name"]
         status = pod.get("status") or {}
+        scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+        if scheduled.get("status") == "False" and scheduled.get("reason") == UNSCHEDULABLE:
+            return Failure(UNSCHEDULABLE, f"pod {name} cannot be scheduled; the scheduler says: "
+                           f"{scheduled.get('message') or 'no detail'} (spec.scheduling places the engine pods)")
         for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             where = f"pod {name}, container {cs.get('name')}"
             waiting = (cs.get("state") or {}).get("waiting") or {}

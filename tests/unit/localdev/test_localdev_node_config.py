@@ -29,6 +29,18 @@ def test_containerd_keeps_everything_in_the_node_root_and_fits_this_kernel(tmp_p
     assert runtime["cni"]["conf_dir"].startswith(str(tmp_path))
 
 
+def test_the_gpu_runtime_class_handler_is_runc_with_its_own_state_inside_the_node_root(tmp_path):
+    layout = _layout(tmp_path)
+    runtimes = tomllib.loads(config.containerd_config(layout))["plugins"]["io.containerd.cri.v1.runtime"][
+        "containerd"]["runtimes"]
+    handler = runtimes[config.GPU_RUNTIME_HANDLER]
+    assert config.gpu_runtime_class()["handler"] == config.GPU_RUNTIME_HANDLER
+    assert handler["runtime_type"] == runtimes["runc"]["runtime_type"]
+    assert handler["options"]["BinaryName"] == runtimes["runc"]["options"]["BinaryName"]
+    assert handler["options"]["Root"] == str(layout.gpu_runc_root) and str(layout.gpu_runc_root).startswith(
+        str(tmp_path))
+
+
 def test_pods_get_routes_to_the_cluster_ranges_only_and_no_masquerading(tmp_path):
     layout = _layout(tmp_path)
     bridge, portmap = config.cni_conflist(layout)["plugins"]

@@ -9,6 +9,7 @@ from rerank_operator.reconcile.status import (
     OOM_KILLED,
     POD_CREATION_FAILED,
     POD_SECURITY_VIOLATION,
+    UNSCHEDULABLE,
     crashed_containers,
     pod_failure,
 )
@@ -67,3 +68,18 @@ def test_the_first_failing_pod_by_name_decides():
     bad1 = _pod("r-engine-1", {"waiting": {"reason": "ImagePullBackOff"}})
     bad2 = _pod("r-engine-2", {"waiting": {"reason": "CrashLoopBackOff"}})
     assert "r-engine-1" in pod_failure([bad2, ok, bad1]).message
+
+
+def test_a_pod_no_node_can_take_is_reported_with_the_schedulers_words():
+    message = ("0/1 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}. "
+               "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.")
+    pending = {"metadata": {"name": "r-engine-0"}, "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}}
+    failure = pod_failure([pending])
+    assert failure.reason == UNSCHEDULABLE
+    assert message in failure.message and "r-engine-0" in failure.message
+    # Scheduled (or not yet tried): no failure.
+    tried = {"metadata": {"name": "r-engine-0"}, "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "True"}]}}
+    assert pod_failure([tried]) is None
+    assert pod_failure([{"metadata": {"name": "r-engine-0"}, "status": {"phase": "Pending"}}]) is None
