@@ -13,7 +13,10 @@ the steps below in order (each a test; a later one relies on the earlier ones).
 7. a rolling update under that steady client loses no request: a new instruction and tensorParallelSize 2 (two
    vLLM worker processes per pod sharing its /dev/shm, as uid 1000 on a read-only root), whose engines give the
    same scores as the TP 1 engines did;
-8. deleting the RerankerDeployment removes every pod, Service and (retention policy Delete) claim.
+8. the node made GPU-shaped (a device plugin's four nvidia.com/gpu, the RuntimeClass nvidia, the GPU taint), the
+   sample rolled under a steady client to `device: gpu` with the CPU engine image: scheduled onto the devices
+   through the toleration and the RuntimeClass, no request lost, the same scores as at TP 1;
+9. deleting the RerankerDeployment removes every pod, Service and (retention policy Delete) claim.
 
 Changed from the README, only where a machine without a registry or a model hub must: the model is the tiny
 random-weight reranker on a claim of the cluster's default StorageClass (provisioned in the cluster, filled from
@@ -378,29 +381,39 @@ def _engine_scores(pod_ip: str) -> list[float]:
     return [score for _, score in sorted((r["index"], r["relevance_score"]) for r in results)]
 
 
+@pytest.fixture(scope="module")
+def tp1_scores(real_node, release) -> list[float]:
+    """The sample's scores at tensorParallelSize 1, taken before the first rolling update."""
+    return _engine_scores(_engine_pods(real_node)[0]["status"]["podIP"])
+
+
+def _rolled(real_node, revision: str, replicas: int = 2) -> bool:
+    status = _json(real_node, "get", "statefulset", f"{NAME}-engine")["status"]
+    return (status.get("updateRevision") != revision and status.get("currentRevision") == status.get(
+        "updateRevision") and status.get("updatedReplicas") == replicas and status.get("readyReplicas") == replicas)
+
+
+def _settle_after_roll(real_node) -> None:
+    real_node.cp.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{NAME}-gateway", "--timeout=300s",
+                         timeout=320)
+    wait_for(lambda: real_node.cp.kubectl("-n", NAMESPACE, "wait", "--for=condition=Ready", f"rrd/{NAME}",
+                                          "--timeout=5s", check=False).returncode == 0, 300, "the rrd Ready")
+
+
 @pytest.mark.timeout(2100)
-def test_a_rolling_update_under_a_steady_client_loses_no_request(real_node, release, steps):
+def test_a_rolling_update_under_a_steady_client_loses_no_request(real_node, release, steps, tp1_scores):
     statefulset = f"{NAME}-engine"
     revision = _json(real_node, "get", "statefulset", statefulset)["status"]["currentRevision"]
     instruction = "Given a question about a city, retrieve the passage that answers it"
-    tp1_scores = _engine_scores(_engine_pods(real_node)[0]["status"]["podIP"])
     _start_steady_client(real_node, "steady-roll")
     with steps.timed("rolling update of 2 engines to TP 2 under load"):
         # Two workers of ~1.8 GiB each beside the API server and engine core (bench/engine_memory.py).
         real_node.cp.kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps({"spec": {
             "instruction": instruction,
             "engine": {"tensorParallelSize": 2, "resources": {"limits": {"memory": "8Gi"}}}}}))
-
-        def rolled() -> bool:
-            status = _json(real_node, "get", "statefulset", statefulset)["status"]
-            return (status.get("updateRevision") != revision and status.get("currentRevision") == status.get(
-                "updateRevision") and status.get("updatedReplicas") == 2 and status.get("readyReplicas") == 2)
-
-        wait_for(rolled, 1200, "both engines rolled and Ready", interval=2, context=lambda: _context(real_node))
-        real_node.cp.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{NAME}-gateway", "--timeout=300s",
-                             timeout=320)
-        wait_for(lambda: real_node.cp.kubectl("-n", NAMESPACE, "wait", "--for=condition=Ready", f"rrd/{NAME}",
-                                              "--timeout=5s", check=False).returncode == 0, 300, "the rrd Ready")
+        wait_for(lambda: _rolled(real_node, revision), 1200, "both engines rolled and Ready", interval=2,
+                 context=lambda: _context(real_node))
+        _settle_after_roll(real_node)
     # Served after the roll too, then stopped.
     served = _client_counts(real_node, "steady-roll")["ok"]
     wait_for(lambda: _client_counts(real_node, "steady-roll")["ok"] >= served + 5, 120, "requests after the roll")
@@ -418,6 +431,68 @@ def test_a_rolling_update_under_a_steady_client_loses_no_request(real_node, rele
         assert "world_size=2 rank=1" in log, log[-2000:]
         tp2_scores = _engine_scores(pod["status"]["podIP"])
         assert max(abs(a - b) for a, b in zip(tp1_scores, tp2_scores)) <= 1e-5, (tp1_scores, tp2_scores)
+
+
+GPU_DEVICES = 4  # two engines of tensorParallelSize 2
+
+
+def _visible_devices(real_node, pod: dict) -> list[str]:
+    """The devices the kubelet's device manager gave the engine container: the device plugin's Allocate answer
+    in the OCI spec containerd runs it with."""
+    container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+    env = json.loads(real_node.node.ctr("containers", "info", container_id).stdout)["Spec"]["process"]["env"]
+    return next(e.split("=", 1)[1] for e in env if e.startswith("NVIDIA_VISIBLE_DEVICES=")).split(",")
+
+
+@pytest.mark.timeout(1800)
+def test_on_a_gpu_shaped_node_the_engines_roll_to_device_gpu_with_the_same_scores(real_node, release, steps,
+                                                                                   tp1_scores):
+    """The sample as a GPU deployment (`device: gpu`, tensorParallelSize 2) whose only changes are the image (the
+    CPU engine image: no GPU here) and what vLLM's CPU build needs through spec.engine.env, rolled out under a
+    steady client on the node made GPU-shaped: devices from a device plugin, the RuntimeClass `nvidia`, the GPU
+    pool's taint (the gateway, UI and client pods already running stay; the new engine pods must tolerate it)."""
+    node = real_node.node
+    revision = _json(real_node, "get", "statefulset", f"{NAME}-engine")["status"]["currentRevision"]
+    _start_steady_client(real_node, "steady-gpu")
+    try:
+        with steps.timed("GPU-shaped node: rolling update of 2 engines to device gpu under load"):
+            node.advertise_gpus(GPU_DEVICES)
+            real_node.cp.kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps({"spec": {
+                "engine": {"device": "gpu", "image": images.image_ref("engine-cpu"), "env": [
+                    # What the CPU build needs that a GPU's command line does not say: its KV cache size (a GPU's
+                    # is gpuMemoryUtilization of its memory), and its ranks not pinned to cores they share.
+                    {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "1"},
+                    {"name": "VLLM_CPU_OMP_THREADS_BIND", "value": "nobind"}]},
+                "scheduling": {"runtimeClassName": "nvidia"}}}))
+            wait_for(lambda: _rolled(real_node, revision), 1200, "both engines rolled to device gpu and Ready",
+                     interval=2, context=lambda: _context(real_node) + node.log("gpu-device-plugin", 10))
+            _settle_after_roll(real_node)
+        served = _client_counts(real_node, "steady-gpu")["ok"]
+        wait_for(lambda: _client_counts(real_node, "steady-gpu")["ok"] >= served + 5, 120, "requests after the roll")
+        final = _stop_steady_client(real_node, "steady-gpu")
+        print("\nsteady client across the rolling update to device gpu:", {k: final[k] for k in ("ok", "failed")})
+        assert final["failed"] == 0, final["failures"]
+
+        devices: list[str] = []
+        for pod in _engine_pods(real_node):
+            name, spec = pod["metadata"]["name"], pod["spec"]
+            container = spec["containers"][0]
+            assert spec["nodeName"] == node.name and spec["runtimeClassName"] == "nvidia", name
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+            assert container["resources"]["limits"]["nvidia.com/gpu"] == "2", name
+            assert "--gpu-memory-utilization" in container["command"], name  # the GPU command line, as written
+            # containerd ran it with the RuntimeClass's handler (whose runc keeps its state apart).
+            container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+            assert list(node.layout.gpu_runc_root.glob(f"*/{container_id}")), name
+            devices += _visible_devices(real_node, pod)
+            log = real_node.cp.kubectl("-n", NAMESPACE, "logs", name).stdout
+            assert "world_size=2 rank=1" in log, log[-2000:]
+            gpu_scores = _engine_scores(pod["status"]["podIP"])
+            assert max(abs(a - b) for a, b in zip(tp1_scores, gpu_scores)) <= 1e-5, (tp1_scores, gpu_scores)
+        # Each engine got two of the four devices, none shared.
+        assert len(devices) == GPU_DEVICES and len(set(devices)) == GPU_DEVICES, devices
+    finally:
+        node.withdraw_gpus()
 
 
 def test_deleting_the_reranker_deployment_removes_its_pods_services_and_claims(real_node, release, steps):
