@@ -71,7 +71,7 @@ def test_the_first_failing_pod_by_name_decides():
 
 
 def test_a_pod_no_node_can_take_is_reported_with_the_schedulers_words():
-    message = ("0/1 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}. "
+    message = ("0/1 nodes are available: 1 node(s) had untolerated taint(s). no new claims to deallocate, "
                "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.")
     pending = {"metadata": {"name": "r-engine-0"}, "status": {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}}
