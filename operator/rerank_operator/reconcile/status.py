@@ -137,6 +137,9 @@ IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 # The scheduler's reason on a pod no node can take now (taints, resources, affinity), with its own words.
 UNSCHEDULABLE = "Unschedulable"
+# The scheduler's words while a claim of the pod (the model cache) waits for its volume: a provisioner at work,
+# not a failure (a claim that is never bound says why in its own events).
+_WAITING_FOR_CLAIMS = "unbound immediate PersistentVolumeClaims"
 OOM_KILLED = "OOMKilled"
 # The kubelet's waiting reasons that all mean "this image cannot be had".
 _IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
@@ -156,7 +159,8 @@ def pod_failure(pods: Sequence[Mapping[str, Any]], create_refused: str | None = 
         name = pod["metadata"]["name"]
         status = pod.get("status") or {}
         scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
-        if scheduled.get("status") == "False" and scheduled.get("reason") == UNSCHEDULABLE:
+        if scheduled.get("status") == "False" and scheduled.get("reason") == UNSCHEDULABLE \
+                and _WAITING_FOR_CLAIMS not in (scheduled.get("message") or ""):
             return Failure(UNSCHEDULABLE, f"pod {name} cannot be scheduled; the scheduler says: "
                            f"{scheduled.get('message') or 'no detail'} (spec.scheduling places the engine pods)")
         for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):

@@ -83,3 +83,8 @@ def test_a_pod_no_node_can_take_is_reported_with_the_schedulers_words():
         {"type": "PodScheduled", "status": "True"}]}}
     assert pod_failure([tried]) is None
     assert pod_failure([{"metadata": {"name": "r-engine-0"}, "status": {"phase": "Pending"}}]) is None
+    # Waiting for the provisioner to bind its claims is no failure.
+    waiting = {"metadata": {"name": "r-engine-0"}, "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/5 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found"}]}}
+    assert pod_failure([waiting]) is None
