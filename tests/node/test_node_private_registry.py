@@ -20,7 +20,8 @@ from rerank_localdev.registry import LocalRegistry
 from rerank_operator.version import VERSION
 from tests.fixtures.waiting import wait_for
 from tests.helm.chart import template
-from tests.node.test_node_failures import _degraded, _rrd, node_operator  # noqa: F401  (a fixture)
+from tests.fixtures.node import wait_for_degraded
+from tests.node.test_node_failures import _rrd
 
 pytestmark = [pytest.mark.node, pytest.mark.images]
 
@@ -90,7 +91,7 @@ def test_the_node_pulls_with_the_charts_pull_secret(real_node, node_namespace, n
 def test_without_the_secret_the_pull_is_refused(real_node, node_namespace, node_operator, oci_registry,
                                                 stand_in_in_registry, node_trusts_the_registry):
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-", input=rrd("anonymous", stand_in_in_registry, None))
-    degraded = _degraded(real_node, node_namespace, "anonymous", "ImagePullBackOff", node_operator)
+    degraded = wait_for_degraded(real_node, node_namespace, "anonymous", "ImagePullBackOff", node_operator)
     assert stand_in_in_registry in degraded["message"]
 
 
@@ -99,7 +100,7 @@ def test_a_tag_the_registry_lacks_is_named_in_the_status(real_node, node_namespa
     secret = pull_secret_from_chart_values(real_node, oci_registry, node_namespace)
     missing = stand_in_in_registry.rsplit(":", 1)[0] + ":no-such-tag"
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-", input=rrd("missing", missing, secret))
-    degraded = _degraded(real_node, node_namespace, "missing", "ImagePullBackOff", node_operator)
+    degraded = wait_for_degraded(real_node, node_namespace, "missing", "ImagePullBackOff", node_operator)
     assert missing in degraded["message"] and "spec.engine.image" in degraded["message"]
 
 

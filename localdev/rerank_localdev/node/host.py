@@ -417,7 +417,7 @@ class LocalNode:
         (gosrc/gpu-device-plugin: no GPU behind them), the RuntimeClass `nvidia` (its handler is in containerd's
         configuration from the start, mapped to runc), and with `taint` the GPU pool's
         nvidia.com/gpu=present:NoSchedule taint. Pods already running stay (NoSchedule). `withdraw_gpus()`
-        undoes all three; so does `stop()`."""
+        undoes all three (`stop()` stops the plugin; the taint and the RuntimeClass go with the control plane)."""
         assert self.layout
         if "gpu-device-plugin" not in self._procs:
             # The kubelet's device manager listens here whatever its --root-dir (FOOTPRINT removes it).

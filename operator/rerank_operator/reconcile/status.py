@@ -147,7 +147,7 @@ _IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrIm
 
 def pod_failure(pods: Sequence[Mapping[str, Any]], create_refused: str | None = None,
                 last_log_lines: Mapping[tuple[str, str], str] | None = None) -> Failure | None:
-    """Why the engine pods cannot serve, as their kubelet reports it, or None.
+    """Why the engine pods cannot serve, as the scheduler or their kubelet reports it, or None.
 
     ``pods``: the engine pods; ``create_refused``: the message of the StatefulSet controller's latest
     FailedCreate event (a pod the API server refused, e.g. Pod Security admission); ``last_log_lines``:
