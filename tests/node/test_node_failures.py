@@ -12,30 +12,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from rerank_localdev.node.binaries import ENGINE_STAND_IN_IMAGE
-from tests.fixtures.node import wait_for_degraded
+from tests.fixtures.node import stand_in_rrd, wait_for_degraded
 from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.node
-
-
-def _rrd(name: str, image: str, env: dict[str, str] | None = None, memory: str = "64Mi") -> str:
-    return yaml.safe_dump({
-        "apiVersion": "rerank.io/v1alpha1",
-        "kind": "RerankerDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"name": "rerank-operator/tiny-qwen3-reranker"},
-            "engine": {"device": "cpu", "image": image,
-                       "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
-                       "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": memory}}},
-            "replicas": 1,
-            "cache": {"size": "10Mi"},
-            "ui": {"enabled": False},
-        },
-    })
 
 
 def _warning_event(real_node, namespace: str, name: str, reason: str) -> bool:
@@ -46,7 +28,7 @@ def _warning_event(real_node, namespace: str, name: str, reason: str) -> bool:
 
 def test_an_image_that_cannot_be_pulled(real_node, node_namespace, node_operator):
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-",
-                         input=_rrd("nopull", "localhost/rerank-node/does-not-exist:1"))
+                         input=stand_in_rrd("nopull", "localhost/rerank-node/does-not-exist:1"))
     degraded = wait_for_degraded(real_node, node_namespace, "nopull", "ImagePullBackOff", node_operator)
     assert "localhost/rerank-node/does-not-exist:1" in degraded["message"]
     assert "spec.engine.image" in degraded["message"]
@@ -56,14 +38,14 @@ def test_an_image_that_cannot_be_pulled(real_node, node_namespace, node_operator
 def test_a_crashing_engine_reports_its_last_log_line(real_node, node_namespace, node_operator):
     line = "RuntimeError: no model weights found at /models/tiny"
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-",
-                         input=_rrd("crash", ENGINE_STAND_IN_IMAGE, {"PROBE_AS_ENGINE": f"crash:{line}"}))
+                         input=stand_in_rrd("crash", ENGINE_STAND_IN_IMAGE, {"PROBE_AS_ENGINE": f"crash:{line}"}))
     degraded = wait_for_degraded(real_node, node_namespace, "crash", "CrashLoopBackOff", node_operator)
     assert line in degraded["message"] and "code 3" in degraded["message"]
 
 
 def test_an_engine_over_its_memory_limit_is_reported_oom_killed(real_node, node_namespace, node_operator):
     real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-",
-                         input=_rrd("hungry", ENGINE_STAND_IN_IMAGE, {"PROBE_AS_ENGINE": "eat:256"}, memory="48Mi"))
+                         input=stand_in_rrd("hungry", ENGINE_STAND_IN_IMAGE, {"PROBE_AS_ENGINE": "eat:256"}, memory="48Mi"))
     degraded = wait_for_degraded(real_node, node_namespace, "hungry", "OOMKilled", node_operator)
     assert "spec.engine.resources.limits.memory" in degraded["message"]
 
@@ -73,6 +55,6 @@ def test_engine_pods_refused_by_admission(real_node, node_namespace, node_operat
     # pod refused there instead), so the refusal users meet here is another admission plugin's: a quota.
     real_node.cp.kubectl("label", "namespace", node_namespace, "pod-security.kubernetes.io/enforce=restricted")
     real_node.cp.kubectl("-n", node_namespace, "create", "quota", "no-pods", "--hard=pods=0")
-    real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-", input=_rrd("refused", ENGINE_STAND_IN_IMAGE))
+    real_node.cp.kubectl("-n", node_namespace, "apply", "-f", "-", input=stand_in_rrd("refused", ENGINE_STAND_IN_IMAGE))
     degraded = wait_for_degraded(real_node, node_namespace, "refused", "PodCreationFailed", node_operator)
     assert "exceeded quota" in degraded["message"] and "violates PodSecurity" not in degraded["message"]

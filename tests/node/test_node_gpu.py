@@ -15,11 +15,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
-import yaml
 
 from rerank_localdev.node import config as node_config
 from rerank_localdev.node.binaries import ENGINE_STAND_IN_IMAGE
-from tests.fixtures.node import wait_for_degraded
+from tests.fixtures.node import stand_in_rrd, visible_devices, wait_for_degraded
 from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.node
@@ -38,22 +37,10 @@ def gpu_node(real_node) -> Iterator[object]:
 
 
 def _gpu_rrd(name: str, tensor_parallel_size: int, **scheduling: object) -> str:
-    return yaml.safe_dump({
-        "apiVersion": "rerank.io/v1alpha1",
-        "kind": "RerankerDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"name": "rerank-operator/tiny-qwen3-reranker"},
-            "engine": {"device": "gpu", "tensorParallelSize": tensor_parallel_size, "image": ENGINE_STAND_IN_IMAGE,
-                       # The stand-in serves HTTP on the engine's port: every path answers 200, probes included.
-                       "env": [{"name": "PROBE_AS_ENGINE", "value": "serve::8000"}],
-                       "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}},
-            "scheduling": {"runtimeClassName": node_config.GPU_RUNTIME_HANDLER, **scheduling},
-            "replicas": 1,
-            "cache": {"size": "10Mi"},
-            "ui": {"enabled": False},
-        },
-    })
+    # The stand-in serves HTTP on the engine's port: every path answers 200, probes included.
+    return stand_in_rrd(name, ENGINE_STAND_IN_IMAGE, {"PROBE_AS_ENGINE": "serve::8000"}, device="gpu",
+                        tensor_parallel_size=tensor_parallel_size,
+                        scheduling={"runtimeClassName": node_config.GPU_RUNTIME_HANDLER, **scheduling})
 
 
 def _pod(real_node, namespace: str, name: str) -> dict:
@@ -85,14 +72,11 @@ def test_a_gpu_engine_runs_on_advertised_devices_through_the_toleration_and_runt
     command = container["command"]
     assert command[command.index("--tensor-parallel-size") + 1] == "2"
 
-    # The kubelet's device manager gave the container two of the plugin's devices: the plugin's Allocate answer
-    # is in the container that containerd runs (its OCI spec), as NVIDIA's runtime would read it.
-    container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
-    oci_env = json.loads(node.ctr("containers", "info", container_id).stdout)["Spec"]["process"]["env"]
-    visible = next(e.split("=", 1)[1] for e in oci_env if e.startswith("NVIDIA_VISIBLE_DEVICES="))
-    devices = visible.split(",")
+    # The kubelet's device manager gave the container two of the plugin's devices.
+    devices = visible_devices(node, pod)
     assert len(devices) == 2 and len(set(devices)) == 2
     assert all(d.startswith(DEVICE_ID_PREFIX) for d in devices)
+    container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
     # ... and containerd ran it with the RuntimeClass's handler (whose runc keeps its state apart).
     assert [p.name for p in node.layout.gpu_runc_root.glob(f"*/{container_id}")] == [container_id]
 

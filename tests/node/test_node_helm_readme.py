@@ -46,6 +46,7 @@ from rerank_localdev.node import podman_images
 from rerank_localdev.node.binaries import PROBE_IMAGE
 from rerank_localdev.node.host import NODE_IP
 from rerank_operator.version import VERSION
+from tests.fixtures.node import visible_devices
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.node, pytest.mark.images]
@@ -400,6 +401,23 @@ def _settle_after_roll(real_node) -> None:
                                           "--timeout=5s", check=False).returncode == 0, 300, "the rrd Ready")
 
 
+def _served_after_the_roll_then_stopped(real_node, client: str) -> dict:
+    """The steady client's summary, once it was answered 5 more times after a roll."""
+    served = _client_counts(real_node, client)["ok"]
+    wait_for(lambda: _client_counts(real_node, client)["ok"] >= served + 5, 120, "requests after the roll")
+    final = _stop_steady_client(real_node, client)
+    print(f"\n{client} across the rolling update:", {k: final[k] for k in ("ok", "failed")})
+    return final
+
+
+def _assert_two_ranks_with_tp1_scores(real_node, pod: dict, tp1_scores: list[float]) -> None:
+    # vLLM's own log: the second rank is a process of this pod.
+    log = real_node.cp.kubectl("-n", NAMESPACE, "logs", pod["metadata"]["name"]).stdout
+    assert "world_size=2 rank=1" in log, log[-2000:]
+    tp2_scores = _engine_scores(pod["status"]["podIP"])
+    assert max(abs(a - b) for a, b in zip(tp1_scores, tp2_scores)) <= 1e-5, (tp1_scores, tp2_scores)
+
+
 @pytest.mark.timeout(2100)
 def test_a_rolling_update_under_a_steady_client_loses_no_request(real_node, release, steps, tp1_scores):
     statefulset = f"{NAME}-engine"
@@ -414,11 +432,7 @@ def test_a_rolling_update_under_a_steady_client_loses_no_request(real_node, rele
         wait_for(lambda: _rolled(real_node, revision), 1200, "both engines rolled and Ready", interval=2,
                  context=lambda: _context(real_node))
         _settle_after_roll(real_node)
-    # Served after the roll too, then stopped.
-    served = _client_counts(real_node, "steady-roll")["ok"]
-    wait_for(lambda: _client_counts(real_node, "steady-roll")["ok"] >= served + 5, 120, "requests after the roll")
-    final = _stop_steady_client(real_node, "steady-roll")
-    print("\nsteady client across the rolling update:", {k: final[k] for k in ("ok", "failed")})
+    final = _served_after_the_roll_then_stopped(real_node, "steady-roll")
     assert final["failed"] == 0, final["failures"]
     for pod in _engine_pods(real_node):
         name, command = pod["metadata"]["name"], pod["spec"]["containers"][0]["command"]
@@ -426,22 +440,10 @@ def test_a_rolling_update_under_a_steady_client_loses_no_request(real_node, rele
         assert command[command.index("--tensor-parallel-size") + 1] == "2", name
         shm = {v["name"]: v for v in pod["spec"]["volumes"]}["dshm"]["emptyDir"]
         assert shm == {"medium": "Memory", "sizeLimit": "4Gi"}, name
-        # vLLM's own log: the second rank is a process of this pod.
-        log = real_node.cp.kubectl("-n", NAMESPACE, "logs", name).stdout
-        assert "world_size=2 rank=1" in log, log[-2000:]
-        tp2_scores = _engine_scores(pod["status"]["podIP"])
-        assert max(abs(a - b) for a, b in zip(tp1_scores, tp2_scores)) <= 1e-5, (tp1_scores, tp2_scores)
+        _assert_two_ranks_with_tp1_scores(real_node, pod, tp1_scores)
 
 
 GPU_DEVICES = 4  # two engines of tensorParallelSize 2
-
-
-def _visible_devices(real_node, pod: dict) -> list[str]:
-    """The devices the kubelet's device manager gave the engine container: the device plugin's Allocate answer
-    in the OCI spec containerd runs it with."""
-    container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
-    env = json.loads(real_node.node.ctr("containers", "info", container_id).stdout)["Spec"]["process"]["env"]
-    return next(e.split("=", 1)[1] for e in env if e.startswith("NVIDIA_VISIBLE_DEVICES=")).split(",")
 
 
 @pytest.mark.timeout(1800)
@@ -467,10 +469,7 @@ def test_on_a_gpu_shaped_node_the_engines_roll_to_device_gpu_with_the_same_score
             wait_for(lambda: _rolled(real_node, revision), 1200, "both engines rolled to device gpu and Ready",
                      interval=2, context=lambda: _context(real_node) + node.log("gpu-device-plugin", 10))
             _settle_after_roll(real_node)
-        served = _client_counts(real_node, "steady-gpu")["ok"]
-        wait_for(lambda: _client_counts(real_node, "steady-gpu")["ok"] >= served + 5, 120, "requests after the roll")
-        final = _stop_steady_client(real_node, "steady-gpu")
-        print("\nsteady client across the rolling update to device gpu:", {k: final[k] for k in ("ok", "failed")})
+        final = _served_after_the_roll_then_stopped(real_node, "steady-gpu")
         assert final["failed"] == 0, final["failures"]
 
         devices: list[str] = []
@@ -484,11 +483,8 @@ def test_on_a_gpu_shaped_node_the_engines_roll_to_device_gpu_with_the_same_score
             # containerd ran it with the RuntimeClass's handler (whose runc keeps its state apart).
             container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
             assert list(node.layout.gpu_runc_root.glob(f"*/{container_id}")), name
-            devices += _visible_devices(real_node, pod)
-            log = real_node.cp.kubectl("-n", NAMESPACE, "logs", name).stdout
-            assert "world_size=2 rank=1" in log, log[-2000:]
-            gpu_scores = _engine_scores(pod["status"]["podIP"])
-            assert max(abs(a - b) for a, b in zip(tp1_scores, gpu_scores)) <= 1e-5, (tp1_scores, gpu_scores)
+            devices += visible_devices(node, pod)
+            _assert_two_ranks_with_tp1_scores(real_node, pod, tp1_scores)
         # Each engine got two of the four devices, none shared.
         assert len(devices) == GPU_DEVICES and len(set(devices)) == GPU_DEVICES, devices
     finally:

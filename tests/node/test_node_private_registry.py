@@ -20,8 +20,7 @@ from rerank_localdev.registry import LocalRegistry
 from rerank_operator.version import VERSION
 from tests.fixtures.waiting import wait_for
 from tests.helm.chart import template
-from tests.fixtures.node import wait_for_degraded
-from tests.node.test_node_failures import _rrd
+from tests.fixtures.node import stand_in_rrd, wait_for_degraded
 
 pytestmark = [pytest.mark.node, pytest.mark.images]
 
@@ -59,7 +58,7 @@ def pull_secret_from_chart_values(real_node, oci_registry: LocalRegistry, namesp
 
 
 def rrd(name: str, image: str, pull_secret: str | None) -> str:
-    body = yaml.safe_load(_rrd(name, image, {"PROBE_AS_ENGINE": "serve::8000"}))
+    body = yaml.safe_load(stand_in_rrd(name, image, {"PROBE_AS_ENGINE": "serve::8000"}))
     body["spec"]["gateway"] = {"enabled": False}
     if pull_secret:
         body["spec"]["imagePullSecrets"] = [{"name": pull_secret}]

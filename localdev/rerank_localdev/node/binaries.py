@@ -104,18 +104,25 @@ def _build_containerd(target: Path) -> None:
                          for cmd in ("containerd", "containerd-shim-runc-v2", "ctr")], flags)
 
 
-def _build_coredns(target: Path) -> None:
-    """The cluster-DNS plugins only (gosrc/coredns), at the versions CoreDNS's own go.mod pins."""
-    src = target.parent / (target.name + ".src-coredns")
+def _build_gosrc(target: Path, part: str, program: str, requires: list[str], ldflags: str = "-s -w") -> None:
+    """gosrc/<program>/main.go built as `program` in a module of its own requiring `requires` ("path version"),
+    its other modules resolved by `go mod tidy` from those requirements (minimal version selection: the
+    versions the required modules pin, never newer)."""
+    src = target.parent / (target.name + f".src-{part}")
     src.mkdir(parents=True, exist_ok=True)
-    (src / "go.mod").write_text(f"module rerank.local/coredns\n\ngo 1.26.0\n\n"
-                                f"require github.com/coredns/coredns {versions.COREDNS}\n")
-    shutil.copy(GOSRC / "coredns" / "main.go", src / "main.go")
+    (src / "go.mod").write_text("\n".join([f"module rerank.local/{part}", "", "go 1.26.0", "", "require (",
+                                           *(f"\t{r}" for r in requires), ")", ""]))
+    shutil.copy(GOSRC / program / "main.go", src / "main.go")
     env = _go_env(module_mode=True)
     subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
-    flags = f"-s -w -X github.com/coredns/coredns/coremain.GitCommit={versions.COREDNS}"
-    subprocess.run(["go", "build", "-trimpath", f"-ldflags={flags}", "-o", str(target / "coredns"), "."],
+    subprocess.run(["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(target / program), "."],
                    cwd=src, env=env, check=True)
+
+
+def _build_coredns(target: Path) -> None:
+    """The cluster-DNS plugins only (gosrc/coredns), at the versions CoreDNS's own go.mod pins."""
+    _build_gosrc(target, "coredns", "coredns", [f"github.com/coredns/coredns {versions.COREDNS}"],
+                 f"-s -w -X github.com/coredns/coredns/coremain.GitCommit={versions.COREDNS}")
 
 
 def traefik_go_mod(upstream: str) -> str:
@@ -141,32 +148,16 @@ def _build_traefik(target: Path) -> None:
 
 def _build_provisioner(target: Path) -> None:
     """Built against the control plane's client-go, so its packages come from the shared build cache."""
-    src = target.parent / (target.name + ".src-provisioner")
-    src.mkdir(parents=True, exist_ok=True)
-    (src / "go.mod").write_text("\n".join([
-        "module rerank.local/provisioner", "", "go 1.26.0", "", "require (",
-        f"\tsigs.k8s.io/sig-storage-lib-external-provisioner/v11 {versions.PROVISIONER_LIB}",
-        f"\tk8s.io/client-go {versions.STAGING}", f"\tk8s.io/api {versions.STAGING}",
-        f"\tk8s.io/apimachinery {versions.STAGING}", ")", ""]))
-    shutil.copy(GOSRC / "hostpath-provisioner" / "main.go", src / "main.go")
-    env = _go_env(module_mode=True)
-    subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
-    subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(target / "hostpath-provisioner"), "."],
-                   cwd=src, env=env, check=True)
+    _build_gosrc(target, "provisioner", "hostpath-provisioner", [
+        f"sigs.k8s.io/sig-storage-lib-external-provisioner/v11 {versions.PROVISIONER_LIB}",
+        f"k8s.io/client-go {versions.STAGING}", f"k8s.io/api {versions.STAGING}",
+        f"k8s.io/apimachinery {versions.STAGING}"])
 
 
 def _build_gpu_device_plugin(target: Path) -> None:
     """gosrc/gpu-device-plugin on the kubelet's own device-plugin API (the control plane's staging version, so
     its gRPC is the one the kubelet speaks)."""
-    src = target.parent / (target.name + ".src-gpu-device-plugin")
-    src.mkdir(parents=True, exist_ok=True)
-    (src / "go.mod").write_text(f"module rerank.local/gpu-device-plugin\n\ngo 1.26.0\n\n"
-                                f"require k8s.io/kubelet {versions.STAGING}\n")
-    shutil.copy(GOSRC / "gpu-device-plugin" / "main.go", src / "main.go")
-    env = _go_env(module_mode=True)
-    subprocess.run(["go", "mod", "tidy"], cwd=src, env=env, check=True)
-    subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(target / "gpu-device-plugin"), "."],
-                   cwd=src, env=env, check=True)
+    _build_gosrc(target, "gpu-device-plugin", "gpu-device-plugin", [f"k8s.io/kubelet {versions.STAGING}"])
 
 
 def _build_images(target: Path) -> None:

@@ -54,10 +54,6 @@ func (p *plugin) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*p
 	return response, nil
 }
 
-func (p *plugin) PreStartContainer(context.Context, *pluginapi.PreStartContainerRequest) (*pluginapi.PreStartContainerResponse, error) {
-	return &pluginapi.PreStartContainerResponse{}, nil
-}
-
 // serve listens on socket and registers it with the kubelet; it returns the server once the kubelet accepted it.
 func serve(p *plugin, dir, socket, resource string) (*grpc.Server, error) {
 	path := filepath.Join(dir, socket)
