@@ -16,7 +16,7 @@ from aiohttp import web
 from . import metrics
 from .cache import LRUScoreCache, NoCache, RedisScoreCache, ScoreCache
 from .config import GatewayConfig, from_args
-from .discovery import watch_dns, watch_health
+from .discovery import watch_dns, watch_ejected, watch_health
 from .engine import EngineClient, EngineError
 from .http1 import Http1Pool
 from .protocol import BadRequest, decode_json, parse_rerank, parse_score
@@ -125,15 +125,15 @@ def build_app(config: GatewayConfig, *, cache: ScoreCache | None = None, pool: E
 
     async def lifecycle(app: web.Application):
         http = Http1Pool(timeout=config.engine_timeout)  # kept-alive connections to the engines
-        app[SCORER] = Scorer(app[POOL], EngineClient(http), cache, config.model, config.chunking)
-        watcher = None
+        app[SCORER] = Scorer(app[POOL], EngineClient(http), cache, config.model, config.chunking, config.dispatch)
+        watchers = [asyncio.create_task(watch_ejected(app[POOL], config.dns_interval))]
         if config.engine_dns:
             host, _, port = config.engine_dns.rpartition(":")
-            watcher = asyncio.create_task(watch_dns(app[POOL], host, int(port), config.dns_interval))
+            watchers.append(asyncio.create_task(watch_dns(app[POOL], host, int(port), config.dns_interval)))
         elif config.engines:
-            watcher = asyncio.create_task(watch_health(app[POOL], list(config.engines), config.dns_interval))
+            watchers.append(asyncio.create_task(watch_health(app[POOL], list(config.engines), config.dns_interval)))
         yield
-        if watcher:
+        for watcher in watchers:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -157,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     # libuv's event loop: the gateway is all socket I/O, and uvloop's loop costs less CPU per request
     # than asyncio's own (bench/gateway.py).
     loop = uvloop.new_event_loop()
+    # handler_cancellation: a client that goes away cancels its request, whose connections to the engines are
+    # closed, which makes vLLM abort the scoring. On SIGTERM, requests in flight finish (shutdown_timeout) while
+    # no new connection is accepted.
     web.run_app(build_app(config), host=config.host, port=config.port, access_log=None, loop=loop,
+                handler_cancellation=True, shutdown_timeout=config.dispatch.deadline,
                 print=lambda *_: log.info("listening on %s:%d", config.host, config.port))
     return 0
 

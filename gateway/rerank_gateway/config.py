@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 
 from .chunking import ChunkingConfig
+from .dispatch import DispatchConfig
 from .protocol import Limits
 from .scorer import ModelConfig
 
@@ -22,6 +23,7 @@ class GatewayConfig:
     engine_dns: str | None = None  # host:port of the engines' headless Service
     dns_interval: float = 2.0
     engine_timeout: float = 300.0
+    dispatch: DispatchConfig = DispatchConfig()
     model: ModelConfig = ModelConfig()
     limits: Limits = Limits()
     max_body_bytes: int = 16 * MiB
@@ -46,7 +48,15 @@ def parser() -> argparse.ArgumentParser:
     engines.add_argument("--engine-dns", metavar="HOST:PORT",
                          help="the engines' headless Service; its addresses are the Ready engines")
     p.add_argument("--dns-interval", type=float, default=2.0, help="seconds between DNS lookups (or health checks of --engine URLs)")
-    p.add_argument("--engine-timeout", type=float, default=300.0, help="seconds an engine may take for one request")
+    p.add_argument("--engine-timeout", type=float, default=300.0,
+                   help="seconds an engine may take for one request (or piece); then it is tried elsewhere")
+    p.add_argument("--engine-attempts", type=int, default=3,
+                   help="tries per request (or piece) when engines fail it, the first included")
+    p.add_argument("--request-deadline", type=float, default=600.0,
+                   help="seconds for a request's every try together")
+    p.add_argument("--fan-out-pairs", type=int, default=0,
+                   help="split requests of at least twice this many pairs across engines, in pieces of at least "
+                   "this many (0: never)")
     p.add_argument("--served-model-name", action="append", default=[],
                    help="the model's name (first) and aliases, as the engine serves them (repeatable)")
     p.add_argument("--model-revision", default="", help="part of every cache key: a new revision misses")
@@ -77,6 +87,9 @@ def from_args(argv: list[str] | None = None, environ: dict[str, str] | None = No
     a.redis_url = a.redis_url or environ.get("REDIS_URL")
     if a.cache == "redis" and not a.redis_url:
         p.error("--cache redis needs --redis-url (or REDIS_URL)")
+    if a.engine_attempts < 1 or a.engine_timeout <= 0 or a.request_deadline <= 0 or a.fan_out_pairs < 0:
+        p.error("--engine-attempts must be at least 1, --engine-timeout and --request-deadline positive, "
+                "--fan-out-pairs 0 or more")
     chunks = None
     if a.chunk_window_tokens:
         try:
@@ -86,6 +99,8 @@ def from_args(argv: list[str] | None = None, environ: dict[str, str] | None = No
     return GatewayConfig(
         host=a.host, port=a.port, engines=tuple(a.engine or ()), engine_dns=a.engine_dns,
         dns_interval=a.dns_interval, engine_timeout=a.engine_timeout,
+        dispatch=DispatchConfig(attempts=a.engine_attempts, try_timeout=a.engine_timeout,
+                                deadline=a.request_deadline, fan_out_pairs=a.fan_out_pairs),
         model=ModelConfig(tuple(a.served_model_name), a.model_revision, a.default_instruction),
         limits=Limits(max_documents=a.max_documents), max_body_bytes=a.max_body_bytes,
         cache=a.cache, cache_max_bytes=a.cache_max_bytes, cache_ttl_seconds=a.cache_ttl_seconds,

@@ -64,3 +64,14 @@ async def watch_health(pool: EnginePool, urls: list[str], interval: float) -> No
                 last = ready
             pool.set_ready(ready)
             await asyncio.sleep(interval)
+
+
+async def watch_ejected(pool: EnginePool, interval: float) -> None:
+    """Put an engine ejected after a failure back into rotation once its /health answers 200, until cancelled."""
+    async with aiohttp.ClientSession() as session:
+        while True:
+            for url in sorted(pool.ejected):
+                if await healthy(session, url):
+                    log.info("engine %s answers its health check again: back in rotation", url)
+                    pool.readmit(url)
+            await asyncio.sleep(interval)

@@ -115,9 +115,10 @@ class Http1Pool:
             raise UpstreamError(f"cannot connect: {type(exc).__name__}: {exc}", unanswered=True) from exc
         return conn
 
-    async def post(self, base_url: str, path: str, body: bytes,
-                   content_type: bytes = b"application/json") -> tuple[int, dict[bytes, bytes], bytes]:
-        """Status, headers (lower-case names) and body of ``POST base_url + path``."""
+    async def post(self, base_url: str, path: str, body: bytes, content_type: bytes = b"application/json",
+                   timeout: float | None = None) -> tuple[int, dict[bytes, bytes], bytes]:
+        """Status, headers (lower-case names) and body of ``POST base_url + path``, within ``timeout`` seconds
+        (default: the pool's)."""
         host, port, netloc = self._target(base_url)
         request = b"".join((b"POST ", path.encode(), b" HTTP/1.1\r\nHost: ", netloc, b"\r\nContent-Type: ",
                             content_type, b"\r\nContent-Length: ", str(len(body)).encode(), b"\r\n\r\n", body))
@@ -131,7 +132,7 @@ class Http1Pool:
             if conn is None:
                 conn = await self._connect(host, port)
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(self.timeout if timeout is None else timeout):
                     status, headers, answer, keep_alive = await conn.exchange(request)
             except UpstreamError:
                 conn.close()

@@ -22,8 +22,19 @@ ENGINE_REQUESTS = Counter("rerank_gateway_engine_requests", "Requests sent to en
                           ["engine", "code"], registry=REGISTRY)
 OUTSTANDING_PAIRS = Gauge("rerank_gateway_outstanding_pairs", "Pairs sent to an engine and not yet answered.",
                           ["engine"], registry=REGISTRY)
-ENGINE_RETRIES = Counter("rerank_gateway_engine_retries", "Requests sent again to another engine after one failed "
-                         "to answer (connection refused, reset or closed: an engine leaving).", registry=REGISTRY)
+ENGINE_RETRIES = Counter("rerank_gateway_engine_retries", "Requests (or pieces of a split request) sent again to "
+                         "another engine, by how the engine failed: refused (an engine leaving), reset (the "
+                         "connection broke mid-answer), timeout, 5xx, invalid (an answer that is not the scores).",
+                         ["reason"], registry=REGISTRY)
+ENGINE_FAILURES = Counter("rerank_gateway_engine_failures", "Client requests answered with an error because every "
+                          "try failed (the tries or the deadline ran out), by how the last one failed.",
+                          ["reason"], registry=REGISTRY)
+EJECTED_ENGINES = Gauge("rerank_gateway_ejected_engines", "Engines out of rotation after a failure until their "
+                        "/health answers again.", registry=REGISTRY)
+SPLIT_REQUESTS = Counter("rerank_gateway_split_requests", "Requests whose pairs were split across engines.",
+                         registry=REGISTRY)
+SPLIT_PIECES = Counter("rerank_gateway_split_pieces", "Pieces of split requests sent to engines (first tries).",
+                       registry=REGISTRY)
 READY_ENGINES = Gauge("rerank_gateway_ready_engines", "Ready engines the gateway routes to.", registry=REGISTRY)
 HELD_REQUESTS = Gauge("rerank_gateway_held_requests", "Requests waiting for a Ready engine.", registry=REGISTRY)
 HELD_PAIRS = Gauge("rerank_gateway_held_pairs", "Pairs in requests waiting for a Ready engine (demand while no "

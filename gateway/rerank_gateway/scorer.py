@@ -1,24 +1,22 @@
 """One client request's scores: windows, cache lookup, misses to an engine, merge in order.
 
 Pairs whose score is cached are answered from the cache; only the misses (each distinct pair
-once) go to one engine, chosen by the pool; their scores are cached and merged back into the
-request's order. Nothing here knows about HTTP shapes.
+once) go to the engines (dispatch.py: one engine chosen by the pool, or pieces across several for a
+large request, each sent again elsewhere if an engine fails it); their scores are cached and merged
+back into the request's order. Nothing here knows about HTTP shapes.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from . import chunking, metrics
 from .cache import NoCache, ScoreCache, pair_keys
-from .engine import EngineClient, EngineError
+from .dispatch import DispatchConfig, Dispatcher
+from .engine import EngineClient
 from .protocol import ScoringJob
 from .routing import EnginePool
 
-log = logging.getLogger(__name__)
-# Tries per request when engines fail before answering (each leaving engine is dropped from the pool).
-ENGINE_ATTEMPTS = 3
 
 
 FROM_CACHE = metrics.PAIRS.labels(source="cache")
@@ -44,8 +42,9 @@ class ScoreResult:
 
 class Scorer:
     def __init__(self, pool: EnginePool, client: EngineClient, cache: ScoreCache, model: ModelConfig,
-                 chunks: chunking.ChunkingConfig | None = None):
+                 chunks: chunking.ChunkingConfig | None = None, dispatch: DispatchConfig | None = None):
         self.pool, self.client, self.cache, self.model, self.chunks = pool, client, cache, model, chunks
+        self.dispatcher = Dispatcher(pool, dispatch or DispatchConfig())
 
     def served_name(self, requested: str | None) -> tuple[str | None, bool]:
         """The engine's name for ``requested`` and whether it is known (an unknown name is passed to
@@ -80,8 +79,9 @@ class Scorer:
         distinct = list(first_of.values())
         prompt_tokens = 0
         if distinct:
-            fresh, prompt_tokens = await self._on_an_engine(len(distinct), lambda url: self.client.score(
-                url, model or "", [units[i] for i in distinct], instruction, job.max_tokens_per_doc))
+            asked = [units[i] for i in distinct]
+            fresh, prompt_tokens = await self.dispatcher.score(len(asked), lambda url, first, end, timeout: (
+                self.client.score(url, model or "", asked[first:end], instruction, job.max_tokens_per_doc, timeout)))
             by_ident = dict(zip(first_of, fresh))
             for i in missing:
                 scores[i] = by_ident[idents[i]]
@@ -102,24 +102,6 @@ class Scorer:
         return ScoreResult(model=model or "", scores=merged, prompt_tokens=prompt_tokens,
                            cached_pairs=len(units) - len(missing), engine_pairs=len(distinct),
                            windows=[1] * len(job.pairs) if texts is None else [len(w) for w in texts])
-
-    async def _on_an_engine(self, pairs: int, call):
-        """`call(engine_url)` on a Ready engine. An engine that failed before answering (it is shutting down, and
-        discovery has not caught up yet) is dropped and the call goes to another one, or waits for one like any
-        request: scoring has no side effects, so nothing is done twice that matters."""
-        for attempt in range(1, ENGINE_ATTEMPTS + 1):
-            engine = await self.pool.acquire(pairs)
-            try:
-                return await call(engine.url)
-            except EngineError as exc:
-                if not exc.unanswered or attempt == ENGINE_ATTEMPTS:
-                    raise
-                log.warning("engine %s did not answer (%s): sending the request to another engine", engine.url, exc)
-                self.pool.drop(engine.url)
-                metrics.ENGINE_RETRIES.inc()
-            finally:
-                self.pool.release(engine, pairs)
-        raise AssertionError("unreachable")
 
     async def _windows(self, job: ScoringJob, model: str | None) -> list[list[str]]:
         assert self.chunks is not None

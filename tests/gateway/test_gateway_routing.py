@@ -73,7 +73,7 @@ def test_an_engine_that_refuses_is_dropped_and_the_request_goes_to_another():
         def __init__(self, failing: dict[str, EngineError]):
             self.failing, self.calls = failing, []
 
-        async def score(self, url, model, pairs, instruction, max_tokens_per_doc):
+        async def score(self, url, model, pairs, instruction, max_tokens_per_doc, timeout=None):
             self.calls.append(url)
             if url in self.failing:
                 raise self.failing[url]
@@ -85,16 +85,16 @@ def test_an_engine_that_refuses_is_dropped_and_the_request_goes_to_another():
         pool.engines["http://staying"].outstanding_pairs = 10  # the leaving engine is picked first (fewest pairs)
         client = Client({"http://leaving": failure})
         scorer = Scorer(pool, client, NoCache(), ModelConfig(served_names=("m",)))
-        retries = metrics.ENGINE_RETRIES._value.get()
+        retries = metrics.ENGINE_RETRIES.labels(reason="refused")._value.get()
         result = await scorer.score(ScoringJob(kind="rerank", model="m", pairs=[("q", "d")]))
-        return result, client.calls, pool, metrics.ENGINE_RETRIES._value.get() - retries
+        return result, client.calls, pool, metrics.ENGINE_RETRIES.labels(reason="refused")._value.get() - retries
 
-    refused = EngineError(502, b"refused", unanswered=True)
+    refused = EngineError(502, b"refused", reason="refused")
     result, calls, pool, retries = asyncio.run(go(refused))
     assert calls == ["http://leaving", "http://staying"] and result.scores == [0.5] and retries == 1
     assert list(pool.engines) == ["http://staying"]  # until discovery lists it again
 
-    # An engine that answered with an error (or timed out: it may have scored) is not asked again.
+    # The client's fault is not sent again.
     answered = EngineError(400, b"bad request")
     with pytest.raises(EngineError):
         asyncio.run(go(answered))

@@ -15,6 +15,8 @@ from ..version import image as release_image
 from .v1alpha1 import SecretKeyRef, _cel, _Model, _object
 
 DEFAULT_GATEWAY_IMAGE = release_image("gateway")
+# Below ~2 x 64 pairs a split saves less than a piece costs the engines (bench/fan_out.py).
+FAN_OUT_PAIRS = 64
 
 
 class GatewayRedisSpec(_Model):
@@ -126,5 +128,18 @@ class GatewaySpec(_Model):
     )
     max_held_requests: int = Field(default=256, ge=0, le=100000,
                                    description="Requests that may wait for a Ready engine at once; more are a 503.")
+    engine_timeout_seconds: int = Field(
+        default=120, ge=1, le=86400,
+        description="How long one engine may take for a request (or a piece of a split one). Past it the engine "
+        "is taken out of rotation until its /health answers again and the pairs are scored by another engine; "
+        "every failure of an engine (refused, reset, 5xx, timeout) is retried the same way, up to 3 tries within "
+        "3 times this. Raise it for CPU engines scoring very large requests.",
+    )
+    fan_out_pairs: int = Field(
+        default=FAN_OUT_PAIRS, ge=0, le=100000,
+        description="Requests with at least twice this many pairs to score (cache misses) are split across the "
+        "Ready engines in pieces of at least this many, scored in parallel and merged in order: a lone large "
+        "request takes about as long as its largest piece. 0: never split.",
+    )
     cache: GatewayCacheSpec = _object(GatewayCacheSpec, "The score cache.")
     chunking: GatewayChunkingSpec = _object(GatewayChunkingSpec, "Long documents in windows (off by default).")

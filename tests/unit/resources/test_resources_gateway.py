@@ -64,6 +64,15 @@ def test_the_gateway_args_parse_and_carry_names_revision_instruction_and_limits(
             config.chunking.top_k) == (256, 32, "mean_top_k", 2)
 
 
+def test_the_gateway_retries_within_the_engine_timeout_and_splits_large_requests():
+    defaults = from_args(gateway_container(make_body({}))["args"]).dispatch
+    assert (defaults.try_timeout, defaults.attempts, defaults.deadline, defaults.fan_out_pairs) == (120, 3, 360, 64)
+    body = make_body({"gateway": {"engineTimeoutSeconds": 30, "fanOutPairs": 0}})
+    dispatch = from_args(gateway_container(body)["args"]).dispatch
+    # Every try may take its whole timeout; 0 turns splitting off.
+    assert (dispatch.try_timeout, dispatch.deadline, dispatch.fan_out_pairs) == (30, 90, 0)
+
+
 def test_redis_url_and_password_come_from_secrets():
     body = make_body({"gateway": {"cache": {"backend": "redis", "redis": {
         "urlSecretRef": {"name": "redis", "key": "url"}, "passwordSecretRef": {"name": "redis", "key": "password"}}}}})
