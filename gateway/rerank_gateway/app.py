@@ -29,6 +29,9 @@ log = logging.getLogger("rerank_gateway")
 RERANK_ROUTES = ("/v1/rerank", "/v2/rerank", "/rerank")
 SCORE_ROUTES = ("/score", "/v1/score")
 
+# How often an engine ejected after a failure is asked for /health: it is back in rotation within about this.
+EJECTED_PROBE_SECONDS = 1.0
+
 CONFIG = web.AppKey("config", GatewayConfig)
 POOL = web.AppKey("pool", EnginePool)
 SCORER = web.AppKey("scorer", Scorer)
@@ -126,7 +129,7 @@ def build_app(config: GatewayConfig, *, cache: ScoreCache | None = None, pool: E
     async def lifecycle(app: web.Application):
         http = Http1Pool(timeout=config.engine_timeout)  # kept-alive connections to the engines
         app[SCORER] = Scorer(app[POOL], EngineClient(http), cache, config.model, config.chunking, config.dispatch)
-        watchers = [asyncio.create_task(watch_ejected(app[POOL], config.dns_interval))]
+        watchers = [asyncio.create_task(watch_ejected(app[POOL], EJECTED_PROBE_SECONDS))]
         if config.engine_dns:
             host, _, port = config.engine_dns.rpartition(":")
             watchers.append(asyncio.create_task(watch_dns(app[POOL], host, int(port), config.dns_interval)))

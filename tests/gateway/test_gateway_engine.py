@@ -1,6 +1,7 @@
 """The gateway in front of the real CPU vLLM engine: real clients (Cohere SDK v1 and v2, LangChain's
 CohereRerank, litellm), the seed's request, the score cache against the engine's own counters,
-long documents in windows, routing, holding while no engine is ready, and bad input."""
+long documents in windows, routing, holding while no engine is ready, bad input, large requests split
+across engines, and engines that hang or break connections under a steady client."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import requests
 from rerank_gateway.chunking import window_bounds
 from tests.fixtures.engine import DEPLOYMENT_INSTRUCTION
 from tests.fixtures.gateway import free_port, metric_value, running_gateway
+from tests.fixtures.relay import FaultyRelay
 from tests.serving.pairs import QUERIES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -278,37 +280,6 @@ def test_least_outstanding_routing_over_two_engine_addresses(rerank_engine, tmp_
         assert g.metric("rerank_gateway_engine_requests_total", engine=busy, code="200") == 1
 
 
-@contextlib.contextmanager
-def tcp_forwarder(listen_port: int, target_port: int):
-    """A loopback TCP relay: stands in for an engine pod becoming reachable at a new address."""
-    loop = asyncio.new_event_loop()
-
-    async def pipe(reader, writer):
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def handle(client_reader, client_writer):
-        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", target_port)
-        await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer))
-
-    server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", listen_port))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        async def stop():
-            server.close()
-            await server.wait_closed()
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
 def test_hold_then_serve_when_the_first_engine_becomes_ready(rerank_engine, tmp_path):
     port = free_port()
     args = ["--engine", f"http://127.0.0.1:{port}", "--served-model-name", rerank_engine.model,
@@ -326,7 +297,7 @@ def test_hold_then_serve_when_the_first_engine_becomes_ready(rerank_engine, tmp_
         refused = post(g, "/v1/rerank", body)
         assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
         engine_port = int(rerank_engine.base_url.rsplit(":", 1)[1])
-        with tcp_forwarder(port, engine_port):
+        with FaultyRelay(port, engine_port):
             worker.join(timeout=60)
         assert answers["first"].status_code == 200, answers["first"].text
         assert g.metric("rerank_gateway_held_pairs") == 0
@@ -339,3 +310,108 @@ def test_a_request_held_too_long_is_a_503_with_retry_after(rerank_engine, tmp_pa
         response = post(g, "/v1/rerank", {"query": QUERY, "documents": DOCUMENTS[:1]})
         assert response.status_code == 503 and response.headers["Retry-After"] == "15"
         assert "within 0.5 s" in response.json()["error"]["message"]
+
+
+def two_engines(engine, tmp_path, *extra: str):
+    """A gateway over two engines: the real one directly, and the same one through a FaultyRelay."""
+    relay_port = free_port()
+    relay = FaultyRelay(relay_port, int(engine.base_url.rsplit(":", 1)[1]))
+    relayed = f"http://127.0.0.1:{relay_port}"
+    args = ["--engine", engine.base_url, "--engine", relayed, "--served-model-name", engine.model,
+            "--default-instruction", DEPLOYMENT_INSTRUCTION, "--cache", "none", *extra]
+    return relay, relayed, running_gateway(tmp_path, args)
+
+
+def test_a_split_request_scores_and_orders_exactly_like_the_unsplit_one(rerank_engine, tmp_path):
+    documents = [f"{i}: {d}" for i in range(6) for d in DOCUMENTS]
+    relay, relayed, gateway = two_engines(rerank_engine, tmp_path, "--fan-out-pairs", "8")
+    with relay, gateway as g:
+        wait_ready(g, engines=2)
+        body = {"model": rerank_engine.model, "query": QUERY, "documents": documents, "top_n": 7}
+        split = post(g, "/v1/rerank", body)
+        assert split.status_code == 200, split.text
+        assert g.metric("rerank_gateway_split_requests_total") == 1
+        assert g.metric("rerank_gateway_split_pieces_total") == 2
+        assert g.metric("rerank_gateway_engine_requests_total", engine=relayed, code="200") == 1
+        assert g.metric("rerank_gateway_engine_requests_total", engine=rerank_engine.base_url, code="200") == 1
+        whole = direct_scores(rerank_engine, QUERY, documents)
+    results = split.json()["results"]
+    # top_n after the merge: the 7 best of all documents, not of one piece.
+    ranked = sorted(range(len(documents)), key=lambda i: -whole[i])[:7]
+    assert [r["index"] for r in results] == ranked
+    assert [r["relevance_score"] for r in results] == pytest.approx([whole[i] for i in ranked], abs=1e-6)
+
+
+class SteadyClient:
+    """Small requests back to back from two threads; every answer that is not a 200 is kept."""
+
+    def __init__(self, gateway, model: str):
+        self.gateway, self.model = gateway, model
+        self.sent, self.failed = 0, []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(2)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            body = {"model": self.model, "query": unique(QUERY), "documents": DOCUMENTS[:3]}
+            try:
+                response = post(self.gateway, "/v1/rerank", body)
+                ok, what = response.status_code == 200, f"{response.status_code} {response.text[:300]}"
+            except requests.RequestException as exc:
+                ok, what = False, repr(exc)
+            self.sent += 1
+            if not ok:
+                self.failed.append(what)
+
+    def __enter__(self) -> "SteadyClient":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_an_engine_that_hangs_or_breaks_connections_costs_the_clients_nothing(rerank_engine, tmp_path):
+    # --dns-interval 3600: the fixed list's own health checks run once, at the start, so what takes the hung
+    # engine out of rotation and puts it back is the gateway's ejection alone (as with DNS discovery, where a
+    # hung pod stays Ready until its probes fail).
+    relay, relayed, gateway = two_engines(rerank_engine, tmp_path, "--engine-timeout", "2", "--dns-interval", "3600")
+    with relay, gateway as g, SteadyClient(g, rerank_engine.model) as client:
+        wait_ready(g, engines=2)
+        wait_for(lambda: g.metric("rerank_gateway_engine_requests_total", engine=relayed, code="200") >= 3,
+                 "the relayed engine got no requests")
+        relay.mode = "hang"
+        wait_for(lambda: g.metric("rerank_gateway_ejected_engines") == 1, "the hung engine was not ejected")
+        assert g.metric("rerank_gateway_engine_retries_total", reason="timeout") >= 1
+        answered = g.metric("rerank_gateway_engine_requests_total", engine=rerank_engine.base_url, code="200")
+        time.sleep(3)  # out of rotation: every request goes to the other engine, none waits for a timeout
+        assert g.metric("rerank_gateway_engine_requests_total", engine=rerank_engine.base_url, code="200") > answered
+        assert g.metric("rerank_gateway_engine_requests_total", engine=relayed, code="timeout") <= 2
+
+        relay.mode = "relay"  # it answers again: back in rotation within a probe or two
+        wait_for(lambda: g.metric("rerank_gateway_ejected_engines") == 0, "the engine was not readmitted", 10)
+        before = g.metric("rerank_gateway_engine_requests_total", engine=relayed, code="200")
+        wait_for(lambda: g.metric("rerank_gateway_engine_requests_total", engine=relayed, code="200") > before,
+                 "the readmitted engine got no requests")
+
+        relay.mode = "cut"  # dying mid-answer: the pairs are scored again on the other engine
+        wait_for(lambda: g.metric("rerank_gateway_engine_retries_total", reason="reset") >= 1,
+                 "no answer was cut")
+        relay.mode = "relay"
+        wait_for(lambda: g.metric("rerank_gateway_ejected_engines") == 0, "the engine was not readmitted", 10)
+        client.stop()
+        assert g.metric("rerank_gateway_engine_failures_total") == 0
+    assert client.sent > 20 and client.failed == [], client.failed[:3]
