@@ -335,6 +335,10 @@ def test_a_split_request_scores_and_orders_exactly_like_the_unsplit_one(rerank_e
         assert g.metric("rerank_gateway_engine_requests_total", engine=relayed, code="200") == 1
         assert g.metric("rerank_gateway_engine_requests_total", engine=rerank_engine.base_url, code="200") == 1
         whole = direct_scores(rerank_engine, QUERY, documents)
+        # One document over maxModelLen in one piece: the engine's 400, as unsplit; the other piece is cancelled.
+        too_long = post(g, "/v1/rerank", {**body, "documents": [*documents, "word " * 9000]})
+        assert too_long.status_code == 400 and "maximum context length" in too_long.json()["error"]["message"]
+        assert g.metric("rerank_gateway_split_requests_total") == 2
     results = split.json()["results"]
     # top_n after the merge: the 7 best of all documents, not of one piece.
     ranked = sorted(range(len(documents)), key=lambda i: -whole[i])[:7]

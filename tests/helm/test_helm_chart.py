@@ -234,7 +234,8 @@ def test_two_operator_replicas_on_different_nodes_with_a_disruption_budget() -> 
         "preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"] == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}}
     pdb = one(objects, "PodDisruptionBudget")
-    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector},
+                           "unhealthyPodEvictionPolicy": "AlwaysAllow"}
     env = {e["name"]: e for e in operator_container(objects)["env"]}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     # One replica needs no budget (it would block every drain).

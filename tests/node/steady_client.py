@@ -3,7 +3,8 @@
 Workers post rerank requests to $URL until /tmp/stop exists, each $PAUSE seconds after its last answer (steady,
 not flat out: the engines restarting beside it share the same cores), each with new text (the gateway's score
 cache must not answer it) and a check of the answer. Every failure is printed as it happens, the counts
-every few seconds, and a final {"final": ...} line when it stops. A request counts as lost when it fails in any
+every few seconds, and a final {"final": ...} line when it stops, with each answered request's end time and
+latency (so a test can cut the run into phases). A request counts as lost when it fails in any
 way: connection refused or reset, a timeout, an HTTP error, or a malformed answer. Nothing is retried.
 """
 
@@ -21,7 +22,7 @@ PAUSE = float(os.environ.get("PAUSE", "0.2"))
 STOP = "/tmp/stop"
 
 lock = threading.Lock()
-state = {"sent": 0, "ok": 0, "failures": []}
+state = {"sent": 0, "ok": 0, "failures": [], "latencies": []}
 
 
 def one(number: int) -> None:
@@ -39,6 +40,7 @@ def work() -> None:
         with lock:
             state["sent"] += 1
             number = state["sent"]
+        started = time.time()
         try:
             one(number)
         except Exception as error:  # every way a request can be lost
@@ -50,6 +52,7 @@ def work() -> None:
         else:
             with lock:
                 state["ok"] += 1
+                state["latencies"].append([round(time.time(), 3), round(time.time() - started, 4)])
         time.sleep(PAUSE)
 
 
@@ -64,4 +67,5 @@ for thread in threads:
 while any(thread.is_alive() for thread in threads):
     print(json.dumps({"progress": counts()}), flush=True)
     time.sleep(3)
-print(json.dumps({"final": {**counts(), "failures": state["failures"]}}), flush=True)
+print(json.dumps({"final": {**counts(), "failures": state["failures"], "latencies": state["latencies"]}}),
+      flush=True)

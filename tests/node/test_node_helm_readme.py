@@ -10,13 +10,17 @@ the steps below in order (each a test; a later one relies on the earlier ones).
 5. the UI through the Ingress (Traefik) in headless Chromium, one rerank through it, a screenshot kept;
 6. `kubectl scale rrd/... --replicas 2`: a second engine gets Ready and both engines' vLLM request counters
    grow under a steady client through the Service;
-7. a rolling update under that steady client loses no request: a new instruction and tensorParallelSize 2 (two
+7. faults under a steady client, none of whose requests may fail: an engine container SIGKILLed, an engine that
+   hangs (frozen: it keeps its port), one of the sample's two gateway pods deleted, an engine evicted through
+   the Eviction API (a second eviction refused by the budget until the first engine is Ready again); the
+   client's p50/p99 per phase go to artifacts/node-faults.json;
+8. a rolling update under that steady client loses no request: a new instruction and tensorParallelSize 2 (two
    vLLM worker processes per pod sharing its /dev/shm, as uid 1000 on a read-only root), whose engines give the
    same scores as the TP 1 engines did;
-8. the node made GPU-shaped (a device plugin's four nvidia.com/gpu, the RuntimeClass nvidia, the GPU taint), the
+9. the node made GPU-shaped (a device plugin's four nvidia.com/gpu, the RuntimeClass nvidia, the GPU taint), the
    sample rolled under a steady client to `device: gpu` with the CPU engine image: scheduled onto the devices
    through the toleration and the RuntimeClass, no request lost, the same scores as at TP 1;
-9. deleting the RerankerDeployment removes every pod, Service and (retention policy Delete) claim.
+10. deleting the RerankerDeployment removes every pod, Service and (retention policy Delete) claim.
 
 Changed from the README, only where a machine without a registry or a model hub must: the model is the tiny
 random-weight reranker on a claim of the cluster's default StorageClass (provisioned in the cluster, filled from
@@ -48,6 +52,7 @@ from rerank_localdev.node.host import NODE_IP
 from rerank_operator.version import VERSION
 from tests.fixtures.node import visible_devices
 from tests.fixtures.waiting import wait_for
+from tests.node import faults
 
 pytestmark = [pytest.mark.node, pytest.mark.images]
 
@@ -369,6 +374,91 @@ def test_scaled_to_two_replicas_both_engines_serve_a_steady_client(real_node, re
         final = _stop_steady_client(real_node, "steady-scale")
     assert final["failed"] == 0, final["failures"]
     print("\ncounters before/after:", before, {n: _requests_served(ip) for n, ip in pods.items()}, "client:", final)
+
+
+def _gateway_pods(real_node) -> list[dict]:
+    return _json(real_node, "get", "pods", "-l",
+                 f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=gateway")["items"]
+
+
+def _gateways_total(real_node, metric: str) -> float:
+    """A gateway metric summed over the gateway pods, read from this host at the pods' addresses."""
+    total = 0.0
+    for pod in _gateway_pods(real_node):
+        if pod["metadata"].get("deletionTimestamp") or not pod["status"].get("podIP"):
+            continue
+        with urllib.request.urlopen(f"http://{pod['status']['podIP']}:8000/metrics", timeout=10) as response:
+            total += faults.gateway_metric(response.read().decode(), metric)
+    return total
+
+
+def _engine_ready_again(real_node, name: str, restarts: int | None = None) -> bool:
+    """``name`` exists (an evicted pod is recreated under its name), is Ready, and restarted more than ``restarts``."""
+    found = real_node.cp.kubectl("-n", NAMESPACE, "get", "pod", name, "-o", "json", check=False)
+    if found.returncode != 0:
+        return False
+    pod = json.loads(found.stdout)
+    statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+    ready = statuses[0].get("ready", False) and not pod["metadata"].get("deletionTimestamp")
+    return ready and (restarts is None or statuses[0].get("restartCount", 0) > restarts)
+
+
+@pytest.mark.timeout(2100)
+def test_engine_and_gateway_faults_under_a_steady_client_lose_no_request(real_node, release, steps):
+    # The sample's two gateway pods; an engine timeout of seconds, so the hung engine is left quickly.
+    assert len(_gateway_pods(real_node)) == 2
+    real_node.cp.kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
+        {"spec": {"gateway": {"engineTimeoutSeconds": 5}}}))
+    _settle_after_roll(real_node)
+    phases = faults.Phases()
+    _start_steady_client(real_node, "steady-faults")
+    with steps.timed("faults under a steady client"):
+        with phases.phase("before"):
+            time.sleep(15)
+        engine_0, engine_1 = (f"{NAME}-engine-0", f"{NAME}-engine-1")
+        with phases.phase("engine SIGKILLed, until Ready again"):
+            pod = _json(real_node, "get", "pod", engine_0)
+            restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+            real_node.node.ctr("tasks", "kill", "--signal", "SIGKILL", faults.container_id(pod))
+            wait_for(lambda: _engine_ready_again(real_node, engine_0, restarts), 600, "the killed engine Ready again",
+                     interval=2, context=lambda: _context(real_node))
+        with phases.phase("engine hung 25 s, until Ready again"):
+            pod = _json(real_node, "get", "pod", engine_1)
+            timeouts = _gateways_total(real_node, "rerank_gateway_engine_retries_total")
+            real_node.node.ctr("tasks", "pause", faults.container_id(pod))
+            try:
+                time.sleep(25)
+            finally:
+                real_node.node.ctr("tasks", "resume", faults.container_id(pod))
+            retried = _gateways_total(real_node, "rerank_gateway_engine_retries_total") - timeouts
+            wait_for(lambda: _engine_ready_again(real_node, engine_1), 600, "the frozen engine Ready again",
+                     interval=2, context=lambda: _context(real_node))
+        with phases.phase("gateway pod deleted, until replaced"):
+            gateway = _gateway_pods(real_node)[0]["metadata"]["name"]
+            real_node.cp.kubectl("-n", NAMESPACE, "delete", "pod", gateway, "--wait=false")
+            wait_for(lambda: sum(1 for p in _gateway_pods(real_node) if p["metadata"]["name"] != gateway and all(
+                c.get("ready") for c in p["status"].get("containerStatuses") or [{}])) == 2, 300,
+                "two Ready gateway pods again", interval=2, context=lambda: _context(real_node))
+        with phases.phase("engine evicted, until Ready again"):
+            evicted, message = faults.evict(real_node.cp, NAMESPACE, engine_0)
+            assert evicted, message
+            refused, message = faults.evict(real_node.cp, NAMESPACE, engine_1, dry_run=True)
+            assert not refused and "disruption budget" in message, message
+            wait_for(lambda: _engine_ready_again(real_node, engine_0), 600, "the evicted engine Ready again",
+                     interval=2, context=lambda: _context(real_node))
+            wait_for(lambda: faults.evict(real_node.cp, NAMESPACE, engine_1, dry_run=True)[0], 120,
+                     "the budget allowing an eviction again")
+        with phases.phase("after"):
+            time.sleep(15)
+        final = _stop_steady_client(real_node, "steady-faults")
+    rows = phases.figures(final)
+    print("\n" + faults.table(rows))
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "node-faults.json").write_text(json.dumps(rows, indent=1))
+    assert final["failed"] == 0, final["failures"]
+    assert all(r["answered"] > 0 for r in rows), rows  # every phase really ran under load
+    # The hung engine's requests timed out and went to the other engine (it was Ready to Kubernetes for a while).
+    assert retried >= 1, "no request was retried while an engine hung"
 
 
 def _engine_scores(pod_ip: str) -> list[float]:

@@ -50,6 +50,8 @@ def test_pdb_max_unavailable_and_selector():
     assert pdb["spec"]["maxUnavailable"] == "25%"
     assert pdb["spec"]["selector"] == child(body, "StatefulSet")["spec"]["selector"]
     assert child(make_body(), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    # An engine stuck unready never blocks a drain (the chart's own budget: tests/helm).
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_a_spec_pydantic_rejects_raises_with_the_field_named():
