@@ -25,6 +25,8 @@ from pydantic.alias_generators import to_camel
 
 from . import engine_flags
 from .quantity import parse_quantity
+from ..serving import prompt
+from ..serving.prompt import DEFAULT_INSTRUCTION
 from ..version import image as release_image
 
 GROUP = "rerank.io"
@@ -52,8 +54,6 @@ DEFAULT_ENGINE_IMAGE = "vllm/vllm-openai:v0.32.0"
 # pod running as a non-root uid with a read-only root filesystem cannot use; ours runs as uid 1000.
 DEFAULT_CPU_ENGINE_IMAGE = release_image("engine-cpu")
 DEFAULT_UI_IMAGE = release_image("ui")
-# The instruction Qwen3-Reranker was trained with when none is given.
-DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 DEFAULT_ENGINE_PORT = 8000
 DEFAULT_SERVICE_PORT = 8000
 
@@ -1390,7 +1390,7 @@ class RerankerDeploymentSpec(_Model):
 
     @property
     def effective_instruction(self) -> str:
-        return self.instruction or DEFAULT_INSTRUCTION
+        return prompt.effective_instruction(self.instruction)
 
 
 # --- status --------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .prompt import DEFAULT_INSTRUCTION
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 VOCAB_SIZE = 2048
 SEED = 20251124
@@ -27,7 +29,7 @@ SEED = 20251124
 # Multilingual, code-bearing training text: enough for BPE to learn useful merges for the
 # English, Chinese and code inputs the tests score, and to make "yes"/"no" whole tokens.
 _CORPUS = [
-    "Given a web search query, retrieve relevant passages that answer the query",
+    DEFAULT_INSTRUCTION,
     "Judge whether the Document meets the requirements based on the Query and the Instruct provided.",
     'Note that the answer can only be "yes" or "no".',
     "<Instruct>: <Query>: <Document>: system user assistant",
@@ -57,6 +59,7 @@ def builder_fingerprint() -> str:
     import transformers
 
     h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(DEFAULT_INSTRUCTION.encode())  # part of the training corpus, written in the prompt module
     h.update(f"{torch.__version__}|{transformers.__version__}|{tokenizers.__version__}".encode())
     return h.hexdigest()[:16]
 
