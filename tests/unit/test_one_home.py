@@ -6,6 +6,8 @@ package, so it keeps a copy, and only here do the two meet."""
 
 from __future__ import annotations
 
+import ast
+from collections import defaultdict
 from pathlib import Path
 
 from rerank_operator.api import v1alpha1
@@ -40,3 +42,12 @@ def test_the_spec_resolves_the_instruction_as_the_prompt_does():
         spec = v1alpha1.parse_spec({} if instruction is None else {"instruction": instruction})
         assert spec.effective_instruction == prompt.effective_instruction(instruction)
 
+
+def test_no_two_operator_modules_define_a_function_of_the_same_name():
+    # Two functions of one name (two `engine_env`s once) leave a reader to guess which one a call reaches.
+    defined = defaultdict(list)
+    for path in python_files("operator"):
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+                defined[node.name].append(str(path.relative_to(REPO)))
+    assert {name: paths for name, paths in defined.items() if len(paths) > 1} == {}
