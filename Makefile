@@ -1,6 +1,6 @@
 # The two entry points of the README. Both install what they need first (scripts/bootstrap.sh), and both build
 # the local Kubernetes control plane from source on first use (cached under ~/.cache/rerank-operator/bin).
-.PHONY: local test venv lock binaries images push-images node-binaries tools
+.PHONY: local test venv lock crd release-sync sweep binaries images push-images node-binaries tools
 VENV ?= .venv
 
 # The venvs install exactly what uv.lock says (scripts/bootstrap.sh refuses a lock that pyproject.toml has
@@ -11,6 +11,21 @@ venv:
 
 lock:
 	./scripts/lock.sh $(ARGS)
+
+# The chart's CRD is generated from the API models (operator/rerank_operator/api): after changing them,
+# `make crd` rewrites it (tests/unit/api/test_api_crd.py fails until then). After changing the release version
+# (operator/rerank_operator/version.py), `make release-sync` writes it into the chart and the CRD.
+CRD := charts/rerank-operator/crds/rerankerdeployments.rerank.io.yaml
+crd: venv
+	$(VENV)/bin/python -m rerank_operator.api.crd > $(CRD).next && mv $(CRD).next $(CRD)
+
+release-sync: venv
+	$(VENV)/bin/python -m rerank_localdev.release sync
+
+# After a run on a real node that was killed before its teardown (SIGKILL, a lost terminal): removes the
+# interfaces, routes, firewall rules, mounts, processes and cgroups it left (needs root, like the node).
+sweep: venv
+	$(VENV)/bin/python -m rerank_localdev.node.host sweep
 
 binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.binaries ensure

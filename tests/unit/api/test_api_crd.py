@@ -63,8 +63,7 @@ def apply_structural_defaults(schema: dict[str, Any], value: Any) -> Any:
 def test_chart_crd_is_the_generated_one():
     path = REPO / crdmod.CHART_CRD_PATH
     assert path.read_text() == crdmod.crd_yaml(), (
-        f"{crdmod.CHART_CRD_PATH} is out of date; regenerate it with\n"
-        f"  python -m rerank_operator.api.crd > {crdmod.CHART_CRD_PATH}"
+        f"{crdmod.CHART_CRD_PATH} is out of date; regenerate it with `make crd`"
     )
 
 
