@@ -1509,13 +1509,6 @@ class RerankerDeploymentStatus(_Model):
     autoscaling: AutoscalingStatus | None = Field(default=None, description="Autoscaler state.")
 
 
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a RerankerDeployment's name (None when it can); the CRD enforces the same."""
-    if len(name) > MAX_NAME_LENGTH or not re.fullmatch(NAME_PATTERN, name):
-        return NAME_RULE_MESSAGE
-    return None
-
-
 NAME_RULE_MESSAGE = (
     f"metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter) of at "
     f"most {MAX_NAME_LENGTH} characters: the engine Service and StatefulSet are named after it"
