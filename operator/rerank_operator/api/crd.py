@@ -171,8 +171,8 @@ def open_api_schema() -> dict[str, Any]:
         "type": "object",
         "description": "RerankerDeployment serves a Qwen3-Reranker model with vLLM on GPUs (or CPUs, "
         "spec.engine.device): an engine StatefulSet (one pod per replica, tensorParallelSize GPUs each), a stable rerank endpoint "
-        "(Service <name>, POST /v1/rerank), an optional Gradio UI, a PodDisruptionBudget and queue-depth "
-        "autoscaling.",
+        "(Service <name>, POST /v1/rerank), an optional Gradio UI, a PodDisruptionBudget and "
+        "autoscaling by throughput.",
         "properties": {
             "apiVersion": {"type": "string", "description": "APIVersion of this object: rerank.io/v1alpha1."},
             "kind": {"type": "string", "description": "Kind of this object: RerankerDeployment."},

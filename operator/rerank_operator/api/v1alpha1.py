@@ -737,7 +737,7 @@ def effective_image(engine: EngineSpec) -> str:
 
 
 class AutoscalingSpec(_Model):
-    """Queue-depth autoscaling of the engine replicas by the operator."""
+    """Autoscaling of the engine replicas by the operator, sized by their throughput (autoscaling.policy)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -1352,7 +1352,7 @@ class RerankerDeploymentSpec(_Model):
         "autoscaler when spec.autoscaling.enabled (then kept within minReplicas..maxReplicas). 0 stops the "
         "engines but keeps the caches.",
     )
-    autoscaling: AutoscalingSpec = _object(AutoscalingSpec, "Queue-depth autoscaling by the operator (off by default).")
+    autoscaling: AutoscalingSpec = _object(AutoscalingSpec, "Throughput autoscaling by the operator (off by default).")
     scheduling: SchedulingSpec = _object(SchedulingSpec, "Node selection for the engine pods.")
     cache: CacheSpec = _object(CacheSpec, "Per-replica model cache volume.")
     service: ServiceSpec = _object(ServiceSpec, "The ClusterIP Service that is the rerank endpoint.")
