@@ -218,7 +218,7 @@ class Reconciler:
                                         failure=failure, ui_enabled=False)
             return ReconcileResult(status, failure=failure)
 
-        desired = desired_children(body, spec=spec)
+        desired = desired_children(body, spec)
         configmaps = [c for c in desired if c["kind"] == "ConfigMap"]
         others = [c for c in desired if c["kind"] != "ConfigMap"]
         outcomes = await asyncio.gather(*(self._apply(c, (namespace, name), mine) for c in others), return_exceptions=True)
