@@ -43,12 +43,13 @@ tools: venv
 
 # `make local` runs on one real node where this machine allows it (root, the kernel's overlayfs, bridge, veth and
 # br_netfilter, writable cgroups: then the node's Debian parts and podman are installed first; the node's Go-built
-# parts and the images are built on first use), else on simulated nodes. NODE=auto|real|simulated.
+# parts and the images are built on first use), else on simulated nodes. NODE=auto|real|simulated. Both decisions,
+# what to install first and which nodes to run on, are rerank_localdev.node.capability's.
 NODE ?= auto
 local: binaries
-	@if [ "$(NODE)" != simulated ] && $(VENV)/bin/python -m rerank_localdev.node.capability machine >/dev/null; then \
+	@if $(VENV)/bin/python -m rerank_localdev.node.capability machine $(NODE) >/dev/null; then \
 	  WITH_NODE=1 WITH_IMAGES=1 ./scripts/bootstrap.sh; fi
-	$(VENV)/bin/rerank-operator local --node $(NODE)
+	$(VENV)/bin/rerank-local --node $(NODE)
 
 # The container images (every images/<name>/Dockerfile) as ghcr.io/rerank-operator/rerank-<name>:<version>,
 # built with Debian's podman on a local Debian base (no Docker or registry needed): rerank_localdev/images.py.

@@ -65,7 +65,7 @@ def _number(value: Any) -> str:
 def engine_command(spec: RerankerDeploymentSpec, *, model_path: str | None = None, port: int | None = None) -> list[str]:
     """The engine container's full command + args for ``spec`` (a RerankerDeploymentSpec).
 
-    ``model_path``/``port`` replace the model location and the listening port (the local demo and
+    ``model_path``/``port`` replace the model location and the listening port (local mode and
     the tests serve a locally built model on a free port); nothing else differs.
     """
     engine = spec.engine

@@ -1,4 +1,4 @@
-"""A tiny, random-weight Qwen3 reranker built locally, for tests and the local demo.
+"""A tiny, random-weight Qwen3 reranker built locally, for tests and local mode.
 
 The real Qwen3-Reranker is a ``Qwen3ForCausalLM`` whose "yes"/"no" logits make the score; vLLM
 serves it as a sequence classifier via ``--hf-overrides``. This builds the same architecture at
@@ -122,7 +122,7 @@ def _build(out: Path) -> None:
     model = Qwen3ForCausalLM(config).to(torch.float32).eval()
     _spread_answer_logits(model, fast)
     model.save_pretrained(out, safe_serialization=True)
-    # Readable by an engine container running as another user (the local demo mounts it).
+    # Readable by an engine container running as another user (local mode mounts it).
     for p in [out, *out.iterdir()]:
         p.chmod(0o755 if p.is_dir() else 0o644)
 
@@ -159,7 +159,7 @@ def build_tiny_reranker(path: str | os.PathLike) -> Path:
 
     Written to a sibling temporary directory and renamed into place, so a crash never leaves a
     half-written model that a later run would trust; a lock file next to it makes concurrent
-    callers (parallel test sessions, the demo) build it once.
+    callers (parallel test sessions, local mode) build it once.
     """
     import fcntl
 
@@ -186,7 +186,7 @@ def build_tiny_reranker(path: str | os.PathLike) -> Path:
 
 
 def default_cache_dir() -> Path:
-    """Where the tests and the local demo keep the built model (one per builder version)."""
+    """Where the tests and local mode keep the built model (one per builder version)."""
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rerank-operator"
     return root / f"tiny-qwen3-reranker-{builder_fingerprint()}"
 
