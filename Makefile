@@ -1,6 +1,6 @@
 # The two entry points of the README. Both install what they need first (scripts/bootstrap.sh), and both build
 # the local Kubernetes control plane from source on first use (cached under ~/.cache/rerank-operator/bin).
-.PHONY: local test venv lock binaries images push-images node-binaries tools
+.PHONY: local test venv lock crd release-sync sweep binaries images push-images node-binaries tools
 VENV ?= .venv
 
 # The venvs install exactly what uv.lock says (scripts/bootstrap.sh refuses a lock that pyproject.toml has
@@ -11,6 +11,21 @@ venv:
 
 lock:
 	./scripts/lock.sh $(ARGS)
+
+# The chart's CRD is generated from the API models (operator/rerank_operator/api): after changing them,
+# `make crd` rewrites it (tests/unit/api/test_api_crd.py fails until then). After changing the release version
+# (operator/rerank_operator/version.py), `make release-sync` writes it into the chart and the CRD.
+CRD := charts/rerank-operator/crds/rerankerdeployments.rerank.io.yaml
+crd: venv
+	$(VENV)/bin/python -m rerank_operator.api.crd > $(CRD).next && mv $(CRD).next $(CRD)
+
+release-sync: venv
+	$(VENV)/bin/python -m rerank_localdev.release sync
+
+# After a run on a real node that was killed before its teardown (SIGKILL, a lost terminal): removes the
+# interfaces, routes, firewall rules, mounts, processes and cgroups it left (needs root, like the node).
+sweep: venv
+	$(VENV)/bin/python -m rerank_localdev.node.host sweep
 
 binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.binaries ensure
@@ -28,12 +43,13 @@ tools: venv
 
 # `make local` runs on one real node where this machine allows it (root, the kernel's overlayfs, bridge, veth and
 # br_netfilter, writable cgroups: then the node's Debian parts and podman are installed first; the node's Go-built
-# parts and the images are built on first use), else on simulated nodes. NODE=auto|real|simulated.
+# parts and the images are built on first use), else on simulated nodes. NODE=auto|real|simulated. Both decisions,
+# what to install first and which nodes to run on, are rerank_localdev.node.capability's.
 NODE ?= auto
 local: binaries
-	@if [ "$(NODE)" != simulated ] && $(VENV)/bin/python -m rerank_localdev.node.capability machine >/dev/null; then \
+	@if $(VENV)/bin/python -m rerank_localdev.node.capability machine $(NODE) >/dev/null; then \
 	  WITH_NODE=1 WITH_IMAGES=1 ./scripts/bootstrap.sh; fi
-	$(VENV)/bin/rerank-operator local --node $(NODE)
+	$(VENV)/bin/rerank-local --node $(NODE)
 
 # The container images (every images/<name>/Dockerfile) as ghcr.io/rerank-operator/rerank-<name>:<version>,
 # built with Debian's podman on a local Debian base (no Docker or registry needed): rerank_localdev/images.py.

@@ -51,6 +51,7 @@ import aiohttp
 import psutil
 
 from rerank_localdev.controlplane import LocalControlPlane, free_ports
+from rerank_operator.api.v1alpha1 import parse_spec
 from rerank_operator.reconcile.kube import ApiError, KubeClient, load_configuration
 from rerank_operator.resources import CHILD_KINDS, desired_children
 
@@ -105,7 +106,8 @@ async def raw_phase(kube: KubeClient, namespace: str, count: int, spec: dict[str
     await create_namespace(kube, namespace)
     manifests = []
     for i in range(count):
-        for child in desired_children(fake_body(f"bench-{i}", namespace, spec)):
+        body = fake_body(f"bench-{i}", namespace, spec)
+        for child in desired_children(body, parse_spec(body["spec"])):
             child["metadata"].pop("ownerReferences")  # no owner exists; garbage collection would remove them
             manifests.append(child)
 

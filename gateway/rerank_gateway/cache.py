@@ -31,20 +31,16 @@ LOG_EVERY = 30.0
 
 def query_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str) -> bytes:
     """A 16-byte digest of everything but the document (JSON, so no separator can collide); computed
-    once per request, then extended per document by `document_key`."""
+    once per query, then extended per document by `pair_keys`."""
     material = orjson.dumps([model, revision, instruction, max_tokens_per_doc or 0, query])
     return hashlib.blake2b(material, digest_size=16).digest()
 
 
-def document_key(query_digest: bytes, document: str) -> bytes:
-    # The prefix has a fixed length, so prefix + document is unambiguous.
-    return hashlib.blake2b(query_digest + document.encode(), digest_size=16).digest()
-
-
 def pair_keys(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None,
               pairs: Sequence[tuple[str, str]]) -> list[bytes]:
-    """`document_key(query_key(...), document)` of every pair, the same bytes, cheaper: each query's
-    hash state is made once and copied per document (about twice as fast as a new hash per pair)."""
+    """The 16-byte key of every (query, document) pair: the digest of `query_key(...)` followed by the
+    document (the prefix has a fixed length, so the two are unambiguous). Each query's hash state is made
+    once and copied per document (about twice as fast as a new hash per pair)."""
     states: dict[str, "hashlib._Hash"] = {}
     keys = []
     for query, document in pairs:
@@ -56,12 +52,6 @@ def pair_keys(model: str, revision: str, instruction: str, max_tokens_per_doc: i
         h.update(document.encode())
         keys.append(h.digest())
     return keys
-
-
-def pair_key(model: str, revision: str, instruction: str, max_tokens_per_doc: int | None, query: str,
-             document: str) -> bytes:
-    """A 16-byte digest of what decides one pair's score."""
-    return document_key(query_key(model, revision, instruction, max_tokens_per_doc, query), document)
 
 
 class ScoreCache(Protocol):

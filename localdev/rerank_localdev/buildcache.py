@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def ensure_built(directory: Path, find: Callable[[], Path | None], build: Callable[[], Path]) -> Path:
     """`find()`, else `build()` under a lock file beside `directory`: concurrent callers (parallel test
-    sessions, the demo) wait for one build and then find its result."""
+    sessions, local mode) wait for one build and then find its result."""
     found = find()
     if found:
         return found

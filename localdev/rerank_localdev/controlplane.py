@@ -14,7 +14,7 @@ Helm chart's) is enforced on requests made with `operator_kubeconfig`.
 kwok turns the nodes it manages Ready and every pod scheduled there Running/Ready (with
 `pods_ready_on_start=False`: Running but not Ready, for local mode, whose pod runner runs the
 containers and reports readiness from their probes). Each node gets a
-pod CIDR inside 127.0.0.0/8, so pod IPs are loopback addresses: a test or the local demo can bind a
+pod CIDR inside 127.0.0.0/8, so pod IPs are loopback addresses: a test or local mode can bind a
 real server at a pod's IP (Linux routes all of 127/8 to `lo`) and reach it the way a Service would.
 
 Every component runs in its own process group with its log in the instance's temp directory;

@@ -45,7 +45,7 @@ from typing import Any, Callable, Mapping, Sequence
 # PYTHONPATH stands in for the image's installed packages: the local interpreter finds the project's
 # code where the process that started local mode found it (a source tree, not only an install).
 HOST_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "XDG_CACHE_HOME", "TZ", "PYTHONPATH")
-# Tags every process local mode starts, so that leftovers can be found (see demo.py).
+# Tags every process local mode starts, so that leftovers can be found (see local_stack.py).
 RUN_ID_ENV = "RERANK_LOCAL_RUN_ID"
 CPU_KVCACHE_GIB = 1
 SYSTEM_MOUNTS = ("/dev/shm",)
@@ -66,7 +66,7 @@ class LocalProcess:
     argv: list[str]
     env: dict[str, str]
     substitutions: list[str] = field(default_factory=list)
-    """Human-readable notes, one per substitution made (shown in the demo's log)."""
+    """Human-readable notes, one per substitution made (shown in local mode's log)."""
 
     def shell(self) -> str:
         return " ".join(shlex.quote(a) for a in self.argv)

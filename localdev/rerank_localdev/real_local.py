@@ -1,7 +1,7 @@
-"""`rerank-operator local --node real`: local mode on one real node instead of simulated ones.
+"""`rerank-local --node real`: local mode on one real node instead of simulated ones.
 
 The same control plane, CRD, RBAC, operator (a host process), tiny model claim and sample RerankerDeployment as
-the simulated mode (demo.LocalStack); the node side differs:
+the simulated mode (local_stack.LocalStack); the node side differs:
 
 1. the node's parts (kubelet, kube-proxy, containerd, CoreDNS, ...; built from source on first use, cached) and
    a control plane that advertises the node's address, with no simulated nodes;
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-from .demo import DemoError, LocalStack, WaitProgress, _pdeathsig, _tail
+from .local_stack import LocalModeError, LocalStack, WaitProgress, _pdeathsig, _tail
 from .service_proxy import port_free
 
 MODE = ("local mode: a real control plane and one real node (containerd, runc, kubelet, kube-proxy, CoreDNS); "
@@ -118,7 +118,7 @@ class RealNodeStack(LocalStack):
     def _prepare_pods(self) -> None:
         for flag, port in (("--port", self.args.port), ("--ui-port", self.args.ui_port)):
             if port is not None and not port_free(port):
-                raise DemoError(f"{flag} {port}: the port is in use on 127.0.0.1")
+                raise LocalModeError(f"{flag} {port}: the port is in use on 127.0.0.1")
         self.service_port = (self.sample["spec"].get("service") or {}).get("port", 8000)
 
     def _pods(self) -> list[dict]:
@@ -132,7 +132,7 @@ class RealNodeStack(LocalStack):
         progress = WaitProgress(self.say, timeout, lambda: self.urls().kubectl.replace(" get rrd", " describe rrd"))
         while True:
             if self.operator.poll() is not None:
-                raise DemoError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
+                raise LocalModeError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
             conditions = {c["type"]: c for c in (self._rrd().get("status") or {}).get("conditions") or []}
             if conditions.get("Ready", {}).get("status") == "True":
                 return
@@ -140,7 +140,7 @@ class RealNodeStack(LocalStack):
             for pod in pods:
                 why = stuck_reason(pod)
                 if why:
-                    raise DemoError(f"pod {why}")
+                    raise LocalModeError(f"pod {why}")
             line = "; ".join(pod_line(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])) or "no pods yet"
             progress.tick(line, self.name, conditions)
             time.sleep(1.0)
@@ -166,7 +166,7 @@ class RealNodeStack(LocalStack):
         deadline = time.monotonic() + FORWARD_TIMEOUT
         while port_free(local):  # bound by kubectl once it listens
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise DemoError(f"kubectl port-forward to {service}:{port} did not listen on 127.0.0.1:{local}:\n"
+                raise LocalModeError(f"kubectl port-forward to {service}:{port} did not listen on 127.0.0.1:{local}:\n"
                                 f"{_tail(log_file)}")
             time.sleep(0.2)
 
@@ -177,7 +177,7 @@ class RealNodeStack(LocalStack):
                 self.say(f"port-forward to {service}:{port} ended (its pod went away); starting it again")
                 try:
                     self._forward(service, port, local)
-                except DemoError as exc:
+                except LocalModeError as exc:
                     self.say(str(exc))
 
     def _local_port(self, service: str, port: int) -> int | None:
@@ -231,5 +231,5 @@ class RealNodeStack(LocalStack):
         self.node.stop()
         left = self.node.leftovers()
         if left:
-            raise DemoError("left on the machine: " + "; ".join(left)
+            raise LocalModeError("left on the machine: " + "; ".join(left)
                             + " (python -m rerank_localdev.node.host sweep removes it)")

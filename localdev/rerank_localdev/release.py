@@ -72,7 +72,7 @@ def check_tag(tag: str, version: str = VERSION) -> None:
     if tag != f"v{version}":
         raise ReleaseError(f"tag {tag!r} does not name the release version {version!r} "
                            f"(operator/rerank_operator/version.py): tag v{version}, or change the version and "
-                           "run `python -m rerank_localdev.release sync`")
+                           "run `make release-sync` (python -m rerank_localdev.release sync)")
 
 
 def chart_url(registry: str) -> str:

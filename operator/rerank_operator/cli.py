@@ -1,4 +1,4 @@
-"""`rerank-operator`: run the operator, print the CRD, or start the local demo.
+"""`rerank-operator`: run the operator, or print the CRD.
 
     rerank-operator run [--namespace NS ... | --all-namespaces] [--standalone]
                         [--leader-elect --lease-namespace NS [--lease-name rerank-operator]]
@@ -6,13 +6,11 @@
                         [--drift-interval 300] [--log-format text|json]
                         [--kubeconfig PATH] [--context NAME] [--verbose]
     rerank-operator crd            # the CustomResourceDefinition YAML (kubectl apply -f -)
-    rerank-operator local [...]    # the whole stack on this machine (see rerank_localdev.demo)
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import socket
 import sys
@@ -65,9 +63,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", "-v", action="store_true")
 
     commands.add_parser("crd", help="print the RerankerDeployment CustomResourceDefinition as YAML")
-
-    local = commands.add_parser("local", help="run the whole stack locally (control plane, operator, engine, UI)")
-    local.add_argument("args", nargs=argparse.REMAINDER, help="passed to the local demo")
     return parser
 
 
@@ -144,29 +139,11 @@ def print_crd() -> int:
     return 0
 
 
-def run_local(rest: Sequence[str]) -> int:
-    # Imported only here: the demo pulls in the local control plane and serving stack.
-    from rerank_localdev.demo import main as demo_main
-
-    if inspect.signature(demo_main).parameters:
-        result = demo_main(list(rest))
-    else:
-        sys.argv = ["rerank-operator local", *rest]
-        result = demo_main()
-    return int(result or 0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # `local` has its own flags (its own parser); argparse.REMAINDER does not capture a leading option.
-    if argv[:1] == ["local"]:
-        return run_local(argv[1:])
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.command == "run":
         return run_operator(args)
-    if args.command == "crd":
-        return print_crd()
-    return run_local(args.args)
+    return print_crd()
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def test_readme_starts_with_the_run_and_test_commands_and_ci_runs_the_test_comma
     assert re.search(r"^make test$", ci, flags=re.M), ".ci/run must call the README's test command"
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^local:", makefile, flags=re.M) and re.search(r"^test:", makefile, flags=re.M)
-    assert "rerank-operator local" in makefile
+    assert "rerank-local" in makefile
 
 
 def test_every_readme_command_is_known_to_the_tests():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -14,9 +15,14 @@ from pathlib import Path
 import pytest
 
 from rerank_gateway import metrics
-from rerank_gateway.cache import ENTRY_OVERHEAD_BYTES, LRUScoreCache, RedisScoreCache, pair_key
+from rerank_gateway.cache import ENTRY_OVERHEAD_BYTES, LRUScoreCache, RedisScoreCache, pair_keys, query_key
 
 BASE = ("model", "rev1", "instruction", None, "query", "document")
+
+
+def pair_key(model, revision, instruction, max_tokens_per_doc, query, document):
+    """The key the gateway looks one pair up by."""
+    return pair_keys(model, revision, instruction, max_tokens_per_doc, [(query, document)])[0]
 
 
 def run(coro):
@@ -125,10 +131,10 @@ def test_redis_outage_is_a_miss_a_metric_and_a_log_line(tmp_path, caplog):
     assert any("Redis read failed" in r.getMessage() for r in caplog.records)
 
 
-def test_pair_keys_are_the_pair_key_of_every_pair():
-    from rerank_gateway.cache import pair_keys
-
+def test_pair_keys_are_the_query_digest_extended_by_each_document():
+    # The format a shared Redis holds: gateways of one deployment must agree on it.
     pairs = [("q1", "d1"), ("q2", "d1"), ("q1", "d2"), ("q1", "d1"), ("q1", "é ü")]
     keys = pair_keys("m", "r", "i", 7, pairs)
-    assert keys == [pair_key("m", "r", "i", 7, q, d) for q, d in pairs]
+    assert keys == [hashlib.blake2b(query_key("m", "r", "i", 7, q) + d.encode(), digest_size=16).digest()
+                    for q, d in pairs]
     assert keys[0] == keys[3] and len(set(keys)) == 4

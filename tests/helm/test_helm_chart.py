@@ -308,7 +308,7 @@ def test_network_policy_admits_the_gateway_the_ui_the_operator_and_labelled_clie
 
     body = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
             "metadata": {"name": "demo", "namespace": "team-a", "uid": "0"}, "spec": {}}
-    children = {(c["kind"], c["metadata"]["name"]): c for c in desired_children(body, {})}
+    children = {(c["kind"], c["metadata"]["name"]): c for c in desired_children(body, parse_spec(body["spec"]), {})}
     engine = children["StatefulSet", "demo-engine"]["spec"]["template"]["metadata"]["labels"]
     ui = children["Deployment", "demo-ui"]["spec"]["template"]["metadata"]["labels"]
     gateway = children["Deployment", "demo-gateway"]["spec"]["template"]["metadata"]["labels"]
@@ -320,7 +320,7 @@ def test_network_policy_admits_the_gateway_the_ui_the_operator_and_labelled_clie
     operator_pod = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     # Without a gateway the UI calls the engines themselves (the Service <name> selects them).
     no_gateway = {**body, "spec": {"gateway": {"enabled": False}}}
-    service = next(c for c in desired_children(no_gateway, {}) if c["kind"] == "Service"
+    service = next(c for c in desired_children(no_gateway, parse_spec(no_gateway["spec"]), {}) if c["kind"] == "Service"
                    and c["metadata"]["name"] == "demo")
     assert matches(service["spec"]["selector"], engine)
     allowed = {"gateway": gateway, "ui": ui, "client": {"rerank.io/engine-access": "true"}}
@@ -483,7 +483,7 @@ def test_kube_version_floor_admits_no_release_without_the_pod_fields_used() -> N
     assert floor, "kubeVersion is not a plain '>=1.N.0-0' floor"
     body = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
             "metadata": {"name": "rr", "namespace": "search", "uid": "u", "generation": 1}, "spec": {}}
-    containers = [c for child in desired_children(body)
+    containers = [c for child in desired_children(body, parse_spec(body["spec"]))
                   for c in child.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])]
     used = any("sleep" in c.get("lifecycle", {}).get("preStop", {}) for c in containers)
     assert used, "no child uses a preStop sleep any more: drop this test"

@@ -85,6 +85,7 @@ CHILDREN_SKIPS = {
 
 
 def test_checkov_passes_on_the_rendered_children(checkov: Path, tmp_path: Path) -> None:
+    from rerank_operator.api.v1alpha1 import parse_spec
     from rerank_operator.resources import desired_children
     from tests.unit.api.admission_cases import VALID
 
@@ -93,7 +94,7 @@ def test_checkov_passes_on_the_rendered_children(checkov: Path, tmp_path: Path) 
         body = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
                 "metadata": {"name": f"c-{case.id}"[:45].rstrip("-"), "namespace": "ml", "uid": "0b3c-uid"},
                 "spec": case.spec}
-        documents += desired_children(body, {})
+        documents += desired_children(body, parse_spec(body["spec"]), {})
     manifest = tmp_path / "children.yaml"
     manifest.write_text(yaml.safe_dump_all(documents))
     report = run_checkov(checkov, manifest, skip=sorted(CHILDREN_SKIPS))

@@ -184,7 +184,7 @@ def test_admission_and_the_childrens_validation_agree_on_generated_specs(control
                 disagreements.append(f"API accepted, pydantic refused: {json.dumps(spec)}: {exc}")
                 continue
             created["metadata"].setdefault("uid", "00000000-0000-0000-0000-000000000000")
-            for child in desired_children(created, {}, spec=parsed):
+            for child in desired_children(created, parsed, {}):
                 try:
                     _dry_run_create(api, child)
                 except ApiException as exc:

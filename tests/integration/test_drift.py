@@ -8,6 +8,7 @@ import time
 import pytest
 from kubernetes import client, dynamic
 
+from rerank_operator.api.v1alpha1 import parse_spec
 from rerank_operator.resources import CHILD_KINDS, desired_children
 from rerank_operator.resources import labels as L
 from tests.fixtures import waiting
@@ -30,7 +31,7 @@ def test_every_deleted_or_edited_child_is_back_within_seconds(control_plane, crd
         body = {"apiVersion": L.API_VERSION, "kind": L.KIND, "metadata": {"name": "rr", "namespace": namespace},
                 "spec": {"replicas": 0, "ui": {"replicas": 0, "ingress": {"enabled": True, "host": "rr.example.com"}}}}
         created = custom.create_namespaced_custom_object(L.GROUP, L.VERSION, namespace, L.PLURAL, body)
-        expected = len(desired_children(created))
+        expected = len(desired_children(created, parse_spec(created["spec"])))
         context = operator.log_tail
 
         def children() -> dict[tuple[str, str], str]:

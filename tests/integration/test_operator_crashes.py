@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 
+from rerank_operator.api.v1alpha1 import parse_spec
 from rerank_operator.reconcile.kube import KubeClient, load_configuration
 from rerank_operator.reconcile.reconciler import Reconciler
 from rerank_operator.resources import CHILD_KINDS, desired_children
@@ -161,7 +162,7 @@ class World:
             degraded = [c for c in status.get("conditions") or [] if c["type"] == "Degraded"]
             if not degraded or degraded[0]["status"] != "False":
                 problems.append(f"{name}: Degraded {degraded}")
-            wanted = {(c["kind"], c["metadata"]["name"]): c for c in desired_children(body)}
+            wanted = {(c["kind"], c["metadata"]["name"]): c for c in desired_children(body, parse_spec(body["spec"]))}
             live = self.children_of(name)
             for key in sorted(set(live) - set(wanted)):
                 problems.append(f"{name}: {key} should not exist")

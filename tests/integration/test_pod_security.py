@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 
 from rerank_operator.api import crd as crdmod
-from rerank_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from rerank_operator.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION, parse_spec
 from rerank_operator.reconcile.status import POD_SECURITY_VIOLATION, pod_creation_failure
 from rerank_operator.resources import desired_children
 from rerank_operator.resources import labels as L
@@ -80,7 +80,7 @@ def test_every_child_is_admitted_and_its_pods_run_under_restricted(case_id, cont
                                                                    tmp_path: Path):
     name = f"psa-{case_id}"[:45].rstrip("-")
     body = _create_cr(api, restricted_ns, name, SPECS[case_id])
-    children = desired_children(body, {})
+    children = desired_children(body, parse_spec(body["spec"]), {})
     core = client.CoreV1Api(api)
     # Local stand-in for a storage provisioner, so that engine pods with cache claims get scheduled.
     for priority in {(body["spec"].get("scheduling") or {}).get("priorityClassName")} - {None}:
@@ -135,7 +135,7 @@ def test_every_child_is_admitted_and_its_pods_run_under_restricted(case_id, cont
 def test_a_root_engine_is_refused_there_and_reported_as_a_pod_security_violation(control_plane, api, restricted_ns):
     name = "psa-root-control"
     body = _create_cr(api, restricted_ns, name, {"engine": {"device": "cpu"}, "ui": {"enabled": False}})
-    children = desired_children(body, {})
+    children = desired_children(body, parse_spec(body["spec"]), {})
     sts = next(c for c in children if c["kind"] == "StatefulSet")
     pod = sts["spec"]["template"]["spec"]
     del pod["securityContext"]

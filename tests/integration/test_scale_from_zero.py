@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from rerank_localdev import demo
+from rerank_localdev import local_mode, local_stack
 
 pytestmark = [pytest.mark.cluster, pytest.mark.vllm]
 
@@ -43,7 +43,7 @@ def _get_json(url: str) -> dict[str, Any]:
         return json.loads(r.read())
 
 
-def _until(what: str, check, timeout: float, stack: demo.LocalStack, interval: float = 0.5):
+def _until(what: str, check, timeout: float, stack: local_stack.LocalStack, interval: float = 0.5):
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -57,31 +57,31 @@ def _until(what: str, check, timeout: float, stack: demo.LocalStack, interval: f
 
 @pytest.fixture
 def stack():
-    args = demo.parse_args(["--smoke"])
-    local = demo.LocalStack(args, out=io.StringIO())
+    args = local_mode.parse_args(["--smoke"])
+    local = local_stack.LocalStack(args, out=io.StringIO())
     spec = local.sample["spec"]
     spec["replicas"] = 0
     spec["autoscaling"] = {"enabled": True, "minReplicas": 0, "maxReplicas": 1, "scrapeIntervalSeconds": 1,
                            "scaleDownStabilizationSeconds": IDLE_WINDOW}
     spec["gateway"] = {"holdSeconds": 600, "maxHeldRequests": 1}
     spec["ui"] = {"enabled": False}
-    run_id = os.environ.get(demo.RUN_ID_ENV)
+    run_id = os.environ.get(local_stack.RUN_ID_ENV)
     try:
         local.up(wait=False)
         yield local
     finally:
         local.down()
         if run_id is None:
-            os.environ.pop(demo.RUN_ID_ENV, None)
+            os.environ.pop(local_stack.RUN_ID_ENV, None)
 
 
-def _statefulset_replicas(stack: demo.LocalStack) -> int | None:
+def _statefulset_replicas(stack: local_stack.LocalStack) -> int | None:
     out = stack.cp.kubectl("get", "statefulset", f"{stack.name}-engine", "-n", stack.namespace, "-o", "json",
                            check=False)
     return json.loads(out.stdout)["spec"].get("replicas") if out.returncode == 0 else None
 
 
-def _engine_processes(stack: demo.LocalStack) -> list[dict[str, Any]]:
+def _engine_processes(stack: local_stack.LocalStack) -> list[dict[str, Any]]:
     return [s for s in stack.runner.snapshot() if s["container"] == "engine"]
 
 
@@ -97,7 +97,7 @@ def test_a_request_held_at_zero_replicas_wakes_an_engine_and_is_served(stack):
     assert _get_json(base + "/health")["ready_engines"] == 0
 
     served = stack.sample["spec"]["model"]["name"]
-    body = {"model": served, "query": demo.SMOKE_QUERY, "documents": demo.SMOKE_DOCUMENTS}
+    body = {"model": served, "query": local_stack.SMOKE_QUERY, "documents": local_stack.SMOKE_DOCUMENTS}
     held: dict[str, Any] = {}
     sent = time.monotonic()
     worker = threading.Thread(target=lambda: held.update(answer=_post(base + "/v1/rerank", body, 900)), daemon=True)
@@ -120,7 +120,7 @@ def test_a_request_held_at_zero_replicas_wakes_an_engine_and_is_served(stack):
     status, _, raw = held["answer"]
     assert status == 200, raw
     results = json.loads(raw)["results"]
-    assert sorted(r["index"] for r in results) == list(range(len(demo.SMOKE_DOCUMENTS)))
+    assert sorted(r["index"] for r in results) == list(range(len(local_stack.SMOKE_DOCUMENTS)))
     assert all(isinstance(r["relevance_score"], float) for r in results)
     waited = time.monotonic() - sent
     assert [s["ready"] for s in _engine_processes(stack)] == [True]

@@ -1,4 +1,4 @@
-"""`rerank-operator local --node real` end to end, as a user runs it: it starts (control plane, real node, the
+"""`rerank-local --node real` end to end, as a user runs it: it starts (control plane, real node, the
 images into containerd, the operator, the sample RerankerDeployment in real containers), prints the endpoint, one
 `/v1/rerank` from this host through it answers a float score for every document, and again once the pod its
 port-forward picked is gone; Ctrl-C (SIGINT) then tears
@@ -30,7 +30,7 @@ from tests.fixtures.local_mode import listening, tagged_processes
 
 pytestmark = [pytest.mark.node, pytest.mark.images, pytest.mark.vllm]
 
-CLI = Path(sys.executable).with_name("rerank-operator")
+CLI = Path(sys.executable).with_name("rerank-local")
 DOCUMENTS = ["Paris is the capital of France.", "The quick brown fox.", "Berlin is the capital of Germany."]
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -80,7 +80,7 @@ def test_local_mode_on_a_real_node_serves_from_the_host_and_leaves_nothing_behin
     rules_before = host._iptables_rules()
     run_id = f"test-{uuid.uuid4().hex[:10]}"
     started = time.monotonic()
-    proc = subprocess.Popen([str(CLI), "local", "--node", "real"], env={**os.environ, RUN_ID_ENV: run_id},
+    proc = subprocess.Popen([str(CLI), "--node", "real"], env={**os.environ, RUN_ID_ENV: run_id},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = Output(proc)
     try:

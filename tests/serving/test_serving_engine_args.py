@@ -7,8 +7,8 @@ import json
 import pytest
 
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
-from rerank_operator.serving.engine_args import (ENGINE_ENTRYPOINT, engine_command, engine_env, served_model_name,
-                                                  served_model_names)
+from rerank_operator.serving.engine_args import (ENGINE_ENTRYPOINT, engine_command, served_model_name,
+                                                  served_model_names, vllm_env)
 from rerank_operator.serving.prompt import DEFAULT_INSTRUCTION, score_template
 
 
@@ -122,14 +122,14 @@ def test_a_model_on_a_claim_needs_its_mount_path():
 def test_the_command_is_pure():
     spec = view({"instruction": "x"})
     assert engine_command(spec) == engine_command(spec)
-    assert engine_env(spec) == [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}]
+    assert vllm_env(spec) == [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}]
 
 
 def test_cpu_device_sizes_the_kv_cache_by_env_not_by_gpu_memory_flag():
     spec = view({"engine": {"device": "cpu", "dtype": "float32", "cpuKVCacheGiB": 2}})
     f = flags(engine_command(spec))
     assert "--gpu-memory-utilization" not in f and f["--dtype"] == "float32"
-    assert {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "2"} in engine_env(spec)
+    assert {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "2"} in vllm_env(spec)
 
 
 def test_vllm_serve_cannot_start_the_cpu_build_yet():

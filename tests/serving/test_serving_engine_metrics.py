@@ -6,7 +6,7 @@ from __future__ import annotations
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from rerank_operator.autoscaling.metrics import RUNNING, WAITING, parse_queue_depth
+from rerank_operator.autoscaling.metrics import RUNNING, WAITING, parse_engine_sample
 
 from tests.fixtures.engine import METRICS_FILE, metrics_under_load
 
@@ -24,9 +24,9 @@ def families(text: str) -> dict[str, set[frozenset]]:
 def test_queue_gauges_count_requests_in_flight(rerank_engine):
     idle = requests.get(rerank_engine.url("/metrics"), timeout=10)
     assert idle.status_code == 200
-    assert parse_queue_depth(idle.text).total == 0
+    assert parse_engine_sample(idle.text).total == 0
     busy = metrics_under_load(rerank_engine, clients=8, documents=32, timeout=60)
-    depth = parse_queue_depth(busy)
+    depth = parse_engine_sample(busy)
     assert depth.waiting > 0 and depth.running > 0, depth
     labels = families(busy)
     assert labels[WAITING] == labels[RUNNING] == {frozenset({"engine", "model_name"})}
@@ -37,4 +37,4 @@ def test_captured_fixture_has_the_live_engines_gauges(rerank_engine):
     live = requests.get(rerank_engine.url("/metrics"), timeout=10).text
     captured = METRICS_FILE.read_text()
     assert families(captured) == families(live)
-    assert parse_queue_depth(captured).total > 0  # captured under load, so the parser tests see non-zero values
+    assert parse_engine_sample(captured).total > 0  # captured under load, so the parser tests see non-zero values

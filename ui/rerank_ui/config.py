@@ -30,6 +30,8 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:8000/v1/rerank"
 RERANK_PATH = "/v1/rerank"
 # Path endings of rerank routes (vLLM serves all three); /health sits beside them at the server's root.
 _RERANK_SUFFIXES = ("/v1/rerank", "/v2/rerank", "/rerank")
+# The operator's default instruction (rerank_operator/serving/prompt.py): this image has no operator package
+# to import it from, so it is copied, and tests/unit/test_one_home.py fails when the two differ.
 DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 
 

@@ -1,4 +1,4 @@
-"""Can this machine run a real node, and does `rerank-operator local` use one?
+"""Can this machine run a real node, and does `rerank-local` use one?
 
 Facts are gathered apart (`machine_facts`, `parts_facts`: they read the machine) from what they mean
 (`machine_blockers`, `package_blockers`, `parts_blockers`, `choose`: pure, unit-tested), so that the
@@ -8,11 +8,12 @@ Three kinds of blocker, because each is fixed differently:
 - the machine: root, overlayfs, bridge and veth interfaces, br_netfilter, writable cgroup v1 hierarchies.
   Nothing the project installs changes them: local mode falls back to simulated nodes;
 - Debian packages (runc, CNI plugins, iptables, iproute2, conntrack): `scripts/bootstrap-node.sh` installs them
-  (`make local` runs it when the machine allows a real node);
+  (`make local` runs it when `installs_node_packages` says so);
 - the node's Go-built parts and the project's images: built on first use (needs Go and podman).
 
-    python -m rerank_localdev.node.capability          # prints the decision for `--node auto` and its reason
-    python -m rerank_localdev.node.capability machine  # exit 0 when the machine itself allows a real node
+    python -m rerank_localdev.node.capability               # prints the decision for `--node auto` and its reason
+    python -m rerank_localdev.node.capability machine NODE  # exit 0 when `--node NODE` may get a real node here:
+                                                            # then `make local` installs the node's packages first
 """
 
 from __future__ import annotations
@@ -110,8 +111,15 @@ def to_build(p: PartsFacts) -> tuple[str, ...]:
         + tuple(f"image {name}" for name in p.images_missing)
 
 
+def installs_node_packages(requested: str, machine: MachineFacts | None) -> bool:
+    """Whether `--node <requested>` may run on a real node here, so that the node's Debian packages and the image
+    tooling are worth installing before the choice is made: never for `simulated` (`machine` may then be None),
+    else wherever the machine itself allows a node (what is missing beyond that is installable)."""
+    return requested != "simulated" and machine is not None and not machine_blockers(machine)
+
+
 def choose(requested: str, machine: MachineFacts | None, parts: PartsFacts | None) -> Choice:
-    """Real or simulated nodes for `rerank-operator local --node <requested>`, and why. `machine`/`parts` may be
+    """Real or simulated nodes for `rerank-local --node <requested>`, and why. `machine`/`parts` may be
     None where they were not gathered (`simulated` needs neither). Raises CapabilityError for `real` on a
     machine that cannot run one, naming everything it lacks."""
     if requested not in MODES:
@@ -182,12 +190,17 @@ def decide(requested: str = "auto") -> Choice:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv == ["machine"]:
-        lacks = machine_blockers(machine_facts())
-        print("this machine allows a real node" if not lacks else "no real node here: " + "; ".join(lacks))
-        return 1 if lacks else 0
+    requested = argv[1] if len(argv) == 2 else "auto"
+    if argv[:1] == ["machine"] and len(argv) <= 2 and requested in MODES:
+        machine = machine_facts() if requested != "simulated" else None
+        if installs_node_packages(requested, machine):
+            print("this machine allows a real node")
+            return 0
+        print("simulated nodes asked for" if machine is None
+              else "no real node here: " + "; ".join(machine_blockers(machine)))
+        return 1
     if argv:
-        print("usage: python -m rerank_localdev.node.capability [machine]", file=sys.stderr)
+        print(f"usage: python -m rerank_localdev.node.capability [machine [{'|'.join(MODES)}]]", file=sys.stderr)
         return 2
     choice = decide("auto")
     print(f"{choice.mode}: {choice.reason}" + (f" (builds first: {', '.join(choice.to_build)})"

@@ -1,5 +1,5 @@
 """A control plane with one real node and no simulated ones: every pod runs in a real container. Used by
-`rerank-operator local --node real` and the node tests' fixture."""
+`rerank-local --node real` and the node tests' fixture."""
 
 from __future__ import annotations
 

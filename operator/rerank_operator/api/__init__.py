@@ -1,4 +1,5 @@
-"""The RerankerDeployment API: pydantic models (``v1alpha1``) and the CRD generated from them (``crd``)."""
+"""The RerankerDeployment API: pydantic models (``v1alpha1``, the top-level spec, and a module per sub-spec)
+and the CRD generated from them (``crd``)."""
 
 from .v1alpha1 import (
     API_VERSION,

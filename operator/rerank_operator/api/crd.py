@@ -19,8 +19,8 @@ dialect the API server accepts:
 * int-or-string fields (quantities, ``maxUnavailable``) take the one ``anyOf`` form that
   structural schemas allow.
 
-Run ``python -m rerank_operator.api.crd`` to print the YAML (the chart's ``crds/`` file is that
-output, and a unit test keeps it so). ``install_crd`` applies it to a cluster and waits until it
+Run ``python -m rerank_operator.api.crd`` to print the YAML; ``make crd`` writes it to the chart's
+``crds/`` file (a unit test fails while that file is not this output). ``install_crd`` applies it to a cluster and waits until it
 is served.
 """
 
@@ -39,7 +39,7 @@ from . import v1alpha1 as api
 CHART_CRD_PATH = "charts/rerank-operator/crds/rerankerdeployments.rerank.io.yaml"
 YAML_HEADER = (
     "# Generated from rerank_operator.api.v1alpha1 -- do not edit by hand.\n"
-    f"# Regenerate: python -m rerank_operator.api.crd > {CHART_CRD_PATH}\n"
+    "# Regenerate: make crd\n"
 )
 # Keys of pydantic's JSON Schema that have no place in (or no meaning for) the CRD schema.
 _DROPPED_KEYS = {"title", "$defs", "examples"}
@@ -171,8 +171,8 @@ def open_api_schema() -> dict[str, Any]:
         "type": "object",
         "description": "RerankerDeployment serves a Qwen3-Reranker model with vLLM on GPUs (or CPUs, "
         "spec.engine.device): an engine StatefulSet (one pod per replica, tensorParallelSize GPUs each), a stable rerank endpoint "
-        "(Service <name>, POST /v1/rerank), an optional Gradio UI, a PodDisruptionBudget and queue-depth "
-        "autoscaling.",
+        "(Service <name>, POST /v1/rerank), an optional Gradio UI, a PodDisruptionBudget and "
+        "autoscaling by throughput.",
         "properties": {
             "apiVersion": {"type": "string", "description": "APIVersion of this object: rerank.io/v1alpha1."},
             "kind": {"type": "string", "description": "Kind of this object: RerankerDeployment."},

@@ -1,4 +1,4 @@
-"""spec.gateway: the rerank gateway in front of the engines (its own sub-model, imported by v1alpha1).
+"""spec.gateway: the rerank gateway in front of the engines.
 
 The gateway is on by default: it is what makes the Cohere/LangChain/litellm clients work (null
 optionals, object documents, ``meta``), answers repeated pairs from its score cache, and routes by
@@ -11,8 +11,9 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from .base import _cel, _Model, _object
+from .core import SecretKeyRef
 from ..version import image as release_image
-from .v1alpha1 import SecretKeyRef, _cel, _Model, _object
 
 DEFAULT_GATEWAY_IMAGE = release_image("gateway")
 # Below ~2 x 64 pairs a split saves less than a piece costs the engines (bench/fan_out.py).

@@ -28,6 +28,9 @@ from typing import Any, Mapping
 import aiohttp
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
+
+from ..api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, AutoscalingSpec, describe_error, parse_spec
 
 from . import gateway_demand, operator_metrics
 from .metrics import ScrapeTarget, scrape_engine_samples
@@ -41,13 +44,8 @@ from .state import (
     upsert_condition,
 )
 
-GROUP = "rerank.io"
-VERSION = "v1alpha1"
-PLURAL = "rerankerdeployments"
-KIND = "RerankerDeployment"
-DEFAULT_ENGINE_PORT = 8000
-DEFAULT_SCRAPE_INTERVAL = 5.0
 COMPONENT = "rerank-operator"
+_DEFAULT_SCRAPE_INTERVAL = AutoscalingSpec.model_fields["scrape_interval_seconds"].default
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +56,10 @@ def engine_pod_selector(name: str) -> str:
 
 
 def scrape_interval(body: Mapping[str, Any]) -> float:
+    """spec.autoscaling.scrapeIntervalSeconds, read each round from kopf's live view of the object (the
+    CRD's default where it is absent; the pass itself refuses a spec that does not parse)."""
     autoscaling = (body.get("spec") or {}).get("autoscaling") or {}
-    return float(autoscaling.get("scrapeIntervalSeconds") or DEFAULT_SCRAPE_INTERVAL)
+    return float(autoscaling.get("scrapeIntervalSeconds") or _DEFAULT_SCRAPE_INTERVAL)
 
 
 def _is_ready(pod: Any) -> bool:
@@ -108,29 +108,27 @@ async def autoscale_once(
             return None
         raise
     now = time.time() if now is None else now
-    spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    autoscaling = spec.get("autoscaling") or {}
-
-    if not autoscaling.get("enabled"):
+    if not ((obj.get("spec") or {}).get("autoscaling") or {}).get("enabled"):
         patch = disabled_status_patch(status, now)
         if patch:
             await _patch_status(custom, namespace, name, patch)
         operator_metrics.forget(namespace, name)
         return None
     try:
-        policy = AutoscalingPolicy.from_spec(autoscaling)
-    except (PolicyConfigError, TypeError, ValueError) as exc:
-        logger.error("autoscaling of %s/%s is off: %s", namespace, name, exc)
+        spec = parse_spec(obj.get("spec"))
+        policy = AutoscalingPolicy.from_spec(spec.autoscaling)
+    except (ValidationError, PolicyConfigError) as exc:
+        message = describe_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        logger.error("autoscaling of %s/%s is off: %s", namespace, name, message)
         conditions = upsert_condition(status.get("conditions") or [], AUTOSCALING_ACTIVE, "False",
-                                      "InvalidSpec", str(exc), now)
+                                      "InvalidSpec", message, now)
         await _patch_status(custom, namespace, name, {"conditions": conditions})
         return None
 
-    current = int(spec.get("replicas", 1))
+    current = spec.replicas
     # At zero replicas only the gateway sees demand (gateway_demand.py); it is read whenever zero is possible.
     held = await _held_pairs(core, namespace, name, session) if current == 0 or policy.min_replicas == 0 else 0.0
-    spec_port = int((spec.get("engine") or {}).get("port") or DEFAULT_ENGINE_PORT)
     pod_list = await _call(core.list_namespaced_pod, namespace, label_selector=engine_pod_selector(name))
     # Pods on their way out or finished are neither load nor capacity (as in the HPA).
     pods = [
@@ -139,7 +137,7 @@ async def autoscale_once(
     ]
     ready = [p for p in pods if _is_ready(p)]
     targets = [
-        ScrapeTarget(p.metadata.name, f"http://{p.status.pod_ip}:{_metrics_port(p, spec_port)}/metrics")
+        ScrapeTarget(p.metadata.name, f"http://{p.status.pod_ip}:{_metrics_port(p, spec.engine.port)}/metrics")
         for p in ready
     ]
     started = time.perf_counter()

@@ -125,11 +125,6 @@ def parse_engine_sample(text: str) -> EngineSample:
     )
 
 
-def parse_queue_depth(text: str) -> EngineSample:
-    """The queue gauges of a /metrics page (``.waiting``, ``.running``, ``.total``)."""
-    return parse_engine_sample(text)
-
-
 def _wanted_lines(text: str) -> str:
     """Keeps only the four families (and their # HELP/# TYPE lines) before parsing.
 

@@ -52,8 +52,10 @@ says how much arrived on top. So:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping, Sequence
+
+from ..api.v1alpha1 import AutoscalingSpec
 
 # Reasons. They end up in status conditions and events, so they are CamelCase like Kubernetes'.
 SCALED_UP = "ScaledUp"
@@ -87,21 +89,26 @@ class PolicyConfigError(ValueError):
     """An autoscaling setting is invalid; the message names the field."""
 
 
+# The policy's defaults are the CRD's: an object that leaves a field out gets the same policy as one
+# built in code (bench/, the tests) that leaves the argument out.
+_SPEC_DEFAULTS = AutoscalingSpec()
+
+
 @dataclass(frozen=True)
 class AutoscalingPolicy:
     """The knobs of ``spec.autoscaling`` (snake_case here, camelCase in the CRD)."""
 
-    min_replicas: int = 1
-    max_replicas: int = 4
-    target_utilization: float = 0.8
-    demand_window_seconds: float = 60.0
-    backlog_drain_seconds: float = 300.0
-    tolerance: float = 0.1
-    scale_down_stabilization_seconds: float = 600.0
-    scale_up_stabilization_seconds: float = 0.0
-    max_scale_up_step: int | None = None
-    max_scale_up_factor: float | None = 4.0
-    forecast_seconds: float = 0.0
+    min_replicas: int = _SPEC_DEFAULTS.min_replicas
+    max_replicas: int = _SPEC_DEFAULTS.max_replicas
+    target_utilization: float = _SPEC_DEFAULTS.target_utilization
+    demand_window_seconds: float = _SPEC_DEFAULTS.demand_window_seconds
+    backlog_drain_seconds: float = _SPEC_DEFAULTS.backlog_drain_seconds
+    tolerance: float = _SPEC_DEFAULTS.tolerance
+    scale_down_stabilization_seconds: float = _SPEC_DEFAULTS.scale_down_stabilization_seconds
+    scale_up_stabilization_seconds: float = _SPEC_DEFAULTS.scale_up_stabilization_seconds
+    max_scale_up_step: int | None = _SPEC_DEFAULTS.max_scale_up_step
+    max_scale_up_factor: float | None = _SPEC_DEFAULTS.max_scale_up_factor
+    forecast_seconds: float = _SPEC_DEFAULTS.forecast_seconds
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0:
@@ -128,29 +135,9 @@ class AutoscalingPolicy:
             raise PolicyConfigError("spec.autoscaling.forecastSeconds must be >= 0")
 
     @classmethod
-    def from_spec(cls, autoscaling: Mapping[str, Any] | None) -> "AutoscalingPolicy":
-        """Build from the CR's ``spec.autoscaling`` mapping (camelCase keys); absent keys take defaults."""
-        a = dict(autoscaling or {})
-        d = cls()
-        step = a.get("maxScaleUpStep")
-        factor = a.get("maxScaleUpFactor", d.max_scale_up_factor)
-        return cls(
-            min_replicas=int(a.get("minReplicas", d.min_replicas)),
-            max_replicas=int(a.get("maxReplicas", d.max_replicas)),
-            target_utilization=float(a.get("targetUtilization", d.target_utilization)),
-            demand_window_seconds=float(a.get("demandWindowSeconds", d.demand_window_seconds)),
-            backlog_drain_seconds=float(a.get("backlogDrainSeconds", d.backlog_drain_seconds)),
-            tolerance=float(a.get("tolerance", d.tolerance)),
-            scale_down_stabilization_seconds=float(
-                a.get("scaleDownStabilizationSeconds", d.scale_down_stabilization_seconds)
-            ),
-            scale_up_stabilization_seconds=float(
-                a.get("scaleUpStabilizationSeconds", d.scale_up_stabilization_seconds)
-            ),
-            max_scale_up_step=None if step is None else int(step),
-            max_scale_up_factor=None if factor is None else float(factor),
-            forecast_seconds=float(a.get("forecastSeconds", d.forecast_seconds)),
-        )
+    def from_spec(cls, autoscaling: AutoscalingSpec) -> "AutoscalingPolicy":
+        """The policy of a parsed ``spec.autoscaling`` (``api.v1alpha1.parse_spec`` filled its defaults)."""
+        return cls(**{f.name: getattr(autoscaling, f.name) for f in fields(cls)})
 
     def clamp(self, replicas: int) -> int:
         return max(self.min_replicas, min(self.max_replicas, replicas))

@@ -1,4 +1,4 @@
-"""One queue-depth autoscaling loop per RerankerDeployment that has ``spec.autoscaling.enabled``.
+"""One autoscaling loop per RerankerDeployment that has ``spec.autoscaling.enabled``.
 
 The loop itself is ``autoscaling.loop.autoscaler_daemon``; this module starts it when autoscaling
 is switched on, stops it when switched off or the object is deleted, and hands it a small live

@@ -12,7 +12,7 @@
   ``drift_interval`` is the safety net. One operator-wide queue instead of a timer per object keeps
   the framework from holding a live copy of each object, which matters at thousands of them.
 * StatefulSet events (the engine's) -> status refresh as well (ready replicas, rollout progress).
-* ``spec.autoscaling.enabled`` -> a per-object loop running the queue-depth autoscaler
+* ``spec.autoscaling.enabled`` -> a per-object loop running the autoscaler
   (``autoscalers``); it stops when autoscaling is switched off.
 
 Who owns ``spec.replicas``: the user (``kubectl scale``) or an external HPA/KEDA through the

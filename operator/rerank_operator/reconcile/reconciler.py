@@ -46,7 +46,7 @@ from .status import (
     crashed_containers,
     pod_failure,
     degraded_transition,
-    status_patch,
+    status_changes,
     sts_state,
 )
 
@@ -218,7 +218,7 @@ class Reconciler:
                                         failure=failure, ui_enabled=False)
             return ReconcileResult(status, failure=failure)
 
-        desired = desired_children(body, spec=spec)
+        desired = desired_children(body, spec)
         configmaps = [c for c in desired if c["kind"] == "ConfigMap"]
         others = [c for c in desired if c["kind"] != "ConfigMap"]
         outcomes = await asyncio.gather(*(self._apply(c, (namespace, name), mine) for c in others), return_exceptions=True)
@@ -435,7 +435,7 @@ class Reconciler:
                     self._latest_sts.get((namespace, name)), sts)
             new = compute_status(body, wanted, sts, now=self.clock(),
                                  observed_generation=observed_generation(body, claim), failure=failure)
-            patch = status_patch(body.get("status"), new)
+            patch = status_changes(body.get("status"), new)
             if not patch:
                 break
             try:

@@ -284,7 +284,7 @@ def compute_status(
     return status
 
 
-def status_patch(current: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+def status_changes(current: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
     """The merge patch turning ``current`` into ``new`` for the keys ``new`` names ({} if none)."""
     current = current or {}
     patch: dict[str, Any] = {}

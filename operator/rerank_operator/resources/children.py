@@ -1,15 +1,17 @@
 """What should exist for one RerankerDeployment: the full list of child manifests (pure).
 
-`desired_children(body)` is everything the operator server-side-applies; `retired_children(body)`
-names the optional children the spec has switched off (UI, Ingress, PodDisruptionBudget, gateway), which
-the operator deletes if they exist and are owned by this RerankerDeployment.
+`desired_children(body, spec)` is everything the operator server-side-applies; `retired_children(body,
+desired)` names the optional children the spec has switched off (UI, Ingress, PodDisruptionBudget, gateway),
+which the operator deletes if they exist and are owned by this RerankerDeployment. Both take the spec as the
+caller parsed it (``api.v1alpha1.parse_spec``): it is parsed once per pass, and a spec that does not parse is
+the caller's to report.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
 
-from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, parse_spec
+from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 
 from . import labels as L
 from .gateway import build_gateway_deployment
@@ -50,18 +52,13 @@ def ref_of(manifest: Mapping[str, Any]) -> ChildRef:
     return ChildRef(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])
 
 
-def spec_of(body: Mapping[str, Any]) -> RerankerDeploymentSpec:
-    return parse_spec(body.get("spec"))
-
-
 def desired_children(
     body: Mapping[str, Any],
+    spec: RerankerDeploymentSpec,
     status: Mapping[str, Any] | None = None,
-    spec: RerankerDeploymentSpec | None = None,
 ) -> list[dict[str, Any]]:
-    """All child manifests of `body`. `status` is what the UI's status ConfigMap shows (default:
-    the object's current status)."""
-    spec = spec or spec_of(body)
+    """All child manifests of `body`, whose parsed spec is `spec`. `status` is what the UI's status
+    ConfigMap shows (default: the object's current status)."""
     name = body["metadata"]["name"]
     children = [
         build_service_account(body, engine_service_account_name(name), L.ENGINE),
@@ -102,10 +99,8 @@ def all_child_refs(name: str) -> list[ChildRef]:
     ]
 
 
-def retired_children(body: Mapping[str, Any], desired: list[Mapping[str, Any]] | None = None) -> list[ChildRef]:
+def retired_children(body: Mapping[str, Any], desired: list[Mapping[str, Any]]) -> list[ChildRef]:
     """Children this spec does not want (switched off); to delete if present. `desired` is
-    `desired_children(body)` when the caller already has it."""
-    if desired is None:
-        desired = desired_children(body, {})
+    `desired_children(body, spec)`."""
     wanted = {ref_of(c) for c in desired}
     return [ref for ref in all_child_refs(body["metadata"]["name"]) if ref not in wanted]

@@ -18,9 +18,8 @@ from typing import Any, Mapping
 
 
 from rerank_operator.api.v1alpha1 import GPU_RESOURCE, RerankerDeploymentSpec, effective_image
-# The serving package owns the vLLM command line (its flags follow vLLM releases).
-from rerank_operator.serving.engine_args import engine_command
-from rerank_operator.serving.engine_args import engine_env as serving_engine_env
+# The serving package owns the vLLM command line and vLLM's variables (both follow vLLM releases).
+from rerank_operator.serving.engine_args import engine_command, vllm_env
 
 from . import labels as L
 from .pod_security import restricted_container_context
@@ -74,11 +73,9 @@ def model_path(spec: RerankerDeploymentSpec) -> str | None:
     return posixpath.join(MODEL_PVC_MOUNT, spec.model.pvc.path.strip("/")).rstrip("/")
 
 
-def engine_args(spec: RerankerDeploymentSpec) -> list[str]:
-    return engine_command(spec, model_path=model_path(spec))
-
-
-def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
+def container_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
+    """The engine container's environment: where the caches are, the Hub token, vLLM's own variables,
+    and last the user's spec.engine.env, which wins over any of them."""
     env: list[dict[str, Any]] = [
         {"name": "HF_HOME", "value": HF_HOME},
         {"name": "HOME", "value": HOME},
@@ -92,7 +89,7 @@ def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
         # Air-gapped: the weights are on the claim; never reach out to the Hub.
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     seen = {e["name"] for e in env}
-    for extra in serving_engine_env(spec):
+    for extra in vllm_env(spec):
         if extra["name"] not in seen:
             env.append(extra)
             seen.add(extra["name"])
@@ -151,9 +148,9 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
         "name": CONTAINER,
         "image": effective_image(spec.engine),
         "imagePullPolicy": "IfNotPresent",
-        "command": engine_args(spec),
+        "command": engine_command(spec, model_path=model_path(spec)),
         "ports": [{"name": PORT_NAME, "containerPort": spec.engine.port, "protocol": "TCP"}],
-        "env": engine_env(spec),
+        "env": container_env(spec),
         "resources": engine_resources(spec),
         "volumeMounts": mounts,
         "startupProbe": _probe(HEALTH_PATH, STARTUP_PERIOD_SECONDS,

@@ -1,3 +1,3 @@
 """How the engine serves Qwen3-Reranker: vLLM's command line (engine_args), the model's prompt and the
 score template that applies it server-side (prompt), and a tiny local reranker for tests and the
-local demo (tiny_model)."""
+local mode (tiny_model)."""

@@ -65,7 +65,7 @@ def _number(value: Any) -> str:
 def engine_command(spec: RerankerDeploymentSpec, *, model_path: str | None = None, port: int | None = None) -> list[str]:
     """The engine container's full command + args for ``spec`` (a RerankerDeploymentSpec).
 
-    ``model_path``/``port`` replace the model location and the listening port (the local demo and
+    ``model_path``/``port`` replace the model location and the listening port (local mode and
     the tests serve a locally built model on a free port); nothing else differs.
     """
     engine = spec.engine
@@ -82,7 +82,7 @@ def engine_command(spec: RerankerDeploymentSpec, *, model_path: str | None = Non
     ]
     if not on_cpu(spec):
         # On the CPU build this flag would reserve that fraction of host RAM for the KV cache;
-        # there the cache is VLLM_CPU_KVCACHE_SPACE (see engine_env).
+        # there the cache is VLLM_CPU_KVCACHE_SPACE (see vllm_env).
         cmd += ["--gpu-memory-utilization", _number(engine.gpu_memory_utilization)]
     cmd += [
         "--max-num-seqs", _number(engine.max_num_seqs),
@@ -109,8 +109,10 @@ def on_cpu(spec: RerankerDeploymentSpec) -> bool:
     return spec.engine.device == "cpu"
 
 
-def engine_env(spec: RerankerDeploymentSpec) -> list[dict[str, str]]:
-    """Environment variables the engine needs besides the ones the StatefulSet builder sets."""
+def vllm_env(spec: RerankerDeploymentSpec) -> list[dict[str, str]]:
+    """vLLM's own environment variables for ``spec`` (they follow vLLM releases, like its flags). The
+    container's whole environment, with the Hugging Face cache, the token and the user's variables, is
+    the StatefulSet builder's (``resources.statefulset.container_env``)."""
     # No usage-stats phone-home from inside a cluster (and none that an air-gapped one would block on).
     env = [
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},

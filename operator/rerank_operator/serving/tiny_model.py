@@ -1,4 +1,4 @@
-"""A tiny, random-weight Qwen3 reranker built locally, for tests and the local demo.
+"""A tiny, random-weight Qwen3 reranker built locally, for tests and local mode.
 
 The real Qwen3-Reranker is a ``Qwen3ForCausalLM`` whose "yes"/"no" logits make the score; vLLM
 serves it as a sequence classifier via ``--hf-overrides``. This builds the same architecture at
@@ -20,6 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .prompt import DEFAULT_INSTRUCTION
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 VOCAB_SIZE = 2048
 SEED = 20251124
@@ -27,7 +29,7 @@ SEED = 20251124
 # Multilingual, code-bearing training text: enough for BPE to learn useful merges for the
 # English, Chinese and code inputs the tests score, and to make "yes"/"no" whole tokens.
 _CORPUS = [
-    "Given a web search query, retrieve relevant passages that answer the query",
+    DEFAULT_INSTRUCTION,
     "Judge whether the Document meets the requirements based on the Query and the Instruct provided.",
     'Note that the answer can only be "yes" or "no".',
     "<Instruct>: <Query>: <Document>: system user assistant",
@@ -57,6 +59,7 @@ def builder_fingerprint() -> str:
     import transformers
 
     h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(DEFAULT_INSTRUCTION.encode())  # part of the training corpus, written in the prompt module
     h.update(f"{torch.__version__}|{transformers.__version__}|{tokenizers.__version__}".encode())
     return h.hexdigest()[:16]
 
@@ -119,7 +122,7 @@ def _build(out: Path) -> None:
     model = Qwen3ForCausalLM(config).to(torch.float32).eval()
     _spread_answer_logits(model, fast)
     model.save_pretrained(out, safe_serialization=True)
-    # Readable by an engine container running as another user (the local demo mounts it).
+    # Readable by an engine container running as another user (local mode mounts it).
     for p in [out, *out.iterdir()]:
         p.chmod(0o755 if p.is_dir() else 0o644)
 
@@ -156,7 +159,7 @@ def build_tiny_reranker(path: str | os.PathLike) -> Path:
 
     Written to a sibling temporary directory and renamed into place, so a crash never leaves a
     half-written model that a later run would trust; a lock file next to it makes concurrent
-    callers (parallel test sessions, the demo) build it once.
+    callers (parallel test sessions, local mode) build it once.
     """
     import fcntl
 
@@ -183,7 +186,7 @@ def build_tiny_reranker(path: str | os.PathLike) -> Path:
 
 
 def default_cache_dir() -> Path:
-    """Where the tests and the local demo keep the built model (one per builder version)."""
+    """Where the tests and local mode keep the built model (one per builder version)."""
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rerank-operator"
     return root / f"tiny-qwen3-reranker-{builder_fingerprint()}"
 

@@ -18,7 +18,6 @@ from tests.unit.api.admission_cases import INVALID, VALID
 def test_constants():
     assert (api.GROUP, api.VERSION, api.KIND, api.PLURAL, api.SHORT_NAMES) == (
         "rerank.io", "v1alpha1", "RerankerDeployment", "rerankerdeployments", ["rrd"])
-    assert api.DEFAULT_INSTRUCTION == "Given a web search query, retrieve relevant passages that answer the query"
     # A vLLM release that has `--runner pooling` (0.10.2+), pinned to an exact tag.
     repo, tag = api.DEFAULT_ENGINE_IMAGE.split(":")
     assert repo == "vllm/vllm-openai"

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from rerank_operator.api.v1alpha1 import RerankerDeploymentStatus
+from rerank_operator.api.v1alpha1 import AutoscalingSpec, RerankerDeploymentStatus
 from rerank_operator.autoscaling.policy import (
     SCALED_UP,
     AutoscalingPolicy,
@@ -98,6 +98,8 @@ def test_the_slope_survives_a_restart_and_may_be_negative():
 
 
 def test_from_spec_reads_forecast_seconds_and_refuses_a_negative_one():
-    assert AutoscalingPolicy.from_spec({"forecastSeconds": 90}).forecast_seconds == 90.0
+    assert AutoscalingPolicy.from_spec(AutoscalingSpec.model_validate({"forecastSeconds": 90})).forecast_seconds == 90
     with pytest.raises(ValueError, match="forecastSeconds"):
-        AutoscalingPolicy.from_spec({"forecastSeconds": -1})
+        AutoscalingSpec.model_validate({"forecastSeconds": -1})
+    with pytest.raises(ValueError, match="forecastSeconds"):
+        AutoscalingPolicy(forecast_seconds=-1)

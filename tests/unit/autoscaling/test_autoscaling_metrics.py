@@ -18,7 +18,6 @@ from rerank_operator.autoscaling.metrics import (
     MetricsValueError,
     ScrapeTarget,
     parse_engine_sample,
-    parse_queue_depth,
     scrape_engine_samples,
 )
 
@@ -27,7 +26,7 @@ from tests.unit.autoscaling.engine_metrics_text import independent_sum, real_vll
 
 def test_parses_real_vllm_metrics():
     text = real_vllm_metrics()
-    depth = parse_queue_depth(text)
+    depth = parse_engine_sample(text)
     assert depth.waiting == independent_sum(text, WAITING)
     assert depth.running == independent_sum(text, RUNNING)
 
@@ -40,7 +39,7 @@ def test_sums_across_label_sets_and_ignores_the_by_reason_breakdown():
         'vllm:num_requests_running{engine="1",model_name="qwen3-reranker"} 2.0\n'
         'vllm:num_requests_waiting_by_reason{engine="1",model_name="qwen3-reranker",reason="capacity"} 100.0\n'
     )
-    depth = parse_queue_depth(text)
+    depth = parse_engine_sample(text)
     assert (depth.waiting, depth.running, depth.total) == (12.0, 5.0, 17.0)
 
 
@@ -73,12 +72,12 @@ def test_impossible_values_are_rejected(family, bad):
 
 def test_not_prometheus_text_is_a_format_error():
     with pytest.raises(MetricsFormatError):
-        parse_queue_depth("<html>502 Bad Gateway</html>\nthis is { not metrics\n")
+        parse_engine_sample("<html>502 Bad Gateway</html>\nthis is { not metrics\n")
 
 
 def test_text_without_vllm_gauges_is_a_format_error():
     with pytest.raises(MetricsFormatError, match="num_requests_waiting"):
-        parse_queue_depth("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\n")
+        parse_engine_sample("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\n")
 
 
 def _free_port() -> int:

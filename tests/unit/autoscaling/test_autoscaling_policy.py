@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic.alias_generators import to_snake
 
 from rerank_operator.api.v1alpha1 import AutoscalingSpec
 from rerank_operator.autoscaling.policy import (
@@ -200,20 +201,22 @@ def test_compacted_history_gives_the_same_decisions():
     ],
 )
 def test_invalid_settings_name_the_field(spec, field):
+    # Refused when the spec is parsed, and by a policy built in code (bench/, the tests) alike.
+    with pytest.raises(ValueError, match=field):
+        AutoscalingSpec.model_validate(spec)
     with pytest.raises(PolicyConfigError, match=field):
-        AutoscalingPolicy.from_spec(spec)
+        AutoscalingPolicy(**{to_snake(key): value for key, value in spec.items()})
 
 
-def test_from_spec_reads_camel_case_and_the_crd_defaults_equal_the_policy_defaults():
-    p = AutoscalingPolicy.from_spec({"minReplicas": 2, "maxReplicas": 8, "targetUtilization": 0.7,
-                                     "demandWindowSeconds": 30, "backlogDrainSeconds": 120,
-                                     "scaleDownStabilizationSeconds": 10, "maxScaleUpStep": 3,
-                                     "maxScaleUpFactor": 2.5})
+def test_from_spec_reads_the_parsed_spec_and_the_crd_defaults_are_the_policy_defaults():
+    p = AutoscalingPolicy.from_spec(AutoscalingSpec.model_validate({
+        "minReplicas": 2, "maxReplicas": 8, "targetUtilization": 0.7, "demandWindowSeconds": 30,
+        "backlogDrainSeconds": 120, "scaleDownStabilizationSeconds": 10, "maxScaleUpStep": 3,
+        "maxScaleUpFactor": 2.5}))
     assert (p.min_replicas, p.max_replicas, p.target_utilization, p.demand_window_seconds,
             p.backlog_drain_seconds) == (2, 8, 0.7, 30.0, 120.0)
     assert (p.scale_down_stabilization_seconds, p.max_scale_up_step, p.max_scale_up_factor) == (10.0, 3, 2.5)
-    assert AutoscalingPolicy.from_spec(None) == AutoscalingPolicy()
-    assert AutoscalingPolicy.from_spec(AutoscalingSpec().model_dump(by_alias=True)) == AutoscalingPolicy()
+    assert AutoscalingPolicy.from_spec(AutoscalingSpec()) == AutoscalingPolicy()
 
 
 def test_a_premature_scale_down_doubles_the_window_and_an_hour_without_one_halves_it():

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from rerank_operator.api.v1alpha1 import DEFAULT_CPU_ENGINE_IMAGE, parse_spec
-from rerank_localdev import demo, local_pod
+from rerank_localdev import local_pod, local_stack
 from rerank_localdev.local_pod import LocalPodError
 from rerank_operator.resources.statefulset import build_statefulset
 from rerank_operator.resources.ui import build_ui_deployment
@@ -18,7 +18,7 @@ POD_IP = "127.9.1.4"
 
 
 def _body(device: str | None = None) -> dict:
-    sample = yaml.safe_load(demo.SAMPLE.read_text())
+    sample = yaml.safe_load(local_stack.SAMPLE.read_text())
     if device:
         sample["spec"]["engine"]["device"] = device
     return {"apiVersion": sample["apiVersion"], "kind": sample["kind"],

@@ -1,4 +1,4 @@
-"""Real or simulated nodes for `rerank-operator local --node auto|real|simulated`: the decision over a machine's
+"""Real or simulated nodes for `rerank-local --node auto|real|simulated`: the decision over a machine's
 facts, its reason, and the error when a real node is asked for where none can run."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from rerank_localdev import demo
-from rerank_localdev.node.capability import (CapabilityError, MachineFacts, PartsFacts, choose, machine_blockers,
-                                             package_blockers)
+from rerank_localdev import local_mode
+from rerank_localdev.node.capability import (CapabilityError, MachineFacts, PartsFacts, choose, installs_node_packages,
+                                             machine_blockers, package_blockers)
 from rerank_localdev.real_local import pod_line, stuck_reason
 
 CAPABLE = MachineFacts(root=True, overlayfs=True, bridge_and_veth=True, br_netfilter=True, cgroup_v1_memory=True,
@@ -66,10 +66,10 @@ def test_simulated_needs_no_facts_and_an_unknown_mode_is_refused():
 
 
 def test_the_flag_defaults_to_auto_and_offers_the_three_modes():
-    assert demo.parse_args([]).node == "auto"
-    assert demo.parse_args(["--node", "real"]).node == "real"
+    assert local_mode.parse_args([]).node == "auto"
+    assert local_mode.parse_args(["--node", "real"]).node == "real"
     with pytest.raises(SystemExit):
-        demo.parse_args(["--node", "kwok"])
+        local_mode.parse_args(["--node", "kwok"])
 
 
 def _pod(conditions=(), containers=()):
@@ -98,7 +98,15 @@ def test_local_mode_refuses_real_where_it_cannot_run_before_starting_anything(mo
     from rerank_localdev.node import capability
 
     monkeypatch.setattr(capability, "machine_facts", lambda: dataclasses.replace(CAPABLE, root=False))
-    monkeypatch.setattr(demo, "LocalStack", None)  # nothing may be started
-    assert demo.main(["--node", "real"]) == 2
-    assert capsys.readouterr().err == ("rerank-operator local: --node real: this machine cannot run a real node; "
+    monkeypatch.setattr(local_mode, "LocalStack", None)  # nothing may be started
+    assert local_mode.main(["--node", "real"]) == 2
+    assert capsys.readouterr().err == ("rerank-local: --node real: this machine cannot run a real node; "
                                        "it lacks: root (the node creates a bridge, mounts and cgroups)\n")
+
+
+def test_the_nodes_packages_are_installed_first_wherever_the_machine_allows_a_real_node():
+    # `make local` asks this before the choice itself, which needs the packages in place to pick a real node.
+    assert installs_node_packages("auto", dataclasses.replace(CAPABLE, missing_tools=("runc",)))
+    assert installs_node_packages("real", CAPABLE)
+    assert not installs_node_packages("auto", dataclasses.replace(CAPABLE, root=False))
+    assert not installs_node_packages("simulated", None)

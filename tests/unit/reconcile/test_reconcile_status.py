@@ -11,7 +11,7 @@ from rerank_operator.reconcile.status import (
     compute_status,
     degraded_transition,
     latest_statefulset,
-    status_patch,
+    status_changes,
 )
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -71,7 +71,7 @@ def test_scaled_to_zero_is_not_ready_but_settled():
     assert conds(status)["Progressing"] == ("False", "RolloutComplete")
     # UI switched off: the uiURL key is removed by the patch.
     assert status["uiURL"] is None
-    assert status_patch({"uiURL": "http://old/"}, status)["uiURL"] is None
+    assert status_changes({"uiURL": "http://old/"}, status)["uiURL"] is None
 
 
 def test_insufficient_gpus_is_degraded_and_not_progressing():
@@ -87,7 +87,7 @@ def test_transition_time_moves_only_when_the_status_flips():
     first = compute_status(body(), WANT2, sts(ready=1), now=NOW, observed_generation=3)
     later = compute_status(body(first), WANT2, sts(ready=1), now=NOW + 60, observed_generation=3)
     assert first["conditions"] == later["conditions"]
-    assert status_patch(first, later) == {}  # nothing to write
+    assert status_changes(first, later) == {}  # nothing to write
     flipped = compute_status(body(later), WANT2, sts(), now=NOW + 120, observed_generation=3)
     times = {c["type"]: c["lastTransitionTime"] for c in flipped["conditions"]}
     assert times["Ready"] == "2026-01-01T00:02:00Z"

@@ -8,6 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
+from rerank_operator.api.v1alpha1 import parse_spec
 from rerank_operator.resources import desired_children
 
 _API = client.ApiClient()
@@ -23,9 +24,15 @@ def make_body(spec: dict[str, Any] | None = None, name: str = "rr", namespace: s
     }
 
 
+def children_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every child manifest of `body`, its spec parsed as the reconciler parses it."""
+    return desired_children(body, parse_spec(body["spec"]))
+
+
 def child(body: dict[str, Any], kind: str, name: str | None = None) -> dict[str, Any]:
-    matches = [c for c in desired_children(body) if c["kind"] == kind and (name is None or c["metadata"]["name"] == name)]
-    assert len(matches) == 1, [(c["kind"], c["metadata"]["name"]) for c in desired_children(body)]
+    children = children_of(body)
+    matches = [c for c in children if c["kind"] == kind and (name is None or c["metadata"]["name"] == name)]
+    assert len(matches) == 1, [(c["kind"], c["metadata"]["name"]) for c in children]
     return matches[0]
 
 

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_operator.resources import ChildRef, desired_children, retired_children
+from rerank_operator.resources import ChildRef, retired_children
 
-from tests.unit.resources.builder_support import assert_known_fields, child, make_body
+from tests.unit.resources.builder_support import assert_known_fields, child, children_of, make_body
 
 
 def refs(body):
-    return [(c["kind"], c["metadata"]["name"]) for c in desired_children(body)]
+    return [(c["kind"], c["metadata"]["name"]) for c in children_of(body)]
+
+
+def retired(body):
+    return retired_children(body, children_of(body))
 
 
 def test_default_spec_children():
@@ -17,14 +21,14 @@ def test_default_spec_children():
         ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
         ("Service", "rr-ui"), ("Service", "rr-engine"), ("Deployment", "rr-gateway"),
     ])
-    assert retired_children(make_body()) == [ChildRef("networking.k8s.io/v1", "Ingress", "rr-ui")]
+    assert retired(make_body()) == [ChildRef("networking.k8s.io/v1", "Ingress", "rr-ui")]
 
 
 def test_switched_off_children_are_retired():
     body = make_body({"ui": {"enabled": False}, "disruptionBudget": {"enabled": False}, "gateway": {"enabled": False}})
     assert sorted(refs(body)) == [("Service", "rr"), ("Service", "rr-engine-headless"),
                                   ("ServiceAccount", "rr-engine"), ("StatefulSet", "rr-engine")]
-    assert {(r.kind, r.name) for r in retired_children(body)} == {
+    assert {(r.kind, r.name) for r in retired(body)} == {
         ("ServiceAccount", "rr-ui"), ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
         ("Service", "rr-ui"), ("Ingress", "rr-ui"), ("Service", "rr-engine"), ("Deployment", "rr-gateway")}
 
@@ -32,7 +36,7 @@ def test_switched_off_children_are_retired():
 @pytest.mark.parametrize("spec", [{}, {"ui": {"ingress": {"enabled": True, "host": "a.example.com"}}}])
 def test_every_child_is_owned_labelled_and_namespaced(spec):
     body = make_body(spec, name="team-a", namespace="ml")
-    for c in desired_children(body):
+    for c in children_of(body):
         meta = c["metadata"]
         assert meta["namespace"] == "ml"
         assert meta["ownerReferences"] == [{"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
@@ -58,4 +62,4 @@ def test_a_spec_pydantic_rejects_raises_with_the_field_named():
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="tensor_parallel_size|tensorParallelSize"):
-        desired_children(make_body({"engine": {"tensorParallelSize": 3}}))
+        children_of(make_body({"engine": {"tensorParallelSize": 3}}))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from rerank_operator.api.v1alpha1 import parse_spec
 from rerank_operator.resources.services import endpoint_url
-from rerank_operator.resources.children import spec_of
 
 from tests.unit.resources.builder_support import assert_known_fields, child, make_body
 
@@ -13,7 +13,7 @@ def test_endpoint_service_routes_its_port_to_the_engines_http_port():
     assert svc["spec"]["type"] == "ClusterIP"
     assert svc["spec"]["ports"] == [{"name": "http", "port": 9000, "targetPort": "http", "protocol": "TCP"}]
     assert svc["spec"]["selector"] == {"app.kubernetes.io/instance": "rr", "app.kubernetes.io/component": "engine"}
-    assert endpoint_url(body, spec_of(body)) == "http://rr.search.svc:9000/v1/rerank"
+    assert endpoint_url(body, parse_spec(body["spec"])) == "http://rr.search.svc:9000/v1/rerank"
 
 
 def test_headless_service_governs_the_statefulset_and_publishes_starting_pods():

@@ -4,14 +4,13 @@ import json
 
 import jsonschema
 
-from rerank_operator.resources import desired_children
-from rerank_operator.resources.children import spec_of
+from rerank_operator.api.v1alpha1 import parse_spec
 from rerank_operator.resources.status_configmap import status_document
 from rerank_operator.resources.ui import ui_url
 from rerank_ui.config import load_settings
 from rerank_ui.status import STATUS_SCHEMA, parse_status
 
-from tests.unit.resources.builder_support import assert_known_fields, child, make_body
+from tests.unit.resources.builder_support import assert_known_fields, child, children_of, make_body
 
 
 def ui_container(body):
@@ -81,7 +80,7 @@ def test_ui_service_maps_80_to_gradio():
 
 
 def test_ingress_only_when_enabled_with_class_host_tls_and_annotations():
-    assert "Ingress" not in [c["kind"] for c in desired_children(make_body())]
+    assert "Ingress" not in [c["kind"] for c in children_of(make_body())]
     body = make_body({"ui": {"ingress": {"enabled": True, "className": "nginx", "host": "rerank.example.com",
                                          "tls": {"secretName": "rerank-tls"},
                                          "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}}}})
@@ -94,14 +93,14 @@ def test_ingress_only_when_enabled_with_class_host_tls_and_annotations():
     assert rule["host"] == "rerank.example.com"
     assert rule["http"]["paths"][0]["backend"] == {"service": {"name": "rr-ui", "port": {"number": 80}}}
     assert ing["spec"]["tls"] == [{"secretName": "rerank-tls", "hosts": ["rerank.example.com"]}]
-    assert ui_url(body, spec_of(body)) == "https://rerank.example.com/"
+    assert ui_url(body, parse_spec(body["spec"])) == "https://rerank.example.com/"
 
 
 def test_ui_url_is_the_service_without_ingress_and_none_without_ui():
     body = make_body()
-    assert ui_url(body, spec_of(body)) == "http://rr-ui.search.svc:80/"
+    assert ui_url(body, parse_spec(body["spec"])) == "http://rr-ui.search.svc:80/"
     off = make_body({"ui": {"enabled": False}})
-    assert ui_url(off, spec_of(off)) is None
+    assert ui_url(off, parse_spec(off["spec"])) is None
 
 
 def test_status_configmap_is_what_the_ui_parses():

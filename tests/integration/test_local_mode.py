@@ -1,4 +1,4 @@
-"""`rerank-operator local --smoke`, end to end, exactly as a newcomer (and CI) runs it: a real
+"""`rerank-local --smoke`, end to end, exactly as a newcomer (and CI) runs it: a real
 control plane with simulated nodes, the operator, the sample RerankerDeployment, the CPU vLLM
 engine and the UI started from their pods' specs, one rerank request through the Service's local
 endpoint -- then everything torn down, with no process left behind."""
@@ -19,16 +19,16 @@ from tests.fixtures.local_mode import listening, tagged_processes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.vllm]
 
-CLI = Path(sys.executable).with_name("rerank-operator")
+CLI = Path(sys.executable).with_name("rerank-local")
 
 
 @pytest.mark.timeout(900)
 def test_local_smoke_serves_a_ranking_and_the_ui_then_leaves_nothing_behind():
     run_id = f"test-{uuid.uuid4().hex[:10]}"
     env = {**os.environ, RUN_ID_ENV: run_id}
-    # --port/--ui-port 0 is not offered; let the demo pick free ports if 8000/7860 are taken.
+    # --port/--ui-port 0 is not offered; let local mode pick free ports if 8000/7860 are taken.
     # Simulated nodes asked for: `auto` picks a real node where the machine allows one (tests/node covers it).
-    proc = subprocess.run([str(CLI), "local", "--node", "simulated", "--smoke"], env=env, capture_output=True,
+    proc = subprocess.run([str(CLI), "--node", "simulated", "--smoke"], env=env, capture_output=True,
                           text=True, timeout=840)
     out = proc.stdout
     report = f"exit {proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr[-4000:]}"

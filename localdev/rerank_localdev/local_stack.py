@@ -1,7 +1,6 @@
-"""`rerank-operator local`: the whole stack on this machine -- no GPU, no Docker, no model hub.
-
-`--node auto` (the default) runs it on one real node where this machine allows one (node.capability decides
-and says why; real_local.RealNodeStack), else on simulated nodes as below; `--node real|simulated` chooses.
+"""The local stack: a real control plane, the operator, the sample RerankerDeployment and what runs its pods,
+brought up step by step on this machine (`LocalStack`), on simulated nodes; `real_local.RealNodeStack` swaps the
+node side for a real node. `local_mode` (the `rerank-local` command) chooses between them and runs one.
 
 Simulated nodes: a real control plane with simulated nodes (kwok); the engine and UI run as local
 processes started from the pods' own specs. In order:
@@ -18,10 +17,6 @@ processes started from the pods' own specs. In order:
 5. the node side (agent.py): volumes for the claims, a local proxy per Service (kube-proxy's part),
    and each engine and UI pod run as a local process from the pod's own spec (the kubelet's part),
    its readiness probe written back to the pod.
-
-Then it prints the endpoint, the UI, a curl command and the kubectl command, and runs until Ctrl-C
-(SIGINT/SIGTERM), which stops every process it started. `--smoke` instead sends one rerank request
-through the Service's local endpoint, checks the ranking and the UI, tears down and exits 0 or 1.
 """
 
 from __future__ import annotations
@@ -48,7 +43,6 @@ from typing import Any, Callable, TextIO
 import yaml
 
 from .local_pod import RUN_ID_ENV
-from .node.capability import MODES
 
 log = logging.getLogger("rerank_localdev")
 
@@ -71,7 +65,7 @@ SMOKE_DOCUMENTS = [
 ]
 
 
-class DemoError(RuntimeError):
+class LocalModeError(RuntimeError):
     """A step failed; the message says which and why (with a log tail where there is one)."""
 
 
@@ -98,32 +92,6 @@ def _http(url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, bytes
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="rerank-operator local",
-        description="Run the control plane, the operator, a sample RerankerDeployment, its engine and its UI "
-                    f"on this machine ({MODE}).",
-    )
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--smoke", action="store_true",
-                      help="start, send one rerank request and open the UI, tear down; exit 0 if all worked")
-    mode.add_argument("--keep-running", action="store_true", default=True,
-                      help="keep everything running until Ctrl-C (the default)")
-    p.add_argument("--node", choices=MODES, default="auto",
-                   help="real: one real node (containerd, kubelet, kube-proxy; needs root and the kernel's bridge, "
-                        "veth, overlayfs, br_netfilter, writable cgroups); simulated: kwok nodes with the pods run "
-                        "as local processes; auto (the default): real where this machine allows it")
-    p.add_argument("--port", type=int, default=None,
-                   help="local port of the rerank endpoint (default 8000, or a free port if 8000 is taken)")
-    p.add_argument("--ui-port", type=int, default=None,
-                   help="local port of the web UI (default 7860, or a free port if 7860 is taken)")
-    p.add_argument("--timeout", type=float, default=900.0,
-                   help="seconds to wait for the deployment to become Ready (default 900)")
-    p.add_argument("--keep-logs", action="store_true", help="keep the logs directory after stopping")
-    p.add_argument("--verbose", "-v", action="store_true", help="also log every step to stderr")
-    return p.parse_args(argv)
 
 
 @dataclass
@@ -153,7 +121,7 @@ class WaitProgress:
             self.say(f"      {line} ({now - self.start:.0f} s)")
             self.last_line, self.last_print = line, now
         if now > self.deadline:
-            raise DemoError(f"not Ready within {self.timeout:.0f} s: {line}\nkubectl: {self.describe_command()}")
+            raise LocalModeError(f"not Ready within {self.timeout:.0f} s: {line}\nkubectl: {self.describe_command()}")
 
 
 class LocalStack:
@@ -300,14 +268,14 @@ class LocalStack:
         deadline = time.monotonic() + 90
         while True:
             if self.operator.poll() is not None:
-                raise DemoError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
+                raise LocalModeError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
             try:
                 if _http(f"http://127.0.0.1:{liveness}/healthz", timeout=2)[0] == 200:
                     return
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise DemoError(f"the operator's liveness endpoint did not answer in 90 s:\n{_tail(self.operator_log)}")
+                raise LocalModeError(f"the operator's liveness endpoint did not answer in 90 s:\n{_tail(self.operator_log)}")
             time.sleep(0.5)
 
     def _ensure_model(self) -> tuple[Path, bool]:
@@ -345,7 +313,7 @@ class LocalStack:
 
         for flag, port in (("--port", self.args.port), ("--ui-port", self.args.ui_port)):
             if port is not None and not port_free(port):
-                raise DemoError(f"{flag} {port}: the port is in use on 127.0.0.1")
+                raise LocalModeError(f"{flag} {port}: the port is in use on 127.0.0.1")
         self.proxy = ServiceProxy().start()
         api = self.cp.api_client()
         from kubernetes import client
@@ -357,7 +325,7 @@ class LocalStack:
         preferred = {(self.name, service_port): self.args.port or 8000, (f"{self.name}-ui", 80): self.args.ui_port or 7860}
         self.agent = NodeAgent(api, self.namespace, self.run_dir, self.proxy, self.runner, preferred).start()
         self.service_port = service_port
-        # The agent logs to the demo's log file; pods log next to it.
+        # The agent logs to local mode's log file; pods log next to it.
         (self.run_dir / "logs").mkdir(exist_ok=True)
 
     # ---- waiting ----------------------------------------------------------------------------------
@@ -391,14 +359,14 @@ class LocalStack:
         while True:
             rrd = self._rrd()
             if self.operator.poll() is not None:
-                raise DemoError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
+                raise LocalModeError(f"the operator exited with code {self.operator.returncode}:\n{_tail(self.operator_log)}")
             if self.runner.errors:
                 pod, why = next(iter(self.runner.errors.items()))
-                raise DemoError(f"pod {pod} cannot run locally: {why}")
+                raise LocalModeError(f"pod {pod} cannot run locally: {why}")
             running = self.runner.snapshot()
             for s in running:
                 if s["restarts"] >= 3:
-                    raise DemoError(f"{s['pod']}/{s['container']} keeps exiting (code {s['last_exit']}); "
+                    raise LocalModeError(f"{s['pod']}/{s['container']} keeps exiting (code {s['last_exit']}); "
                                     f"log {s['log']}:\n{_tail(Path(s['log']))}")
             conditions = {c["type"]: c for c in (rrd.get("status") or {}).get("conditions") or []}
             ready = conditions.get("Ready", {}).get("status") == "True"
@@ -540,69 +508,3 @@ def _pdeathsig() -> None:
     import ctypes
 
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .node.capability import CapabilityError, decide
-
-    args = parse_args(argv)
-    try:
-        choice = decide(args.node)
-    except CapabilityError as exc:
-        print(f"rerank-operator local: {exc}", file=sys.stderr)
-        return 2
-    if choice.mode == "real":
-        from .real_local import RealNodeStack
-
-        stack: LocalStack = RealNodeStack(args)
-    else:
-        stack = LocalStack(args)
-    stack.choice_reason = f"{choice.mode}: {choice.reason}"
-    handler = logging.FileHandler(stack.logs / "local.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    if args.verbose:
-        root.addHandler(logging.StreamHandler(sys.stderr))
-    # Ctrl-C and SIGTERM both end in the same teardown (installed before the control plane, which
-    # then leaves SIGTERM to us).
-    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    code = 1
-    try:
-        stack.up()
-        stack.report()
-        if args.smoke:
-            code = 0 if stack.smoke() else 1
-            stack.say("smoke: " + ("passed" if code == 0 else "FAILED"))
-        else:
-            stack.say("Press Ctrl-C to stop everything.")
-            while True:
-                time.sleep(2)
-                stack.tend()
-    except KeyboardInterrupt as exc:
-        stack.say(f"\n{exc or 'SIGINT'}: stopping…")
-        code = 0 if not args.smoke else 130
-    except Exception as exc:
-        stack.say(f"\nFAILED: {exc}")
-        if not isinstance(exc, DemoError):
-            log.exception("local mode failed")
-        code = 1
-    finally:
-        if code == 1:
-            stack.print_log_tails()
-        # A second Ctrl-C must not cut the teardown short.
-        for s in previous:
-            signal.signal(s, lambda *_: print("still stopping…", file=sys.stderr, flush=True))
-        stack.down()
-        for s, h in previous.items():
-            signal.signal(s, h)
-    return code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
