@@ -26,7 +26,8 @@ RELEASE = "rerank-operator"
 NAMESPACE = "rerank-system"
 
 # The Prometheus Operator's CRDs behind the chart's optional monitoring objects, as kept in DATA (<name>.yaml).
-MONITORING_CRDS = ("servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com")
+MONITORING_CRDS = ("servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com",
+                   "prometheusrules.monitoring.coreos.com")
 
 # Value sets the chart must render, validate and pass the security checks with. "everything" turns every
 # optional part on at once, so no template escapes the checks.
@@ -40,7 +41,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "watchNamespaces": ["team-a", "team-b"],
         "networkPolicy": {"enabled": True},
         "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prometheus"}},
-                    "podMonitors": {"enabled": True, "interval": "20s", "labels": {"release": "prometheus"}}},
+                    "podMonitors": {"enabled": True, "interval": "20s", "labels": {"release": "prometheus"}},
+                    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}}},
         "image": {"digest": "sha256:" + "ab" * 32},
         "imagePullSecrets": [{"name": "registry"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},
