@@ -1,10 +1,13 @@
 """The chart's monitoring: the alerts (templates/prometheusrule.yaml) under Prometheus' own rule unit tests -- the
 rendered rules pass `promtool check rules`, and `promtool test rules` runs data/alerts_test.yaml, which fires every
-alert once and keeps it quiet once. promtool is built from the Go module proxy like the other release tools
+alert once and keeps it quiet once -- and the dashboard (templates/dashboard.yaml), which must be what
+rerank_localdev.dashboard generates and may query only metrics the components expose. promtool is built from the Go module proxy like the other release tools
 (rerank_localdev.tools, `make tools`); without Go these tests fail rather than skip."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,11 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from rerank_localdev import tools
+from rerank_localdev import dashboard, tools
 
-from .chart import DATA, REPO, VALUE_SETS, one, render
+from .chart import DATA, NAMESPACE, REPO, VALUE_SETS, one, render
 
 ALERT_TESTS = DATA / "alerts_test.yaml"
+VLLM_METRICS = REPO / "tests" / "fixtures" / "data" / "vllm_metrics.txt"
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -88,3 +92,76 @@ def test_every_alert_has_a_runbook_in_the_readme() -> None:
             assert anchor == rule["alert"].lower()
             assert f"#### {rule['alert']}\n" in readme, f"README has no runbook heading for {rule['alert']}"
             assert rule["labels"]["severity"] in ("critical", "warning")
+
+
+# ---- the dashboard ---------------------------------------------------------------------------------------
+
+def test_the_shipped_dashboard_is_the_generated_one() -> None:
+    assert dashboard.OUTPUT.read_text() == dashboard.render(), \
+        "charts/rerank-operator/dashboards/rerank-operator.json is stale: run python -m rerank_localdev.dashboard"
+    assert dashboard.main(["check"]) == 0
+
+
+def test_the_dashboard_configmap_is_off_by_default_and_carries_the_sidecars_label() -> None:
+    assert not [o for o in render() if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard")]
+    (configmap,) = [o for o in render(VALUE_SETS["everything"]) if o["kind"] == "ConfigMap"
+                    and o["metadata"]["name"] == "rerank-operator-dashboard"]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "Rerank"}
+    assert json.loads(configmap["data"]["rerank-operator.json"]) == dashboard.build()
+    default_namespace = one(render(sets=["metrics.dashboard.enabled=true"]), "ConfigMap")
+    assert default_namespace["metadata"]["namespace"] == NAMESPACE
+
+
+def known_metric_names() -> set[str]:
+    """Every series name the engines (vLLM, as captured from a running one), the gateways and the operator
+    expose, plus Prometheus' own `up`."""
+    from prometheus_client import REGISTRY
+
+    import rerank_operator.autoscaling.operator_metrics  # noqa: F401 (registers the autoscaler's metrics)
+    import rerank_operator.reconcile.kube  # noqa: F401 (registers the API request counter)
+    from rerank_gateway import metrics as gateway_metrics
+
+    names = {"up"}
+    for registry in (REGISTRY, gateway_metrics.REGISTRY):
+        for family in registry.collect():
+            names.add(family.name)
+            names.update(sample.name for sample in family.samples)
+            if family.type == "counter":
+                names.add(family.name + "_total")
+            if family.type == "histogram":
+                names.add(family.name + "_bucket")
+    names.update(re.findall(r"^(vllm:[a-z_]+)", VLLM_METRICS.read_text(), flags=re.M))
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """The series names an expression reads: the project's and vLLM's families, and `up`."""
+    return set(re.findall(r"(?<![\w:])(rerank_\w+|vllm:\w+|up)(?![\w:])", expr))
+
+
+def test_every_dashboard_and_alert_query_names_metrics_that_exist() -> None:
+    known = known_metric_names()
+    exprs = [q.expr for q in dashboard.QUERIES]
+    exprs += [rule["expr"] for group in rule_groups() for rule in group["rules"]]
+    exprs += [v["query"]["query"] for v in dashboard.build()["templating"]["list"] if v["type"] == "query"]
+    for expr in exprs:
+        names = metric_names(expr)
+        assert names, expr
+        assert names <= known, f"{sorted(names - known)} in {expr}"
+    assert metric_names("rate(rerank_gateway_requets_total[5m])") - known  # a misspelt name is caught
+
+
+def test_the_dashboard_shows_what_a_platform_team_asks_for() -> None:
+    built = dashboard.build()
+    assert [v["name"] for v in built["templating"]["list"]] == ["datasource", "namespace", "rerankerdeployment"]
+    titles = {p["title"] for p in built["panels"]}
+    assert {"Requests per second", "Pairs per second", "Gateway latency", "Engine queue wait",
+            "Waiting and running requests", "KV-cache use", "Score cache hit ratio", "Retries and errors by reason",
+            "Replicas", "Demand and capacity", "Scale events"} <= titles
+    for panel in built["panels"]:
+        for target in panel.get("targets", []):
+            # One RerankerDeployment at a time: each query is narrowed by the variables.
+            assert "$rerankerdeployment" in target["expr"] and "$namespace" in target["expr"], target["expr"]
+    assert len({(p["gridPos"]["y"], p["gridPos"]["x"]) for p in built["panels"]}) == len(built["panels"])
