@@ -165,3 +165,23 @@ def test_the_dashboard_shows_what_a_platform_team_asks_for() -> None:
             # One RerankerDeployment at a time: each query is narrowed by the variables.
             assert "$rerankerdeployment" in target["expr"] and "$namespace" in target["expr"], target["expr"]
     assert len({(p["gridPos"]["y"], p["gridPos"]["x"]) for p in built["panels"]}) == len(built["panels"])
+
+
+# ---- the kubernetes_sd job the README offers instead of the PodMonitors ----------------------------------
+
+def test_the_readmes_scrape_job_is_valid_and_labels_as_the_pod_monitors_do(tmp_path: Path) -> None:
+    (job,) = [block for block in re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+              if "kubernetes_sd_configs" in block]
+    (scrape,) = yaml.safe_load(job)
+    (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump({"scrape_configs": [scrape]}))
+    proc = promtool("check", "config", "--syntax-only", "prometheus.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    targets = {r["target_label"]: r["source_labels"] for r in scrape["relabel_configs"] if "target_label" in r}
+    monitor = one(render(sets=["metrics.podMonitors.enabled=true"]), "PodMonitor", "rerank-operator-engines")
+    for relabeling in monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]:
+        assert targets[relabeling["targetLabel"]] == relabeling["sourceLabels"]
+    assert {"namespace", "pod", "__address__", "__metrics_path__"} <= set(targets)
+    # The address rewrite keeps the pod's IP and takes the annotated port.
+    (address,) = [r for r in scrape["relabel_configs"] if r.get("target_label") == "__address__"]
+    assert re.sub(address["regex"].replace("$", "\\$"), address["replacement"].replace("$", "\\"),
+                  "10.1.2.3:8000;8123") == "10.1.2.3:8123"
