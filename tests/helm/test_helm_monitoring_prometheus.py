@@ -6,29 +6,21 @@ give them. Each exposition also passes `promtool check metrics`."""
 
 from __future__ import annotations
 
-import re
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-import yaml
-from prometheus_client import REGISTRY, generate_latest
 
 from rerank_gateway import metrics as gateway_metrics
 from rerank_localdev import dashboard, tools
-from rerank_operator.autoscaling import operator_metrics
-from rerank_operator.autoscaling.policy import AT_MAX_REPLICAS, ScalingDecision
-from rerank_operator.reconcile.kube import API_REQUESTS
+from tests.fixtures.prometheus import NAME, NAMESPACE, grafana, operator_exposition, query, running_prometheus, selectors
 
 from .chart import REPO, one, render
 
 VLLM_METRICS = REPO / "tests" / "fixtures" / "data" / "vllm_metrics.txt"
-NAMESPACE, NAME = "search", "rr"
 
 
 def gateway_exposition() -> bytes:
@@ -46,19 +38,6 @@ def gateway_exposition() -> bytes:
     gateway_metrics.READY_ENGINES.set(1)
     gateway_metrics.HELD_REQUESTS.set(0)
     return gateway_metrics.exposition()
-
-
-def operator_exposition() -> bytes:
-    """The operator's default registry after an autoscaler pass that scaled up, held at maxReplicas."""
-    decision = ScalingDecision(current_replicas=2, desired_replicas=3, recommended_replicas=4, reason="ScaleUp",
-                               message="m", observed_queue_depth=12, ready_pods=2, missing_pods=0, pending_pods=0,
-                               demand=900.0, capacity=400.0, limited_reason=AT_MAX_REPLICAS)
-    operator_metrics.record(NAMESPACE, NAME, decision)
-    operator_metrics.SCALE_EVENTS.labels(NAMESPACE, NAME, "up").inc()
-    operator_metrics.SCRAPE_ERRORS.labels(NAMESPACE, NAME, "timeout").inc()
-    API_REQUESTS.labels("GET", "rerankerdeployments", "200").inc(10)
-    API_REQUESTS.labels("APPLY", "statefulsets", "0").inc()
-    return generate_latest(REGISTRY)
 
 
 EXPOSITIONS: dict[str, Callable[[], bytes]] = {
@@ -81,12 +60,6 @@ class Exporter(BaseHTTPRequestHandler):
         pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def scrape_config(exporter: str) -> dict:
     pod_labels = {"namespace": NAMESPACE, "rerankerdeployment": NAME}
     return {
@@ -106,56 +79,22 @@ def scrape_config(exporter: str) -> dict:
     }
 
 
-def query(url: str, expr: str) -> dict[str, str]:
-    """An instant query's result: each series' labels (as text) -> its value."""
-    answer = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10).json()
-    assert answer["status"] == "success", (expr, answer)
-    return {str(r["metric"]): r["value"][1] for r in answer["data"]["result"]}
-
-
-def scraped_thrice(url: str) -> bool:
-    try:
-        return query(url, "min(count_over_time(up[1m])) >= 3 and count(up == 1) == 3") != {}
-    except requests.ConnectionError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    workdir = tmp_path_factory.mktemp("prometheus")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    config = workdir / "prometheus.yaml"
-    config.write_text(yaml.safe_dump(scrape_config(f"127.0.0.1:{server.server_address[1]}")))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (workdir / "prometheus.log").open("w")
-    proc = subprocess.Popen([str(tools.path("prometheus")), f"--config.file={config}",
-                             f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while not scraped_thrice(url):  # rates need two samples in their window
-            assert proc.poll() is None and time.monotonic() < deadline, (workdir / "prometheus.log").read_text()
-            time.sleep(0.5)
-        yield url
+        with running_prometheus(tmp_path_factory.mktemp("prometheus"),
+                                scrape_config(f"127.0.0.1:{server.server_address[1]}"), targets=3) as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         server.shutdown()
-        log.close()
-
-
-def grafana(expr: str) -> str:
-    """The expression as Grafana sends it for the variables' values (a rate window of a few scrapes)."""
-    return (expr.replace("$namespace", NAMESPACE).replace("$rerankerdeployment", NAME)
-            .replace("$__rate_interval", "10s"))
 
 
 @pytest.mark.parametrize("panel_query", dashboard.QUERIES, ids=lambda q: q.expr[:70])
 def test_every_dashboard_query_returns_series_on_a_real_prometheus(prometheus: str,
                                                                    panel_query: dashboard.Query) -> None:
-    assert query(prometheus, grafana(panel_query.expr)), panel_query.expr
+    assert query(prometheus, grafana(panel_query.expr, NAMESPACE, NAME)), panel_query.expr
 
 
 def test_the_dashboards_variables_list_the_rerankerdeployment(prometheus: str) -> None:
@@ -166,11 +105,6 @@ def test_the_dashboards_variables_list_the_rerankerdeployment(prometheus: str) -
                          params={"match[]": f'up{{component=~"engine|gateway", namespace="{NAMESPACE}"}}'},
                          timeout=10).json()
     assert names["data"] == [NAME]
-
-
-def selectors(expr: str) -> list[str]:
-    """The vector selectors of an expression (a metric name and its label matchers)."""
-    return [m.group(0) for m in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\}", expr)]
 
 
 def test_every_alert_expression_evaluates_on_a_real_prometheus(prometheus: str) -> None:
