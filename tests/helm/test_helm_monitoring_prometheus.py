@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from rerank_gateway import metrics as gateway_metrics
-from rerank_localdev import dashboard, tools
+from rerank_localdev import dashboard, dashboard_preview, tools
 from tests.fixtures.prometheus import NAME, NAMESPACE, grafana, operator_exposition, query, running_prometheus, selectors
 
 from .chart import REPO, one, render
@@ -134,3 +134,8 @@ def test_each_components_metrics_pass_promtool_check_metrics(component: str) -> 
         assert all(line.endswith(vllms_own) for line in findings), findings
     else:
         assert proc.returncode == 0 and not findings, findings
+
+
+def test_the_panels_draw_from_prometheus(prometheus: str, tmp_path) -> None:
+    drawn = dashboard_preview.render(prometheus, NAMESPACE, NAME, tmp_path / "dashboard.png", minutes=0.5)
+    assert drawn.read_bytes().startswith(b"\x89PNG") and drawn.stat().st_size > 50_000
