@@ -36,8 +36,9 @@ node-binaries: venv
 	$(VENV)/bin/python -m rerank_localdev.node.binaries ensure
 	$(VENV)/bin/python -m rerank_localdev.node.netpol ensure
 
-# The release tooling: CNCF Distribution's registry (the release tests' OCI registry), actionlint and Renovate's
-# config validator (npm ci from localdev/rerank_localdev/renovate/package-lock.json).
+# The release tooling: CNCF Distribution's registry (the release tests' OCI registry), actionlint, Renovate's
+# config validator (npm ci from localdev/rerank_localdev/renovate/package-lock.json), and Prometheus' promtool and
+# server (the chart's alert rule tests and dashboard queries, tests/helm/test_helm_monitoring*.py).
 tools: venv
 	$(VENV)/bin/python -m rerank_localdev.tools ensure
 

@@ -91,3 +91,20 @@ TOOLS_BUILD_RECIPE = 1
 
 def tools_cache_key() -> str:
     return f"tools-distribution-{DISTRIBUTION}_actionlint-{ACTIONLINT}_r{TOOLS_BUILD_RECIPE}"
+
+# Prometheus' server and promtool: the alert rules' unit tests (`promtool test rules`) and a real server that
+# evaluates the dashboard's queries. Prometheus 3.x publishes its Go module as v0.<major><minor>.<patch>
+# (v0.316.0 is Prometheus 3.16.0). Its own cache key, so adding it rebuilt none of the tools above.
+# renovate: datasource=go depName=github.com/prometheus/prometheus
+PROMETHEUS = "v0.316.0"
+MONITORING_BUILD_RECIPE = 1
+
+
+def prometheus_release() -> str:
+    """The Prometheus release that the module version PROMETHEUS stands for (v0.316.0 -> 3.16.0)."""
+    minor_code, patch = PROMETHEUS.removeprefix("v0.").split(".")
+    return f"{int(minor_code) // 100}.{int(minor_code) % 100}.{patch}"
+
+
+def monitoring_cache_key() -> str:
+    return f"monitoring-prometheus-{PROMETHEUS}_r{MONITORING_BUILD_RECIPE}"

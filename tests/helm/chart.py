@@ -25,6 +25,10 @@ KUBE_VERSION = versions.KUBERNETES
 RELEASE = "rerank-operator"
 NAMESPACE = "rerank-system"
 
+# The Prometheus Operator's CRDs behind the chart's optional monitoring objects, as kept in DATA (<name>.yaml).
+MONITORING_CRDS = ("servicemonitors.monitoring.coreos.com", "podmonitors.monitoring.coreos.com",
+                   "prometheusrules.monitoring.coreos.com")
+
 # Value sets the chart must render, validate and pass the security checks with. "everything" turns every
 # optional part on at once, so no template escapes the checks.
 VALUE_SETS: dict[str, dict[str, Any]] = {
@@ -36,7 +40,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                                                                "service": {"port": 9000}}},
         "watchNamespaces": ["team-a", "team-b"],
         "networkPolicy": {"enabled": True},
-        "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prometheus"}}},
+        "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prometheus"}},
+                    "podMonitors": {"enabled": True, "interval": "20s", "labels": {"release": "prometheus"}},
+                    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+                    "dashboard": {"enabled": True, "namespace": "monitoring",
+                                  "annotations": {"grafana_folder": "Rerank"}}},
         "image": {"digest": "sha256:" + "ab" * 32},
         "imagePullSecrets": [{"name": "registry"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},

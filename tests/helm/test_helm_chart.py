@@ -25,7 +25,8 @@ from rerank_operator.cli import _parser as operator_cli
 from rerank_operator.reconcile.kube import KINDS
 from rerank_operator.resources.children import all_child_refs, desired_children
 
-from .chart import CHART, KUBE_VERSION, NAMESPACE, VALUE_SETS, find, helm, one, render, template, values_args
+from .chart import (CHART, DATA, KUBE_VERSION, MONITORING_CRDS, NAMESPACE, VALUE_SETS, find, helm, one, render,
+                    template, values_args)
 
 CRUD = {"create", "get", "list", "watch", "patch", "update", "delete"}
 READ = {"get", "list", "watch"}
@@ -90,6 +91,8 @@ BAD_VALUES = {
     "watchNamespaces={Team_A}": ["watchNamespaces"],
     "metrics.port=70000": ["port"],
     "metrics.serviceMonitor.interval=soon": ["interval"],
+    "metrics.podMonitors.interval=soon": ["interval"],
+    "metrics.podMonitors.enable=true": ["enable"],
     "sample.name=Bad_Name": ["name"],
     "networkPolicy.allowLabel.team=1": ["allowLabel"],
 }
@@ -274,7 +277,8 @@ def test_metrics_service_and_optional_service_monitor() -> None:
     assert service["spec"]["selector"] == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
     assert not find(objects, "ServiceMonitor")
     monitor = one(render(VALUE_SETS["everything"]), "ServiceMonitor")
-    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s",
+                                             "honorLabels": True}]
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     disabled = render(sets=["metrics.enabled=false"])
     assert not find(disabled, "Service") and "--metrics-port=0" in operator_container(disabled)["args"]
@@ -290,6 +294,82 @@ def test_every_object_carries_the_standard_labels_and_a_namespace(value_set: str
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["helm.sh/chart"].startswith("rerank-operator-")
         assert ("namespace" in obj["metadata"]) == (obj["kind"] not in cluster_scoped), obj["metadata"]
+
+
+def operator_pods(name: str = "demo", namespace: str = "team-a", spec: dict[str, Any] | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    """The pod templates of the engine, gateway and UI the operator builds for one RerankerDeployment."""
+    body = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
+            "metadata": {"name": name, "namespace": namespace, "uid": "0"}, "spec": spec or {}}
+    children = {(c["kind"], c["metadata"]["name"]): c for c in desired_children(body, {})}
+    return {"engine": children["StatefulSet", f"{name}-engine"]["spec"]["template"],
+            "gateway": children["Deployment", f"{name}-gateway"]["spec"]["template"],
+            "ui": children["Deployment", f"{name}-ui"]["spec"]["template"]}
+
+
+def test_pod_monitors_select_the_engines_and_gateways_the_operator_builds_in_the_watched_namespaces() -> None:
+    assert not find(render(), "PodMonitor")
+    monitors = {m["metadata"]["name"]: m for m in find(render(VALUE_SETS["everything"]), "PodMonitor")}
+    assert sorted(monitors) == ["rerank-operator-engines", "rerank-operator-gateways"]
+    pods = operator_pods(spec={"engine": {"port": 8123}})
+    for component in ("engine", "gateway"):
+        monitor = monitors[f"rerank-operator-{component}s"]
+        assert monitor["metadata"]["namespace"] == NAMESPACE
+        assert monitor["metadata"]["labels"]["release"] == "prometheus"
+        spec = monitor["spec"]
+        assert spec["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+        selector = spec["selector"]["matchLabels"]
+        assert [c for c, pod in pods.items() if matches(selector, pod["metadata"]["labels"])] == [component]
+        (endpoint,) = spec["podMetricsEndpoints"]
+        assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "20s")
+        # The named port exists on the pod, whatever port number the engine serves on.
+        (container,) = pods[component]["spec"]["containers"]
+        assert endpoint["port"] in {p["name"] for p in container["ports"]}
+        # ... and it is the one the prometheus.io annotations name, for a Prometheus without the operator.
+        annotations = pods[component]["metadata"]["annotations"]
+        port = next(p["containerPort"] for p in container["ports"] if p["name"] == endpoint["port"])
+        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(port), "/metrics")
+        targets = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+        assert targets == {"rerankerdeployment": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
+                           "component": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]}
+    # The chart's own pods (labelled managed-by Helm) are never scraped as engines or gateways.
+    operator_pod = one(render(VALUE_SETS["everything"]), "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert not any(matches(m["spec"]["selector"]["matchLabels"], operator_pod) for m in monitors.values())
+
+
+def strict(schema: Any) -> Any:
+    """A CRD's OpenAPI schema as the API server's strict field validation reads it: an object with `properties`
+    admits no other field (unless it says x-kubernetes-preserve-unknown-fields)."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict(v) for k, v in schema.items() if k != "properties"}
+    if "properties" in schema:
+        out["properties"] = {k: strict(v) for k, v in schema["properties"].items()}
+        if not schema.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in schema:
+            out["additionalProperties"] = False
+    return out
+
+
+@pytest.mark.parametrize("crd", MONITORING_CRDS)
+def test_monitoring_objects_match_the_prometheus_operators_crds(crd: str) -> None:
+    # Offline, what tests/helm/test_helm_cluster.py checks against a real API server: every field is known.
+    (definition,) = [d for d in yaml.safe_load_all((DATA / f"{crd}.yaml").read_text()) if d]
+    (version,) = [v for v in definition["spec"]["versions"] if v["name"] == "v1"]
+    schema = strict(version["schema"]["openAPIV3Schema"])
+    objects = find(render(VALUE_SETS["everything"]), definition["spec"]["names"]["kind"])
+    assert objects
+    for obj in objects:
+        jsonschema.Draft4Validator(schema).validate({**obj, "metadata": {}})
+    broken = {**objects[0], "spec": {**objects[0]["spec"], "namespaceSelectr": {}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(schema).validate({**broken, "metadata": {}})
+
+
+def test_pod_monitors_look_in_every_namespace_when_the_operator_watches_the_whole_cluster() -> None:
+    monitors = find(render(sets=["metrics.podMonitors.enabled=true"]), "PodMonitor")
+    assert len(monitors) == 2 and all(m["spec"]["namespaceSelector"] == {"any": True} for m in monitors)
 
 
 # ---- NetworkPolicy: judged against the pods the operator really builds ---------------------------
@@ -330,6 +410,18 @@ def test_network_policy_admits_the_gateway_the_ui_the_operator_and_labelled_clie
                and p["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}} for p in peers)
     for stranger in ({}, {"app": "curl"}, engine, {**ui, "app.kubernetes.io/part-of": "something-else"}):
         assert not any(matches(p["podSelector"]["matchLabels"], stranger) for p in peers), stranger
+
+
+def test_network_policy_admits_the_listed_scrapers() -> None:
+    scraper = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+               "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    values = {"networkPolicy": {"enabled": True, "scrapers": [scraper]}}
+    (policy,) = [p for p in find(render(values), "NetworkPolicy") if p["metadata"]["name"].endswith("-engine-ingress")]
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert peers[-1] == scraper and len(peers) == 5
+    default = [p for p in find(render(sets=["networkPolicy.enabled=true"]), "NetworkPolicy")
+               if p["metadata"]["name"].endswith("-engine-ingress")]
+    assert scraper not in default[0]["spec"]["ingress"][0]["from"]
 
 
 def test_network_policy_closes_the_releases_own_pods_but_their_probe_and_metrics_ports() -> None:

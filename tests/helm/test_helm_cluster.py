@@ -27,7 +27,7 @@ from rerank_localdev.controlplane import (OPERATOR_NAMESPACE, OPERATOR_SERVICE_A
 
 from tests.fixtures.waiting import wait_for
 
-from .chart import CHART, DATA, RELEASE, VALUE_SETS, retarget_namespaces, template
+from .chart import CHART, DATA, MONITORING_CRDS, RELEASE, VALUE_SETS, retarget_namespaces, template
 
 SAMPLE = "qwen3-reranker"
 # The children of a RerankerDeployment with the defaults (UI and disruption budget on, no Ingress).
@@ -38,12 +38,13 @@ SAMPLE_CHILDREN = [("service", SAMPLE), ("service", f"{SAMPLE}-engine-headless")
 
 @pytest.fixture(scope="module")
 def crds(control_plane: LocalControlPlane) -> Iterator[LocalControlPlane]:
-    """The chart's CRD (as `helm install` would create it) and the Prometheus Operator's ServiceMonitor CRD."""
-    for crd in [*sorted((CHART / "crds").glob("*.yaml")), DATA / "servicemonitors.monitoring.coreos.com.yaml"]:
+    """The chart's CRD (as `helm install` would create it) and the Prometheus Operator's CRDs the chart's optional
+    monitoring objects need (ServiceMonitor, PodMonitor, PrometheusRule)."""
+    for crd in [*sorted((CHART / "crds").glob("*.yaml")), *(DATA / f"{name}.yaml" for name in MONITORING_CRDS)]:
         control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    control_plane.wait_crds_established("rerankerdeployments.rerank.io", "servicemonitors.monitoring.coreos.com")
+    control_plane.wait_crds_established("rerankerdeployments.rerank.io", *MONITORING_CRDS)
     yield control_plane
-    control_plane.kubectl("delete", "--ignore-not-found", "--wait=false", "crd/servicemonitors.monitoring.coreos.com")
+    control_plane.kubectl("delete", "--ignore-not-found", "--wait=false", *(f"crd/{name}" for name in MONITORING_CRDS))
 
 
 @pytest.fixture

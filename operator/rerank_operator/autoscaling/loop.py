@@ -162,12 +162,7 @@ async def autoscale_once(
             prompt_tokens=sample.prompt_tokens if sample else None,
         ))
     decision = decide(policy, Observation(now, current, tuple(samples), held_pairs=held), memory_from_status(status))
-    operator_metrics.QUEUE_DEPTH.labels(namespace, name).set(decision.observed_queue_depth)
-    operator_metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired_replicas)
-    if decision.demand is not None:
-        operator_metrics.DEMAND.labels(namespace, name).set(decision.demand)
-    if decision.capacity is not None:
-        operator_metrics.CAPACITY.labels(namespace, name).set(decision.capacity)
+    operator_metrics.record(namespace, name, decision)
 
     if decision.scaled:
         await _call(

@@ -7,7 +7,12 @@ Registered in prometheus-client's default registry, so whatever serves that regi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from .policy import ScalingDecision
 
 QUEUE_DEPTH = Gauge(
     "rerank_autoscaler_queue_depth",
@@ -17,6 +22,17 @@ QUEUE_DEPTH = Gauge(
 DESIRED_REPLICAS = Gauge(
     "rerank_autoscaler_desired_replicas",
     "Engine replicas the autoscaler decided on at its last pass.",
+    ["namespace", "name"],
+)
+READY_REPLICAS = Gauge(
+    "rerank_autoscaler_ready_replicas",
+    "Ready engine pods the autoscaler saw at its last pass.",
+    ["namespace", "name"],
+)
+SCALING_LIMITED = Gauge(
+    "rerank_autoscaler_scaling_limited",
+    "1 while the ScalingLimited condition is True: minReplicas, maxReplicas or a scale-up limit holds the "
+    "replica count below or above what the load asks for; else 0.",
     ["namespace", "name"],
 )
 DEMAND = Gauge(
@@ -48,7 +64,20 @@ SCALE_EVENTS = Counter(
 )
 
 
+def record(namespace: str, name: str, decision: ScalingDecision) -> None:
+    """The gauges of one autoscaler pass (the scale event itself is counted once the scale is written)."""
+    QUEUE_DEPTH.labels(namespace, name).set(decision.observed_queue_depth)
+    DESIRED_REPLICAS.labels(namespace, name).set(decision.desired_replicas)
+    READY_REPLICAS.labels(namespace, name).set(decision.ready_pods)
+    SCALING_LIMITED.labels(namespace, name).set(1 if decision.limited_reason else 0)
+    if decision.demand is not None:
+        DEMAND.labels(namespace, name).set(decision.demand)
+    if decision.capacity is not None:
+        CAPACITY.labels(namespace, name).set(decision.capacity)
+
+
 def forget(namespace: str, name: str) -> None:
     """Drop the series of a deleted RerankerDeployment so they do not linger at their last value."""
-    for metric in (QUEUE_DEPTH, DESIRED_REPLICAS, DEMAND, CAPACITY, SCRAPE_DURATION, SCRAPE_ERRORS, SCALE_EVENTS):
+    for metric in (QUEUE_DEPTH, DESIRED_REPLICAS, READY_REPLICAS, SCALING_LIMITED, DEMAND, CAPACITY,
+                   SCRAPE_DURATION, SCRAPE_ERRORS, SCALE_EVENTS):
         metric.remove_by_labels({"namespace": namespace, "name": name})

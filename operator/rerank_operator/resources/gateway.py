@@ -15,7 +15,7 @@ from rerank_operator.serving.engine_args import served_model_names
 
 from . import labels as L
 from .pod_security import restricted_container_context
-from .pod_template import deployment, pod_template
+from .pod_template import deployment, pod_template, scrape_annotations
 
 GATEWAY_PORT = 8000
 # A gateway pod being replaced keeps serving until kube-proxy and the ingress controllers have stopped sending
@@ -101,4 +101,4 @@ def build_gateway_deployment(body: Mapping[str, Any], spec: RerankerDeploymentSp
         "containers": [container],
     }
     return deployment(body, L.gateway_name(name), L.GATEWAY, spec.gateway.replicas,
-                      pod_template(name, L.GATEWAY, pod_spec, spec))
+                      pod_template(name, L.GATEWAY, pod_spec, spec, scrape_annotations(GATEWAY_PORT)))

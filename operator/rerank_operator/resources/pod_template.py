@@ -18,11 +18,21 @@ def template_hash(template: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def pod_template(name: str, component: str, pod_spec: dict[str, Any], spec: RerankerDeploymentSpec) -> dict[str, Any]:
-    """`pod_spec` (given the RerankerDeployment's pull secrets) under the component's labels and template hash."""
+def scrape_annotations(port: int) -> dict[str, str]:
+    """The conventional `prometheus.io/*` pod annotations: a Prometheus without the Prometheus Operator finds the
+    engines' and gateways' /metrics through them (a `kubernetes_sd_configs` pod job that keeps annotated pods)."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+
+
+def pod_template(name: str, component: str, pod_spec: dict[str, Any], spec: RerankerDeploymentSpec,
+                 annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`pod_spec` (given the RerankerDeployment's pull secrets) under the component's labels, the given
+    annotations and the template hash (which covers the annotations too)."""
     add_image_pull_secrets(pod_spec, spec)
     template: dict[str, Any] = {"metadata": {"labels": L.labels(name, component)}, "spec": pod_spec}
-    template["metadata"]["annotations"] = {L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
+    if annotations:
+        template["metadata"]["annotations"] = dict(annotations)
+    template["metadata"]["annotations"] = {**(annotations or {}), L.TEMPLATE_HASH_ANNOTATION: template_hash(template)}
     return template
 
 

@@ -23,7 +23,7 @@ from rerank_operator.serving.engine_args import engine_command, vllm_env
 
 from . import labels as L
 from .pod_security import restricted_container_context
-from .pod_template import pod_template
+from .pod_template import pod_template, scrape_annotations
 from .service_accounts import engine_service_account_name
 from .sizing import engine_cpu_memory, shm_gib, startup_budget_seconds
 
@@ -194,7 +194,7 @@ def build_statefulset(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> 
     if scheduling.priority_class_name:
         pod_spec["priorityClassName"] = scheduling.priority_class_name
 
-    template = pod_template(name, L.ENGINE, pod_spec, spec)
+    template = pod_template(name, L.ENGINE, pod_spec, spec, scrape_annotations(spec.engine.port))
 
     claim_spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rerank_operator.resources import ChildRef, retired_children
+from rerank_operator.resources import labels as L
 
 from tests.unit.resources.builder_support import assert_known_fields, child, children_of, make_body
 
@@ -63,3 +64,24 @@ def test_a_spec_pydantic_rejects_raises_with_the_field_named():
 
     with pytest.raises(ValidationError, match="tensor_parallel_size|tensorParallelSize"):
         children_of(make_body({"engine": {"tensorParallelSize": 3}}))
+
+
+@pytest.mark.parametrize(("kind", "child_name", "port"), [
+    ("StatefulSet", "rr-engine", 8000), ("StatefulSet", "rr-engine", 8123), ("Deployment", "rr-gateway", 8000)])
+def test_engine_and_gateway_pods_carry_the_prometheus_scrape_annotations(kind, child_name, port):
+    # A Prometheus without the Prometheus Operator keeps pods annotated prometheus.io/scrape and scrapes the port
+    # and path they name; both components serve /metrics on their http port.
+    spec = {"engine": {"port": port}} if port != 8000 else None
+    template = child(make_body(spec), kind, child_name)["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    (container,) = template["spec"]["containers"]
+    http = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(http) == str(port if kind == "StatefulSet" else 8000)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert L.TEMPLATE_HASH_ANNOTATION in annotations
+
+
+def test_the_ui_is_not_annotated_for_scraping():
+    template = child(make_body({"ui": {"enabled": True}}), "Deployment", "rr-ui")["spec"]["template"]
+    assert "prometheus.io/scrape" not in template["metadata"]["annotations"]
