@@ -75,9 +75,13 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
               "the Ready engines the gateways route to.", "short",
               (Query(f"sum(rerank_gateway_held_requests{{{POD}}})", "held requests"),
                Query(f"max(rerank_gateway_ready_engines{{{POD}}})", "Ready engines (gateway view)"))),
-        Panel("Retries and errors by reason", "Requests sent again to another engine, held requests answered "
-              "503 (by reason), engine answers that were not 2xx (by status) and score-cache failures.", "reqps",
-              (Query(f"sum(rate(rerank_gateway_engine_retries_total{{{POD}}}[{RATE}]))", "engine retries"),
+        Panel("Retries and errors by reason", "Requests (or pieces) sent again to another engine by how the "
+              "engine failed, requests that ran out of tries, held requests answered 503 (by reason), engine "
+              "answers that were not 2xx (by status) and score-cache failures.", "reqps",
+              (Query(f"sum by (reason) (rate(rerank_gateway_engine_retries_total{{{POD}}}[{RATE}]))",
+                     "retried: {{reason}}"),
+               Query(f"sum by (reason) (rate(rerank_gateway_engine_failures_total{{{POD}}}[{RATE}]))",
+                     "failed after retries: {{reason}}"),
                Query(f"sum by (reason) (rate(rerank_gateway_rejected_total{{{POD}}}[{RATE}]))",
                      "rejected: {{reason}}"),
                Query(f'sum by (code) (rate(rerank_gateway_engine_requests_total{{{POD}, code!~"2.."}}[{RATE}]))',

@@ -32,6 +32,7 @@ RATE = "30s"  # Grafana's $__rate_interval here: requests to the CPU engine are 
 
 # Labelled counters of failures: a series appears with the first failure, so a healthy run has none.
 ERROR_COUNTERS = ("rerank_gateway_rejected_total", "rerank_gateway_cache_errors_total",
+                  "rerank_gateway_engine_retries_total", "rerank_gateway_engine_failures_total",
                   'rerank_gateway_engine_requests_total{namespace="$namespace", rerankerdeployment="$rerankerdeployment", '
                   'code!~"2.."}')
 
