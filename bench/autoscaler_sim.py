@@ -215,10 +215,11 @@ def feasibility(baseline: list[Result], references: dict[str, list[Result]], ser
 
 
 REFERENCE_IN_PLOTS = "clairvoyant 0.8"
+SERVICE_LOAD_TIME = 120.0  # set by main() from --load-time, for the plots' titles
 
 
 def plot(name: str, trace: Trace, results: dict[str, list[Result]], references: dict[str, list[Result]],
-         directory: str) -> str:
+         directory: str, reference: str = REFERENCE_IN_PLOTS) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,15 +237,18 @@ def plot(name: str, trace: Trace, results: dict[str, list[Result]], references: 
         tt = [p[0] / 60 for p in r.timeline]
         axes[1].step(tt, [p[2] for p in r.timeline], where="post", label=label, **style)
         axes[2].plot(tt, [p[3] for p in r.timeline], label=label, **style)
-    ref = references[REFERENCE_IN_PLOTS][0]
-    axes[1].step([p[0] / 60 for p in ref.timeline], [p[2] for p in ref.timeline], where="post", color="0.4",
-                 linestyle="--", linewidth=1.0, label=f"{REFERENCE_IN_PLOTS} (knows the future; reference)")
+    ref = references[reference][0]
+    for ax, column in ((axes[1], 2), (axes[2], 3)):
+        draw = ax.step if column == 2 else ax.plot
+        kwargs = {"where": "post"} if column == 2 else {}
+        draw([p[0] / 60 for p in ref.timeline], [p[column] for p in ref.timeline], color="0.4", linestyle="--",
+             linewidth=1.0, label=f"{reference} (knows the future; reference)", **kwargs)
     axes[1].set_ylabel("replicas (asked for)")
     axes[2].set_ylabel("oldest queued pair (s)")
     axes[2].set_yscale("symlog", linthresh=1.0)
     axes[2].set_xlabel("minutes")
     axes[1].legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"{name}: {trace.note} (model load 120 s)")
+    fig.suptitle(f"{name}: {trace.note} (model load {SERVICE_LOAD_TIME:g} s)")
     fig.tight_layout()
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"autoscaler-{name}.png")
@@ -379,8 +383,10 @@ def clairvoyant_at_slo(name: str, seeds: list[int], service: ServiceModel, slo_p
     return cheapest_at_slo(tried, slo_pct)
 
 
-def headline(names: list[str], seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy) -> None:
-    """Per trace: the operator, each baseline at its defaults and at equal service, the distance to hindsight."""
+def headline(names: list[str], seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy,
+             plots: str | None = None) -> None:
+    """Per trace: the operator, each baseline at its defaults and at equal service, the distance to hindsight.
+    With ``plots``, one PNG per trace: the operator, the baselines at their defaults, and that clairvoyant."""
     print("\nheadline: medians over seeds; the operator at its defaults; each baseline at its defaults and at "
           "equal service (its own knob per trace at the operator's SLO miss); distance to hindsight = the "
           "operator's replica-s / the cheapest clairvoyant headroom with no larger SLO miss")
@@ -391,8 +397,10 @@ def headline(names: list[str], seeds: list[int], service: ServiceModel, policy: 
         slo = med(o.slo_violation_pct for o in ours)
         rev = med(o.reversals / o.hours for o in ours)
         cells = []
+        defaults = {OURS: ours}
         for label, knob, values, make in BASELINE_KNOBS:
             at_default = runs_over_seeds(name, seeds, service, partial(make, values[0]))
+            defaults[label] = at_default
             tried = [(values[0], at_default)] + [
                 (v, runs_over_seeds(name, seeds, service, partial(make, v))) for v in values[1:]]
             match = cheapest_at_slo(tried, slo)
@@ -413,6 +421,9 @@ def headline(names: list[str], seeds: list[int], service: ServiceModel, policy: 
               f"clairvoyant {oracle_cell}; distance {distance}")
         for (label, _, _, _), cell in zip(BASELINE_KNOBS, cells):
             print(f"  {'':<17}   {label:<27} defaults / equal service: {cell}")
+        if plots and oracle is not None:
+            reference = f"clairvoyant {oracle[0]:g}"
+            print(f"  plot: {plot(name, ALL_TRACES[name](seeds[0]), defaults, {reference: oracle[1]}, plots, reference)}")
         rows.append(f"| {name} | {rs_ours:,.0f} / {slo:.1f} % / {rev:.1f} | " + " | ".join(cells)
                     + f" | {oracle_cell} | **{distance}** |")
     print("\nmarkdown rows (trace | operator replica-s / SLO miss / reversals per h | per baseline: defaults "
@@ -449,6 +460,8 @@ def main() -> None:
     if unknown:
         parser.error(f"--traces: unknown {', '.join(unknown)}")
     service = ServiceModel(load_time=args.load_time)
+    global SERVICE_LOAD_TIME
+    SERVICE_LOAD_TIME = args.load_time
     policy = AutoscalingPolicy(min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS)
     for setting in args.set:
         knob, _, value = setting.partition("=")
@@ -466,7 +479,7 @@ def main() -> None:
     started = time.perf_counter()
     knobs = None if args.knobs is None else args.knobs.split(",")
     if args.headline:
-        headline(names, seeds, service, policy)
+        headline(names, seeds, service, policy, args.plots)
         print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
         return
     if args.equal_service:
