@@ -307,3 +307,23 @@ def test_a_backlog_is_drained_within_two_model_loads():
                         waiting_per_pod=7000, running_per_pod=256)
     assert memory.demand == pytest.approx(2 * CAPACITY)
     assert d.desired_replicas == 4 and "over 240 s" in d.message, d.message
+
+
+def test_the_model_load_is_learned_from_scale_up_to_ready_and_sets_the_drain():
+    # 2 -> 4 asked; the two new pods are Ready 90 s later: the load is 90 s, and the backlog is then
+    # drained over two of them (180 s) rather than two of the assumed 120 s.
+    p = AutoscalingPolicy(max_replicas=24, max_scale_up_factor=None)
+    fleet, memory = Fleet(ready=2), Memory(capacity=CAPACITY)
+    d, memory = saturated(fleet, p, 2, seconds=10, memory=memory, waiting=2000)
+    assert d.desired_replicas > 2 and memory.scale_up_asked is not None, d.message
+    asked, target = memory.scale_up_asked, d.desired_replicas
+    assert memory.scale_up_replicas == target
+    fleet.loading = target - 2
+    d, memory = run(p, fleet, target, memory, asked + 45, tokens_per_s_per_pod=CAPACITY, tokens_per_pair=200,
+                    waiting_per_pod=100, running_per_pod=256)
+    assert memory.load_seconds is None and memory.scale_up_asked == asked  # still loading
+    fleet.ready, fleet.loading = target, 0
+    d, memory = run(p, fleet, target, memory, asked + 90, tokens_per_s_per_pod=CAPACITY / 2, tokens_per_pair=200,
+                    waiting_per_pod=100, running_per_pod=128)
+    assert memory.load_seconds == pytest.approx(90.0) and memory.scale_up_asked is None
+    assert "over 180 s" in d.message, d.message
