@@ -2,6 +2,7 @@
 
     python bench/autoscaler_sim.py [--seeds 1,2,3] [--traces all|held-out|NAME,...] [--plots DIR] [--sweep | --sweep-only]
                                    [--knobs forecast_seconds,...] [--set KNOB=VALUE ...] [--equal-service]
+                                   [--headline [--no-baselines]] [--load-time S]
 
 Simulates (``bench/autoscaler_simlib.py``) a vLLM reranker fleet -- model load 120 s, 1..24
 replicas -- on eight traces (step, diurnal, heavy-tailed bursts, a flash crowd shorter than the
@@ -42,6 +43,14 @@ whole comparison with one knob changed (a sensitivity run, labelled as such). ``
 only the cost at equal service: per trace, each baseline at the cheapest setting of its own knob that
 misses the SLO no more often than the operator at its defaults (the baselines tuned per trace, so a
 sensitivity table too). To iterate, ``--traces`` and ``--seeds`` take a subset.
+
+``--headline`` prints only the headline, per trace (medians over seeds): the operator at its
+defaults; each baseline at its defaults and at equal service (its own knob set per trace to the
+cheapest setting that misses the SLO no more often than the operator); and the **distance to
+hindsight** -- the operator's replica-seconds over those of the cheapest clairvoyant setting
+(headroom, ``HINDSIGHT_HEADROOMS``) that misses the SLO no more often. 1.0 is as cheap as knowing the
+future; the goal is <= 1.15 on every trace with <= 1 reversal per hour. ``--no-baselines`` leaves the
+baselines out (the operator and the distance only, a few times faster).
 """
 
 from __future__ import annotations
@@ -207,10 +216,11 @@ def feasibility(baseline: list[Result], references: dict[str, list[Result]], ser
 
 
 REFERENCE_IN_PLOTS = "clairvoyant 0.8"
+SERVICE_LOAD_TIME = 120.0  # set by main() from --load-time, for the plots' titles
 
 
 def plot(name: str, trace: Trace, results: dict[str, list[Result]], references: dict[str, list[Result]],
-         directory: str) -> str:
+         directory: str, reference: str = REFERENCE_IN_PLOTS) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,15 +238,18 @@ def plot(name: str, trace: Trace, results: dict[str, list[Result]], references: 
         tt = [p[0] / 60 for p in r.timeline]
         axes[1].step(tt, [p[2] for p in r.timeline], where="post", label=label, **style)
         axes[2].plot(tt, [p[3] for p in r.timeline], label=label, **style)
-    ref = references[REFERENCE_IN_PLOTS][0]
-    axes[1].step([p[0] / 60 for p in ref.timeline], [p[2] for p in ref.timeline], where="post", color="0.4",
-                 linestyle="--", linewidth=1.0, label=f"{REFERENCE_IN_PLOTS} (knows the future; reference)")
+    ref = references[reference][0]
+    for ax, column in ((axes[1], 2), (axes[2], 3)):
+        draw = ax.step if column == 2 else ax.plot
+        kwargs = {"where": "post"} if column == 2 else {}
+        draw([p[0] / 60 for p in ref.timeline], [p[column] for p in ref.timeline], color="0.4", linestyle="--",
+             linewidth=1.0, label=f"{reference} (knows the future; reference)", **kwargs)
     axes[1].set_ylabel("replicas (asked for)")
     axes[2].set_ylabel("oldest queued pair (s)")
     axes[2].set_yscale("symlog", linthresh=1.0)
     axes[2].set_xlabel("minutes")
     axes[1].legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"{name}: {trace.note} (model load 120 s)")
+    fig.suptitle(f"{name}: {trace.note} (model load {SERVICE_LOAD_TIME:g} s)")
     fig.tight_layout()
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"autoscaler-{name}.png")
@@ -350,6 +363,76 @@ def _ours_only(name: str, seeds: list[int], service: ServiceModel, policy: Autos
     return runs_over_seeds(name, seeds, service, lambda: ProjectPolicy(policy, name=OURS))
 
 
+# The clairvoyant's headroom, finely: the cheapest one at the operator's SLO miss is the hindsight reference.
+HINDSIGHT_HEADROOMS = tuple(round(0.6 + 0.05 * i, 2) for i in range(19))  # 0.6 .. 1.5
+
+
+def clairvoyant_at_slo(name: str, seeds: list[int], service: ServiceModel, slo_pct: float
+                       ) -> tuple[float, list[Result]] | None:
+    """The cheapest clairvoyant headroom whose median SLO miss is at most ``slo_pct`` (None: none is)."""
+    def make_oracle(trace: Trace, h: float) -> Clairvoyant:
+        return Clairvoyant(trace, service, MIN_REPLICAS, MAX_REPLICAS, headroom=h)
+
+    tried = []
+    for h in HINDSIGHT_HEADROOMS:
+        runs = []
+        for seed in seeds:
+            trace = ALL_TRACES[name](seed)
+            n0 = initial_replicas(trace, service, AutoscalingPolicy().target_utilization)
+            runs.append(simulate(trace, make_oracle(trace, h), service, n0, seed=seed))
+        tried.append((h, runs))
+    return cheapest_at_slo(tried, slo_pct)
+
+
+def headline(names: list[str], seeds: list[int], service: ServiceModel, policy: AutoscalingPolicy,
+             plots: str | None = None, baselines: bool = True) -> None:
+    """Per trace: the operator, each baseline at its defaults and at equal service, the distance to hindsight.
+    With ``plots``, one PNG per trace: the operator, the baselines at their defaults, and that clairvoyant."""
+    print("\nheadline: medians over seeds; the operator at its defaults; each baseline at its defaults and at "
+          "equal service (its own knob per trace at the operator's SLO miss); distance to hindsight = the "
+          "operator's replica-s / the cheapest clairvoyant headroom with no larger SLO miss")
+    rows = []
+    for name in names:
+        ours = _ours_only(name, seeds, service, policy)
+        rs_ours = med(o.replica_seconds for o in ours)
+        slo = med(o.slo_violation_pct for o in ours)
+        rev = med(o.reversals / o.hours for o in ours)
+        cells = []
+        defaults = {OURS: ours}
+        for label, knob, values, make in BASELINE_KNOBS if baselines else ():
+            at_default = runs_over_seeds(name, seeds, service, partial(make, values[0]))
+            defaults[label] = at_default
+            tried = [(values[0], at_default)] + [
+                (v, runs_over_seeds(name, seeds, service, partial(make, v))) for v in values[1:]]
+            match = cheapest_at_slo(tried, slo)
+            default_cell = (f"{med(r.replica_seconds for r in at_default):,.0f} / "
+                            f"{med(r.slo_violation_pct for r in at_default):.1f} %")
+            equal_cell = ("never" if match is None else
+                          f"{med(r.replica_seconds for r in match[1]):,.0f} ({knob} {match[0]:g})")
+            cells.append(f"{default_cell}; {equal_cell}")
+        oracle = clairvoyant_at_slo(name, seeds, service, slo)
+        if oracle is None:
+            distance, oracle_cell = "n/a", "none at this SLO miss"
+        else:
+            h, runs = oracle
+            rs_oracle = med(r.replica_seconds for r in runs)
+            distance = f"{rs_ours / rs_oracle:.2f}"
+            oracle_cell = f"{rs_oracle:,.0f} (headroom {h:g}, {med(r.slo_violation_pct for r in runs):.1f} %)"
+        print(f"  {name:<17} operator {rs_ours:,.0f} replica-s / {slo:.2f} % SLO miss / {rev:.2f} rev/h; "
+              f"clairvoyant {oracle_cell}; distance {distance}")
+        for (label, _, _, _), cell in zip(BASELINE_KNOBS, cells):
+            print(f"  {'':<17}   {label:<27} defaults / equal service: {cell}")
+        if plots and oracle is not None:
+            reference = f"clairvoyant {oracle[0]:g}"
+            print(f"  plot: {plot(name, ALL_TRACES[name](seeds[0]), defaults, {reference: oracle[1]}, plots, reference)}")
+        rows.append(f"| {name} | {rs_ours:,.0f} / {slo:.1f} % / {rev:.1f} | " + " | ".join(cells)
+                    + f" | {oracle_cell} | **{distance}** |")
+    print("\nmarkdown rows (trace | operator replica-s / SLO miss / reversals per h | per baseline: defaults "
+          "replica-s / SLO miss; at equal service replica-s (setting) | cheapest clairvoyant at the operator's "
+          "SLO miss | distance to hindsight):")
+    print("\n".join(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="1,2,3")
@@ -366,6 +449,11 @@ def main() -> None:
     parser.add_argument("--equal-service", action="store_true",
                         help="print only the cost at equal service: each baseline's own knob set per trace to "
                              "the operator's SLO miss (a sensitivity table)")
+    parser.add_argument("--headline", action="store_true",
+                        help="print only the headline: the operator, the baselines at their defaults and at "
+                             "equal service, and the distance to hindsight, per trace")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="with --headline: only the operator and the distance to hindsight (faster)")
     parser.add_argument("--knobs", default=None,
                         help="with --sweep/--sweep-only: only these comma-separated knobs (e.g. forecast_seconds)")
     args = parser.parse_args()
@@ -375,6 +463,8 @@ def main() -> None:
     if unknown:
         parser.error(f"--traces: unknown {', '.join(unknown)}")
     service = ServiceModel(load_time=args.load_time)
+    global SERVICE_LOAD_TIME
+    SERVICE_LOAD_TIME = args.load_time
     policy = AutoscalingPolicy(min_replicas=MIN_REPLICAS, max_replicas=MAX_REPLICAS)
     for setting in args.set:
         knob, _, value = setting.partition("=")
@@ -391,6 +481,10 @@ def main() -> None:
         print(f"NOT THE DEFAULTS (sensitivity run, not the headline): {', '.join(args.set)}")
     started = time.perf_counter()
     knobs = None if args.knobs is None else args.knobs.split(",")
+    if args.headline:
+        headline(names, seeds, service, policy, args.plots, baselines=not args.no_baselines)
+        print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")
+        return
     if args.equal_service:
         baselines_at_the_operators_slo(names, seeds, service, policy)
         print(f"\n(simulated in {time.perf_counter() - started:.1f} s)")

@@ -53,8 +53,9 @@ class AutoscalingSpec(_Model):
     )
     backlog_drain_seconds: int = Field(
         default=300, ge=1, le=3600,
-        description="Requests already waiting count as extra demand spread over this many seconds (longer "
-        "than a model load, so a backlog alone does not ask for replicas that arrive after it has drained).",
+        description="Requests already waiting count as extra demand spread over this many seconds, at most two "
+        "model loads (240 s): the replicas a backlog asks for serve after one load and drain it within about "
+        "one more.",
     )
     target_queue_depth_per_replica: int = Field(
         default=32, ge=1, le=100000,

@@ -90,6 +90,16 @@ class AutoscalingStatus(_Model):
         default=None, description="Since when the engines have had no request (RFC 3339); with minReplicas 0 "
         "they stop once this is a scale-down window ago.",
     )
+    load_seconds: float | None = Field(
+        default=None, ge=0, description="Learned model load time: seconds from a scale-up asked to as many engine "
+        "pods Ready, smoothed. The backlog is drained within two of these.",
+    )
+    scale_up_asked_time: str | None = Field(
+        default=None, description="When the scale-up being timed for loadSeconds was asked (RFC 3339).",
+    )
+    scale_up_asked_replicas: int | None = Field(
+        default=None, ge=0, description="The replicas that scale-up asked for; once that many are Ready it is timed.",
+    )
     pods: list[PodCounterSample] = Field(
         default_factory=list, description="Each engine pod's counters at the last pass, to take rates from.",
     )

@@ -17,6 +17,11 @@ says how much arrived on top. So:
    summed over the pods read twice in a row (scaled to all readable pods), smoothed by an
    exponential moving average over ``demand_window_seconds``. Tokens weight each pair by its
    length: a rerank request carries 1 to hundreds of pairs, and documents differ in length.
+   A clear rise is answered at once: when every rated pod had requests waiting at both ends of the
+   interval (a queue that outlived one interval, not one large request) and the interval's arrivals
+   are at least ``_CLEAR_RISE`` x what the replicas asked for can do at full batch, the average jumps
+   to them instead of creeping up over its window. A fall is still smoothed, so the scale-down side
+   stays as calm.
    Optionally (``forecast_seconds`` > 0, off by default) a clear rise of that average is carried
    forward over its window plus ``forecast_seconds`` (see :func:`forecast_rise`), so replicas are
    asked for before the average has caught up with a rising load.
@@ -24,9 +29,13 @@ says how much arrived on top. So:
    had requests waiting at both ends of the interval -- then the engines run as fast as they can,
    and their rate is their capacity. It is smoothed, never below what a pod was seen to do, and
    kept in the status so a restart does not forget it.
-3. **Size**: ``ceil((demand + backlog / backlog_drain_seconds + held) / (target_utilization x
-   capacity))``, with a ``tolerance`` band around the current count; a scale-down lands at the
-   bottom of that band. ``held`` is demand queued outside the engines (e.g. by a gateway), 0 today.
+3. **Size**: ``ceil((demand + backlog / drain + held) / (target_utilization x capacity))``, with a
+   ``tolerance`` band around the current count; a scale-down lands at the bottom of that band.
+   ``held`` is demand queued outside the engines (e.g. by a gateway), 0 today. The backlog (pairs
+   waiting x tokens per pair) is drained over ``drain``, the shorter of ``backlog_drain_seconds``
+   and two model loads: the replicas a rise's backlog asks for serve after one load, and the backlog
+   is gone within about one more. The model load is learned from the deployment's own pods: the
+   time from a scale-up asked to as many pods Ready (``LOAD_SECONDS`` until one was seen).
    Until saturation has been seen, the capacity is only known to be at least what a pod was seen
    to do: that bound may size a scale-down (it over-estimates the replicas needed), never a
    scale-up -- pods with nothing waiting are not short of capacity.
@@ -83,6 +92,16 @@ _TOKENS_PER_REQUEST_WEIGHT = 0.3
 # rise, not the noise of Poisson arrivals and mixed request sizes), and adds at most the second.
 _MIN_FORECAST_RISE = 0.6
 _MAX_FORECAST_RISE = 1.0
+# An interval's arrivals are a clear rise when they are at least this multiple of what the replicas asked
+# for do at full batch: more than Poisson noise or one large request can make at the target utilization.
+_CLEAR_RISE = 1.2
+# How long a new replica takes to serve (the model load of a Qwen3-Reranker engine, about 2 min), until the
+# deployment's own pods have shown it; and the weight of each new measurement of it.
+LOAD_SECONDS = 120.0
+_LOAD_WEIGHT = 0.5
+# A backlog is drained within this many model loads at most: replicas it asks for serve after one load,
+# and the backlog is gone about one load later.
+_DRAIN_LOADS = 2.0
 
 
 class PolicyConfigError(ValueError):
@@ -211,6 +230,9 @@ class Memory:
     last_scale_down: float | None = None
     last_correction: float | None = None  # when a scale-up last undid a recent scale-down
     idle_since: float | None = None  # start of the current stretch without any request (scale to zero)
+    load_seconds: float | None = None  # learned: a scale-up asked -> its replicas Ready (None: LOAD_SECONDS)
+    scale_up_asked: float | None = None  # when the scale-up being timed was asked for
+    scale_up_replicas: int | None = None  # the replicas it asked for: Ready that many, it is done
 
 
 @dataclass(frozen=True)
@@ -356,6 +378,17 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
         floor = max(floor or 0.0, rates.per_pod_done)
         if capacity is not None:
             capacity = max(capacity, rates.per_pod_done)  # a pod did this much, so it can
+    if (demand is not None and capacity is not None and rates.capacity_sample is not None
+            and rates.demand_sample >= _CLEAR_RISE * current * capacity):
+        demand = max(demand, rates.demand_sample)  # a clear rise: size for it now, not over the window
+    ready_now = len(measured) + missing
+    load_seconds, asked, asked_replicas = memory.load_seconds, memory.scale_up_asked, memory.scale_up_replicas
+    if asked is not None and asked_replicas is not None and ready_now >= asked_replicas:
+        took = max(0.0, now - asked)
+        load_seconds = took if load_seconds is None else load_seconds + _LOAD_WEIGHT * (took - load_seconds)
+        asked = asked_replicas = None
+    elif asked is not None and current < (asked_replicas or 0):
+        asked = asked_replicas = None  # scaled back down before they came: nothing to time
     counters = {
         p.name: PodCounters(p.requests_done, p.prompt_tokens, p.in_flight, p.waiting or 0.0)
         for p in measured if p.requests_done is not None and p.prompt_tokens is not None
@@ -374,11 +407,14 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
                      capacity_floor=floor,
                      tokens_per_request=rates.tokens_per_request, history=memory.history,
                      down_window=down_window, last_scale_down=memory.last_scale_down, last_correction=last_correction,
-                     idle_since=idle_since)
+                     idle_since=idle_since, load_seconds=load_seconds, scale_up_asked=asked,
+                     scale_up_replicas=asked_replicas)
 
     def result(desired: int, recommended: int, reason: str, message: str, limited: str | None,
                kept: tuple[Recommendation, ...]) -> ScalingDecision:
         adapted = replace(learned, history=kept)
+        if desired > current and adapted.scale_up_asked is None:
+            adapted = replace(adapted, scale_up_asked=now, scale_up_replicas=desired)  # time its model load
         if desired < current:
             adapted = replace(adapted, last_scale_down=now)
         elif desired > current and memory.last_scale_down is not None and now - memory.last_scale_down < down_window:
@@ -424,12 +460,13 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
                       f"no work rate yet (counters read once, or nothing done); holding at {current}",
                       _bound_reason(policy, current), kept)
     backlog = waiting * (rates.tokens_per_request or 0.0)
+    drain = min(policy.backlog_drain_seconds, _DRAIN_LOADS * (load_seconds or LOAD_SECONDS))
     rising = forecast_rise(policy, demand, trend)
-    wanted = demand + rising + backlog / policy.backlog_drain_seconds + max(0.0, observation.held_demand)
+    wanted = demand + rising + backlog / drain + max(0.0, observation.held_demand)
     need = wanted / (policy.target_utilization * per_replica)
     basis = (f"demand {demand:,.0f} tokens/s{f' + rising {rising:,.0f}' if rising else ''} + "
              f"backlog {backlog:,.0f} tokens over "
-             f"{policy.backlog_drain_seconds:g} s; capacity {per_replica:,.0f} tokens/s per replica"
+             f"{drain:g} s; capacity {per_replica:,.0f} tokens/s per replica"
              f"{'' if capacity is not None else ' or more (no saturation seen yet)'} at "
              f"{policy.target_utilization:g} utilization")
     if capacity is None:

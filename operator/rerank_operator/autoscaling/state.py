@@ -20,6 +20,8 @@ Shape (the CRD's status schema):
         demandTrendTokensPerSecond2: 40.0     # slope of the demand average (for forecastSeconds)
         tokensPerRequest: 212.5
         scaleDownWindowSeconds: 1200          # adapted: doubled after a premature scale-down
+        loadSeconds: 118.5                    # learned: a scale-up asked -> that many pods Ready
+        scaleUpAskedTime: ..., scaleUpAskedReplicas: 6   # the scale-up being timed
         lastScaleDownTime: ..., lastPrematureScaleDownTime: ...
         sampleTime: "2026-01-01T10:00:05.250000Z"
         pods: [{name: x-engine-0, requestsDone: 1200, promptTokens: 254000, inFlight: 40, waiting: 0}, ...]
@@ -96,7 +98,15 @@ def memory_from_status(status: Mapping[str, Any] | None) -> Memory:
         last_scale_down=_time(recorded.get("lastScaleDownTime")),
         last_correction=_time(recorded.get("lastPrematureScaleDownTime")),
         idle_since=_time(recorded.get("idleSinceTime")),
+        load_seconds=_number(recorded.get("loadSeconds")),
+        scale_up_asked=_time(recorded.get("scaleUpAskedTime")),
+        scale_up_replicas=_count(recorded.get("scaleUpAskedReplicas")),
     )
+
+
+def _count(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
 
 
 def _signed(value: Any) -> float | None:
@@ -121,12 +131,15 @@ def _memory_fields(memory: Memory) -> dict[str, Any]:
                        ("capacityFloorTokensPerSecond", memory.capacity_floor),
                        ("demandTokensPerSecond", memory.demand),
                        ("demandTrendTokensPerSecond2", memory.demand_trend),
-                       ("tokensPerRequest", memory.tokens_per_request)):
+                       ("tokensPerRequest", memory.tokens_per_request),
+                       ("loadSeconds", memory.load_seconds)):
         fields[key] = None if value is None else round(value, 3)
     fields["scaleDownWindowSeconds"] = memory.down_window
     for key, value in (("sampleTime", memory.sample_time), ("lastScaleDownTime", memory.last_scale_down),
-                       ("lastPrematureScaleDownTime", memory.last_correction), ("idleSinceTime", memory.idle_since)):
+                       ("lastPrematureScaleDownTime", memory.last_correction), ("idleSinceTime", memory.idle_since),
+                       ("scaleUpAskedTime", memory.scale_up_asked)):
         fields[key] = None if value is None else to_rfc3339_precise(value)
+    fields["scaleUpAskedReplicas"] = memory.scale_up_replicas
     fields["pods"] = [
         {"name": name, "requestsDone": c.requests_done, "promptTokens": c.prompt_tokens,
          "inFlight": c.in_flight, "waiting": c.waiting}

@@ -242,3 +242,88 @@ def test_a_premature_scale_down_doubles_the_window_and_an_hour_without_one_halve
     # An hour without another correction: back to 60.
     d, memory = run(p, fleet, 1, memory, NOW + 5 + 3600, **idle)
     assert memory.down_window == 60
+
+
+def light_then(p, fleet, current, passes=6, memory=Memory(capacity=CAPACITY)):
+    """``passes`` intervals at half a replica's capacity per pod, nothing waiting."""
+    d = None
+    for i in range(passes):
+        d, memory = run(p, fleet, current, memory, NOW + 5 * i, tokens_per_s_per_pod=CAPACITY / 2,
+                        tokens_per_pair=200, waiting_per_pod=0, running_per_pod=100)
+    return d, memory, NOW + 5 * passes
+
+
+def test_a_clear_rise_is_sized_in_one_decision():
+    # Arrivals jump to 3x what the two replicas can do: the queue forms in one interval and keeps
+    # growing in the next. The demand jumps to the interval's arrivals there, instead of an average
+    # that takes minutes to creep up (one step of a 60 s average weighs a 5 s sample ~8 %).
+    p = AutoscalingPolicy(max_replicas=24, max_scale_up_factor=None)
+    fleet = Fleet(ready=2)
+    _, memory, t = light_then(p, fleet, 2)
+    growth = 2 * CAPACITY * 5 / 200  # pairs per pod per 5 s on top of a full batch: 3x the capacity arrives
+    d, memory = run(p, fleet, 2, memory, t, tokens_per_s_per_pod=CAPACITY, tokens_per_pair=200,
+                    waiting_per_pod=growth, running_per_pod=256)
+    assert memory.demand < 2 * CAPACITY, d.message  # the queue just formed: maybe one large request
+    d, memory = run(p, fleet, 2, memory, t + 5, tokens_per_s_per_pod=CAPACITY, tokens_per_pair=200,
+                    waiting_per_pod=2 * growth, running_per_pod=256)
+    assert memory.demand == pytest.approx(2 * 3 * CAPACITY, rel=1e-6), d.message
+    backlog = 2 * 2 * growth * 200
+    expected = -(-(2 * 3 * CAPACITY + backlog / 240) // (0.8 * CAPACITY))
+    assert d.desired_replicas == expected == 8 and d.reason == SCALED_UP, d.message
+
+
+def test_one_large_request_is_not_a_rise():
+    # A queue that forms in one interval and is worked off in the next (one request of thousands of
+    # pairs) leaves the average to smooth it.
+    p = AutoscalingPolicy(max_replicas=24, max_scale_up_factor=None)
+    fleet = Fleet(ready=2)
+    _, memory, t = light_then(p, fleet, 2)
+    before = memory.demand
+    for i, waiting in enumerate((1300.0, 400.0)):
+        d, memory = run(p, fleet, 2, memory, t + 5 * i, tokens_per_s_per_pod=CAPACITY, tokens_per_pair=200,
+                        waiting_per_pod=waiting, running_per_pod=256)
+        assert memory.demand < 2 * before, d.message
+
+
+def test_a_fall_is_still_smoothed():
+    # The scale-down side keeps its calm: a sudden fall moves the average by one step of its window.
+    p = AutoscalingPolicy(max_replicas=24)
+    fleet = Fleet(ready=2)
+    _, memory, t = light_then(p, fleet, 2)
+    before = memory.demand
+    d, memory = run(p, fleet, 2, memory, t, tokens_per_s_per_pod=0.0, tokens_per_pair=200,
+                    waiting_per_pod=0, running_per_pod=100)
+    assert memory.demand > 0.9 * before, d.message
+
+
+def test_a_backlog_is_drained_within_two_model_loads():
+    # 7,000 pairs waiting per pod, the queue steady: over backlogDrainSeconds (300 s) it would add 0.45
+    # replicas (3 in all); over two model loads (240 s), 0.56 (4 in all).
+    p = AutoscalingPolicy(max_replicas=24)
+    assert p.backlog_drain_seconds == 300
+    fleet, memory = Fleet(ready=2), Memory(capacity=CAPACITY)
+    for i in range(3):
+        d, memory = run(p, fleet, 2, memory, NOW + 5 * i, tokens_per_s_per_pod=CAPACITY, tokens_per_pair=200,
+                        waiting_per_pod=7000, running_per_pod=256)
+    assert memory.demand == pytest.approx(2 * CAPACITY)
+    assert d.desired_replicas == 4 and "over 240 s" in d.message, d.message
+
+
+def test_the_model_load_is_learned_from_scale_up_to_ready_and_sets_the_drain():
+    # 2 -> 4 asked; the two new pods are Ready 90 s later: the load is 90 s, and the backlog is then
+    # drained over two of them (180 s) rather than two of the assumed 120 s.
+    p = AutoscalingPolicy(max_replicas=24, max_scale_up_factor=None)
+    fleet, memory = Fleet(ready=2), Memory(capacity=CAPACITY)
+    d, memory = saturated(fleet, p, 2, seconds=10, memory=memory, waiting=2000)
+    assert d.desired_replicas > 2 and memory.scale_up_asked is not None, d.message
+    asked, target = memory.scale_up_asked, d.desired_replicas
+    assert memory.scale_up_replicas == target
+    fleet.loading = target - 2
+    d, memory = run(p, fleet, target, memory, asked + 45, tokens_per_s_per_pod=CAPACITY, tokens_per_pair=200,
+                    waiting_per_pod=100, running_per_pod=256)
+    assert memory.load_seconds is None and memory.scale_up_asked == asked  # still loading
+    fleet.ready, fleet.loading = target, 0
+    d, memory = run(p, fleet, target, memory, asked + 90, tokens_per_s_per_pod=CAPACITY / 2, tokens_per_pair=200,
+                    waiting_per_pod=100, running_per_pod=128)
+    assert memory.load_seconds == pytest.approx(90.0) and memory.scale_up_asked is None
+    assert "over 180 s" in d.message, d.message

@@ -95,3 +95,14 @@ def test_turning_autoscaling_off_flips_the_condition_once():
     assert patch["conditions"][0]["status"] == "False" and patch["conditions"][0]["reason"] == "Disabled"
     assert disabled_status_patch(patch, NOW + 5) is None
     assert disabled_status_patch({}, NOW) is None
+
+
+def test_the_timed_scale_up_and_the_learned_load_round_trip_through_the_status():
+    memory = Memory(load_seconds=95.5, scale_up_asked=NOW - 30, scale_up_replicas=6)
+    d = decide(AutoscalingPolicy(min_replicas=1, max_replicas=8),
+               Observation(NOW, 6, (PodSample("e-0", False),) * 6), memory)
+    status = status_patch(d, {}, NOW, d.scaled)
+    RerankerDeploymentStatus.model_validate(status)
+    read_back = memory_from_status(status)
+    assert read_back.load_seconds == pytest.approx(95.5)
+    assert read_back.scale_up_asked == pytest.approx(NOW - 30, abs=1e-3) and read_back.scale_up_replicas == 6
