@@ -119,8 +119,12 @@ def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> di
 
 
 def retarget_namespaces(values: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
-    """A copy of `values` whose watchNamespaces are renamed through `mapping` (test namespaces are generated)."""
+    """A copy of `values` whose watchNamespaces and dashboard namespace are renamed through `mapping` (test
+    namespaces are generated)."""
     out = yaml.safe_load(yaml.safe_dump(dict(values)))
     if "watchNamespaces" in out:
         out["watchNamespaces"] = [mapping.get(ns, ns) for ns in out["watchNamespaces"]]
+    dashboard = out.get("metrics", {}).get("dashboard", {})
+    if dashboard.get("namespace"):
+        dashboard["namespace"] = mapping.get(dashboard["namespace"], dashboard["namespace"])
     return out

@@ -301,7 +301,7 @@ def operator_pods(name: str = "demo", namespace: str = "team-a", spec: dict[str,
     """The pod templates of the engine, gateway and UI the operator builds for one RerankerDeployment."""
     body = {"apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
             "metadata": {"name": name, "namespace": namespace, "uid": "0"}, "spec": spec or {}}
-    children = {(c["kind"], c["metadata"]["name"]): c for c in desired_children(body, {})}
+    children = {(c["kind"], c["metadata"]["name"]): c for c in desired_children(body, parse_spec(body["spec"]))}
     return {"engine": children["StatefulSet", f"{name}-engine"]["spec"]["template"],
             "gateway": children["Deployment", f"{name}-gateway"]["spec"]["template"],
             "ui": children["Deployment", f"{name}-ui"]["spec"]["template"]}

@@ -49,8 +49,8 @@ def crds(control_plane: LocalControlPlane) -> Iterator[LocalControlPlane]:
 
 @pytest.fixture
 def extra_namespaces(control_plane: LocalControlPlane, namespace: str) -> Iterator[dict[str, str]]:
-    """Two more fresh namespaces, standing in for the value sets' team-a and team-b."""
-    mapping = {"team-a": f"{namespace}-a", "team-b": f"{namespace}-b"}
+    """Fresh namespaces standing in for the value sets' team-a and team-b, and the dashboard's monitoring."""
+    mapping = {"team-a": f"{namespace}-a", "team-b": f"{namespace}-b", "monitoring": f"{namespace}-m"}
     for ns in mapping.values():
         control_plane.kubectl("create", "namespace", ns)
     yield mapping
