@@ -52,8 +52,9 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds an engine may take for one request (or piece); then it is tried elsewhere")
     p.add_argument("--engine-attempts", type=int, default=3,
                    help="tries per request (or piece) when engines fail it, the first included")
-    p.add_argument("--request-deadline", type=float, default=600.0,
-                   help="seconds for a request's every try together")
+    p.add_argument("--request-deadline", type=float, default=None,
+                   help="seconds for a request's every try together (default: every try may take its whole "
+                   "--engine-timeout)")
     p.add_argument("--fan-out-pairs", type=int, default=0,
                    help="split requests of at least twice this many pairs across engines, in pieces of at least "
                    "this many (0: never)")
@@ -87,6 +88,8 @@ def from_args(argv: list[str] | None = None, environ: dict[str, str] | None = No
     a.redis_url = a.redis_url or environ.get("REDIS_URL")
     if a.cache == "redis" and not a.redis_url:
         p.error("--cache redis needs --redis-url (or REDIS_URL)")
+    if a.request_deadline is None:
+        a.request_deadline = a.engine_attempts * a.engine_timeout
     if a.engine_attempts < 1 or a.engine_timeout <= 0 or a.request_deadline <= 0 or a.fan_out_pairs < 0:
         p.error("--engine-attempts must be at least 1, --engine-timeout and --request-deadline positive, "
                 "--fan-out-pairs 0 or more")

@@ -38,7 +38,7 @@ PieceCall = Callable[[str, int, int, float], Awaitable[tuple[list[float], int]]]
 class DispatchConfig:
     attempts: int = 3  # tries per piece, the first included
     try_timeout: float = 300.0  # seconds one engine may take for one piece
-    deadline: float = 600.0  # seconds for the whole request, every try included
+    deadline: float = 900.0  # seconds for the whole request, every try included (each may take try_timeout)
     fan_out_pairs: int = 0  # the smallest piece of a split request; 0: never split
 
 

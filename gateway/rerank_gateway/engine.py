@@ -43,10 +43,6 @@ class EngineError(Exception):
     def retryable(self) -> bool:
         return self.reason != CLIENT_ERROR
 
-    @property
-    def unanswered(self) -> bool:
-        return self.reason == REFUSED
-
 
 def gateway_error(status: int, message: str, reason: str, detail: str) -> EngineError:
     """An EngineError the gateway writes itself (the engine sent no usable answer), in the API's error shape."""

@@ -66,7 +66,3 @@ def evict(cp, namespace: str, pod: str, dry_run: bool = False) -> tuple[bool, st
                         input=json.dumps(eviction), check=False)
     return result.returncode == 0, (result.stdout + result.stderr).strip()
 
-
-def gateway_metric(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#") and line.split("{")[0].split(" ")[0] == name)

@@ -50,6 +50,7 @@ from rerank_localdev.node import podman_images
 from rerank_localdev.node.binaries import PROBE_IMAGE
 from rerank_localdev.node.host import NODE_IP
 from rerank_operator.version import VERSION
+from tests.fixtures.gateway import metric_value
 from tests.fixtures.node import visible_devices
 from tests.fixtures.waiting import wait_for
 from tests.node import faults
@@ -389,7 +390,7 @@ def _gateways_total(real_node, metric: str) -> float:
         if pod["metadata"].get("deletionTimestamp") or not pod["status"].get("podIP"):
             continue
         with urllib.request.urlopen(f"http://{pod['status']['podIP']}:8000/metrics", timeout=10) as response:
-            total += faults.gateway_metric(response.read().decode(), metric)
+            total += metric_value(response.read().decode(), metric)
     return total
 
 

@@ -22,8 +22,6 @@ GATEWAY_PORT = 8000
 # it new connections (they learn of the deletion through the EndpointSlice, within a few seconds); in-flight
 # requests then finish in the grace period (aiohttp's graceful shutdown on SIGTERM).
 PRESTOP_SLEEP_SECONDS = 5
-# Tries per request (or piece) when engines fail it; the request's deadline lets every try take its full timeout.
-ENGINE_ATTEMPTS = 3
 # The gateway image's unprivileged user (images/gateway/Dockerfile).
 GATEWAY_UID = 10002
 MiB = 1024 * 1024
@@ -49,9 +47,8 @@ def gateway_args(body: Mapping[str, Any], spec: RerankerDeploymentSpec) -> list[
         "--cache-ttl-seconds", str(g.cache.ttl_seconds),
         "--hold-seconds", str(g.hold_seconds),
         "--max-held", str(g.max_held_requests),
+        # The gateway's own tries (3) and deadline (every try may take its whole timeout).
         "--engine-timeout", str(g.engine_timeout_seconds),
-        "--request-deadline", str(ENGINE_ATTEMPTS * g.engine_timeout_seconds),
-        "--engine-attempts", str(ENGINE_ATTEMPTS),
         "--fan-out-pairs", str(g.fan_out_pairs),
     ]
     if g.chunking.enabled:
