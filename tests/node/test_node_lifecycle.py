@@ -38,8 +38,15 @@ spec:
 
 
 def test_teardown_after_a_failed_test_leaves_nothing_on_the_machine():
+    # What a run killed before its teardown leaves (its bridge and routes): the next node sweeps it and starts.
+    host._run("ip", "link", "add", host.config.BRIDGE, "type", "bridge")
+    host._run("ip", "route", "add", "blackhole", host.config.CLUSTER_CIDR)
     cp, node = start_real_cluster()
     try:
+        # A second node while this one runs is refused before it touches anything.
+        with pytest.raises(host.NodeError, match="another node runs on this machine"):
+            host.LocalNode(cp).start()
+        assert host.Path("/sys/class/net", host.config.BRIDGE).exists()
         with pytest.raises(RuntimeError, match="the test failed here"):
             try:
                 cp.kubectl("apply", "-f", "-", input=_pod_with_host_port())

@@ -49,6 +49,9 @@ from . import binaries, capability, config, netpol, oci
 log = logging.getLogger(__name__)
 
 DIR_PREFIX = "rerank-node-"
+# Held (flock) by the process running a node for the node's whole life: the kernel releases it when that
+# process dies, so a node found on the machine while nobody holds it is the leftover of a killed run.
+NODE_LOCK = Path("/run/lock/rerank-operator-node.lock")
 NODE_IP = str(ipaddress.ip_network(config.NODE_POD_CIDR)[1])
 FORWARD_CHAIN = "RERANK-NODE-FORWARD"
 COREDNS_IMAGE = "localhost/rerank-node/coredns:1"
@@ -127,6 +130,7 @@ class LocalNode:
         self.layout: config.NodeLayout | None = None
         self._procs: dict[str, subprocess.Popen] = {}
         self._undo: list[tuple[str, Callable[[], None]]] = []
+        self._node_lock: Any = None
         self._existed = {p: p.exists() for p in FOOTPRINT}
         self._netns_before: set[str] = set()
         self._sysctls_before: dict[str, str] = {}
@@ -163,9 +167,15 @@ class LocalNode:
             raise NodeError("this machine cannot run a real node; it lacks: " + "; ".join(missing))
         bin_dir = self.bin_dir
         self.with_ingress = (bin_dir / "traefik").exists() if self._ingress is None else self._ingress
+        self._hold_node_lock()
         if Path("/sys/class/net", config.BRIDGE).exists():
-            raise NodeError(f"the bridge {config.BRIDGE} exists already: another node runs here, or one was "
-                            "killed before its teardown (python -m rerank_localdev.node.host sweep)")
+            # Nobody holds the lock, so no node runs: a killed run left this. Sweep it, as a person would.
+            log.warning("the bridge %s is the leftover of a node killed before its teardown: sweeping it",
+                        config.BRIDGE)
+            left = sweep()
+            if left:
+                self._release_node_lock()
+                raise NodeError("a killed node's leftovers could not all be removed: " + "; ".join(left))
         self._existed = {p: p.exists() for p in FOOTPRINT}
         self._netns_before = set(os.listdir(NETNS_DIR)) if NETNS_DIR.exists() else set()
         # Other users of iptables on this machine (a container engine's CNI chains) are not ours to report.
@@ -191,6 +201,28 @@ class LocalNode:
             self.stop()
             raise
         return self
+
+    def _hold_node_lock(self) -> None:
+        """One node per machine: the bridge, the node address and the host's firewall chains are fixed names."""
+        NODE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(NODE_LOCK, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            lock.close()
+            raise NodeError(f"another node runs on this machine (process {owner} holds {NODE_LOCK})") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._node_lock = lock
+
+    def _release_node_lock(self) -> None:
+        if self._node_lock is not None:
+            self._node_lock.close()
+            self._node_lock = None
 
     def _lock_image_store(self) -> None:
         """One containerd at a time on the kept image store."""
@@ -448,6 +480,7 @@ class LocalNode:
     def stop(self) -> None:
         """Undoes everything, in order; raises NodeError at the end if something could not be undone."""
         if self.layout is None:
+            self._release_node_lock()
             return
         errors: list[str] = []
 
@@ -483,6 +516,7 @@ class LocalNode:
                 step(f"remove {path}", lambda p=path: shutil.rmtree(p))
         step("remove root", lambda: shutil.rmtree(self.root))
         self.layout = None
+        self._release_node_lock()  # last: until here, another node starting would meet this one's traces
         if errors:
             raise NodeError("node teardown incomplete: " + "; ".join(errors))
 
