@@ -86,8 +86,9 @@ class AutoscalingSpec(_Model):
     )
     forecast_seconds: int = Field(
         default=0, ge=0, le=3600,
-        description="Size for the demand this many seconds ahead (about the model load time) while it clearly "
-        "rises: the slope of the demand average is carried forward over demandWindowSeconds plus this, upward "
+        description="Size for the demand one model load ahead while it clearly rises: the slope of the "
+        "demand average is carried forward over demandWindowSeconds plus the model load time learned from the "
+        "deployment's own pods (status.autoscaling.loadSeconds; this many seconds until one was seen), upward "
         "only, adding at most the current demand. Fewer queued requests after a rise, more replica-seconds on "
         "bursts. 0 (default): off.",
     )

@@ -77,8 +77,9 @@ class AutoscalingStatus(_Model):
         default=None, description="When the pods' counters below were read (RFC 3339).",
     )
     scale_down_window_seconds: float | None = Field(
-        default=None, ge=0, description="The scale-down window in force: scaleDownStabilizationSeconds, doubled "
-        "(up to 3x) after each premature scale-down and halved back after an hour without one.",
+        default=None, ge=0, description="The scale-down window in force: scaleDownStabilizationSeconds, grown after "
+        "each premature scale-down by the time from it to the scale-up that undid it (up to 3x), and halved "
+        "back after an hour without one.",
     )
     last_scale_down_time: str | None = Field(
         default=None, description="When the autoscaler last scaled down (RFC 3339).",
@@ -92,7 +93,8 @@ class AutoscalingStatus(_Model):
     )
     load_seconds: float | None = Field(
         default=None, ge=0, description="Learned model load time: seconds from a scale-up asked to as many engine "
-        "pods Ready, smoothed. The backlog is drained within two of these.",
+        "pods Ready, smoothed. The backlog is drained within two of these, and the forecast (forecastSeconds) "
+        "looks this far ahead.",
     )
     scale_up_asked_time: str | None = Field(
         default=None, description="When the scale-up being timed for loadSeconds was asked (RFC 3339).",

@@ -23,8 +23,9 @@ says how much arrived on top. So:
    to them instead of creeping up over its window. A fall is still smoothed, so the scale-down side
    stays as calm.
    Optionally (``forecast_seconds`` > 0, off by default) a clear rise of that average is carried
-   forward over its window plus ``forecast_seconds`` (see :func:`forecast_rise`), so replicas are
-   asked for before the average has caught up with a rising load.
+   forward over its window plus one model load (``forecast_seconds`` until the deployment's own load
+   time is learned; see :func:`forecast_rise`), so replicas are asked for before the average has
+   caught up with a rising load.
 2. **Capacity** (tokens/s per replica) is learned from the same counters whenever every read pod
    had requests waiting at both ends of the interval -- then the engines run as fast as they can,
    and their rate is their capacity. It is smoothed, never below what a pod was seen to do, and
@@ -48,8 +49,10 @@ says how much arrived on top. So:
    ``scale_down_stabilization_seconds``; a scale-up to the lowest of the last
    ``scale_up_stabilization_seconds`` (0: at once). The down window adapts to the traffic: a
    scale-up within the window after a scale-down means that scale-down was premature (bursts come
-   more often than the window), so the window doubles (up to 3x the setting); after an hour
-   without such a correction it halves back towards the setting. At most ``max_scale_up_step`` added per
+   more often than the window), so the window grows by as much as it fell short -- the time from
+   that scale-down to the scale-up that undid it -- up to 3x the setting; after an hour without
+   such a correction it halves back towards the setting. (Doubling instead let small corrections
+   at two or three replicas hold the replicas of a later, larger burst for 30 minutes.) At most ``max_scale_up_step`` added per
    decision; clamped to ``[min_replicas, max_replicas]``; a limit that bites sets
    ``limited_reason``.
 7. **Scale to zero** (``min_replicas`` 0, only behind a gateway): zero is recommended only after the
@@ -418,9 +421,12 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
         if desired < current:
             adapted = replace(adapted, last_scale_down=now)
         elif desired > current and memory.last_scale_down is not None and now - memory.last_scale_down < down_window:
-            # The last scale-down was premature: hold the next ones longer.
+            # The last scale-down was premature: hold the next ones longer, by as much as this one was
+            # short, so the same cycle does not catch it again; no more, or a few small corrections
+            # would hold every later burst's replicas for the longest window.
+            short_by = now - memory.last_scale_down
             adapted = replace(adapted, last_correction=now,
-                              down_window=min(_MAX_DOWN_WINDOW_FACTOR * base_window, 2 * down_window))
+                              down_window=min(_MAX_DOWN_WINDOW_FACTOR * base_window, down_window + short_by))
         return ScalingDecision(
             current_replicas=current, desired_replicas=desired, recommended_replicas=recommended,
             reason=reason, message=message, observed_queue_depth=in_flight, ready_pods=len(measured) + missing,
@@ -461,7 +467,7 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
                       _bound_reason(policy, current), kept)
     backlog = waiting * (rates.tokens_per_request or 0.0)
     drain = min(policy.backlog_drain_seconds, _DRAIN_LOADS * (load_seconds or LOAD_SECONDS))
-    rising = forecast_rise(policy, demand, trend)
+    rising = forecast_rise(policy, demand, trend, load_seconds)
     wanted = demand + rising + backlog / drain + max(0.0, observation.held_demand)
     need = wanted / (policy.target_utilization * per_replica)
     basis = (f"demand {demand:,.0f} tokens/s{f' + rising {rising:,.0f}' if rising else ''} + "
@@ -530,19 +536,23 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
     return result(desired, recommended, reason, message, limited, kept)
 
 
-def forecast_rise(policy: AutoscalingPolicy, demand: float, trend: float | None) -> float:
-    """Demand (tokens/s) expected on top of the smoothed demand ``forecast_seconds`` from now.
+def forecast_rise(policy: AutoscalingPolicy, demand: float, trend: float | None,
+                  load_seconds: float | None = None) -> float:
+    """Demand (tokens/s) expected on top of the smoothed demand one model load from now.
 
     The moving average trails a rising load by about its window, and a replica asked for now serves
     only after its model load: so a rise seen in the average is carried forward over the window plus
-    ``forecast_seconds``. Only upward (a forecast fall must not drop warm replicas; scale-downs keep
+    the model load -- ``load_seconds`` as learned from the deployment's own pods, ``forecast_seconds``
+    until one was seen (a model that loads in 5 minutes needs a longer look ahead than one that loads
+    in 1, whatever was guessed when the resource was written). Only upward (a forecast fall must not drop warm replicas; scale-downs keep
     their window); only a clear rise (at least ``_MIN_FORECAST_RISE`` x the demand: the slope of a
     flat but noisy load is not a trend); at most ``_MAX_FORECAST_RISE`` x the demand (a sudden
     burst's slope is steep but short). 0 ``forecast_seconds``: off.
     """
     if policy.forecast_seconds <= 0 or not trend or trend <= 0 or demand <= 0:
         return 0.0
-    rise = trend * (policy.demand_window_seconds + policy.forecast_seconds)
+    horizon = policy.forecast_seconds if load_seconds is None else load_seconds
+    rise = trend * (policy.demand_window_seconds + horizon)
     if rise < _MIN_FORECAST_RISE * demand:
         return 0.0
     return min(rise, _MAX_FORECAST_RISE * demand)

@@ -19,7 +19,7 @@ Shape (the CRD's status schema):
         demandTokensPerSecond: 61000.0
         demandTrendTokensPerSecond2: 40.0     # slope of the demand average (for forecastSeconds)
         tokensPerRequest: 212.5
-        scaleDownWindowSeconds: 1200          # adapted: doubled after a premature scale-down
+        scaleDownWindowSeconds: 1200          # adapted: grown after a premature scale-down
         loadSeconds: 118.5                    # learned: a scale-up asked -> that many pods Ready
         scaleUpAskedTime: ..., scaleUpAskedReplicas: 6   # the scale-up being timed
         lastScaleDownTime: ..., lastPrematureScaleDownTime: ...

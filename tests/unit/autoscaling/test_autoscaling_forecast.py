@@ -49,6 +49,35 @@ def test_the_rise_is_the_slope_over_the_window_plus_the_forecast_upward_only_and
     assert forecast_rise(AutoscalingPolicy(), 10_000.0, 50.0) == 0.0  # off by default
 
 
+def test_the_forecast_looks_one_learned_model_load_ahead():
+    # forecastSeconds 120 was written for a 2-minute load; the pods have shown 5 minutes. A replica asked
+    # for now serves in 5: the rise is carried over the window plus those 300 s, not the 120 guessed.
+    p = AutoscalingPolicy(demand_window_seconds=60, forecast_seconds=120)
+    assert forecast_rise(p, 20_000.0, 50.0, load_seconds=300.0) == pytest.approx(50.0 * 360)  # 18,000
+    # Over the 120 s guessed (no load seen yet), the same slope adds 9,000 < 0.6 x demand: no clear rise.
+    assert forecast_rise(p, 20_000.0, 50.0, load_seconds=None) == 0.0
+    assert forecast_rise(p, 20_000.0, 50.0, load_seconds=60.0) == 0.0  # a fast load needs less look-ahead
+    assert forecast_rise(AutoscalingPolicy(), 20_000.0, 50.0, load_seconds=300.0) == 0.0  # still opt-in
+
+
+def test_decide_forecasts_over_the_learned_load_time():
+    def ramp(i):
+        return 20_000.0 + 200.0 * min(5 * i, 300)
+
+    p = AutoscalingPolicy(max_replicas=8, max_scale_up_factor=None, forecast_seconds=60)
+    fleet, memory = Fleet(ready=2), Memory(capacity=CAPACITY)
+    rises = {}
+    for load in (None, 300.0):
+        fleet, memory = Fleet(ready=2), Memory(capacity=CAPACITY, load_seconds=load)
+        for i in range(40):
+            pods = fleet.step(5.0, tokens_per_s_per_pod=ramp(i) / 2, tokens_per_pair=200.0,
+                              waiting_per_pod=0, running_per_pod=20)
+            d = decide(p, Observation(NOW + 5 * i, 2, pods), memory)
+            memory = d.memory
+        rises[load] = d.message
+    assert "rising" in rises[300.0] and rises[300.0] != rises[None], rises
+
+
 def test_a_ramp_is_scaled_for_sooner_with_a_forecast():
     # 20k -> 80k tokens/s over 5 min on 2 replicas of 26k: both policies scale up; the forecast first.
     def ramp(i):

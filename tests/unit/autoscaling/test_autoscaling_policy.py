@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pydantic.alias_generators import to_snake
 
@@ -219,29 +221,49 @@ def test_from_spec_reads_the_parsed_spec_and_the_crd_defaults_are_the_policy_def
     assert AutoscalingPolicy.from_spec(AutoscalingSpec()) == AutoscalingPolicy()
 
 
-def test_a_premature_scale_down_doubles_the_window_and_an_hour_without_one_halves_it():
+def test_a_premature_scale_down_grows_the_window_by_what_it_fell_short_and_an_hour_without_one_halves_it():
     p = AutoscalingPolicy(max_replicas=8, scale_down_stabilization_seconds=60)
     fleet = Fleet(ready=2)
     busy = dict(tokens_per_s_per_pod=20_000, tokens_per_pair=200, waiting_per_pod=0, running_per_pod=100)
     idle = dict(tokens_per_s_per_pod=1_000, tokens_per_pair=200, waiting_per_pod=0, running_per_pod=2)
     memory = Memory(capacity=CAPACITY, last_scale_down=NOW - 30, history=(Recommendation(NOW - 30, 1),))
-    # 30 s after a scale-down, a burst needs 2 replicas again: that scale-down was premature.
+    # 35 s after a scale-down, a burst needs 2 replicas again: that scale-down was premature, and a
+    # window 35 s longer would not have made it.
     current = 1
     for i in range(3):
         d, memory = run(p, fleet, current, memory, NOW + 5 * i, **busy)
         current = d.desired_replicas
-    assert current == 2 and memory.down_window == 120 and memory.last_correction == NOW + 5
-    # The next lull holds 120 s, not 60.
+    assert current == 2 and memory.down_window == 95 and memory.last_correction == NOW + 5
+    # The next lull holds 95 s, not 60.
     started = NOW + 15
     for i in range(60):
         d, memory = run(p, fleet, current, memory, started + 5 * i, **idle)
         if d.desired_replicas < current:
             break
         current = d.desired_replicas
-    assert d.desired_replicas == 1 and 5 * i >= 120 - 15, d.message
+    assert d.desired_replicas == 1 and 5 * i >= 95 - 15, d.message
     # An hour without another correction: back to 60.
     d, memory = run(p, fleet, 1, memory, NOW + 5 + 3600, **idle)
     assert memory.down_window == 60
+
+
+def test_small_corrections_do_not_stretch_the_window_to_its_cap():
+    # Bursts at two or three replicas: scale-downs undone 40-60 s later, three times. Doubling would
+    # hold the next scale-down -- whatever its size -- for 3x the window (1,800 s); growing by what each
+    # one fell short holds it for 600 + 40 + 50 + 60 = 750 s.
+    p = AutoscalingPolicy(max_replicas=24, scale_down_stabilization_seconds=600)
+    fleet = Fleet(ready=2)
+    busy = dict(tokens_per_pair=200, waiting_per_pod=0, running_per_pod=100)  # 2.9 replicas' worth of work
+    _, memory = run(p, fleet, 2, Memory(capacity=CAPACITY), NOW, tokens_per_s_per_pod=30_000, **busy)
+    t = NOW
+    for short_by in (40, 50, 60):
+        memory = replace(memory, last_scale_down=t, history=(Recommendation(t, 2),))
+        t += short_by
+        pods = fleet.step(float(short_by), tokens_per_s_per_pod=30_000, **busy)
+        d = decide(p, Observation(t, 2, pods), replace(memory, sample_time=t - short_by))
+        memory = d.memory
+        assert d.desired_replicas == 3, d.message
+    assert memory.down_window == 750
 
 
 def light_then(p, fleet, current, passes=6, memory=Memory(capacity=CAPACITY)):
