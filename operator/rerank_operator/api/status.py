@@ -78,8 +78,8 @@ class AutoscalingStatus(_Model):
     )
     scale_down_window_seconds: float | None = Field(
         default=None, ge=0, description="The scale-down window in force: scaleDownStabilizationSeconds, grown after "
-        "each premature scale-down by the time from it to the scale-up that undid it (up to 3x), and halved "
-        "back after an hour without one.",
+        "each premature scale-down by the time from it to the scale-up that undid it plus half a model load "
+        "(up to 3x), and halved back after an hour without one.",
     )
     last_scale_down_time: str | None = Field(
         default=None, description="When the autoscaler last scaled down (RFC 3339).",

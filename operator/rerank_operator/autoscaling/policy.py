@@ -50,7 +50,7 @@ says how much arrived on top. So:
    ``scale_up_stabilization_seconds`` (0: at once). The down window adapts to the traffic: a
    scale-up within the window after a scale-down means that scale-down was premature (bursts come
    more often than the window), so the window grows by as much as it fell short -- the time from
-   that scale-down to the scale-up that undid it -- up to 3x the setting; after an hour without
+   that scale-down to the scale-up that undid it -- plus half a model load, up to 3x the setting; after an hour without
    such a correction it halves back towards the setting. (Doubling instead let small corrections
    at two or three replicas hold the replicas of a later, larger burst for 30 minutes.) At most ``max_scale_up_step`` added per
    decision; clamped to ``[min_replicas, max_replicas]``; a limit that bites sets
@@ -105,6 +105,8 @@ _LOAD_WEIGHT = 0.5
 # A backlog is drained within this many model loads at most: replicas it asks for serve after one load,
 # and the backlog is gone about one load later.
 _DRAIN_LOADS = 2.0
+# A premature scale-down lengthens the window by what it fell short plus this many model loads.
+_WINDOW_MARGIN_LOADS = 0.5
 
 
 class PolicyConfigError(ValueError):
@@ -422,9 +424,10 @@ def decide(policy: AutoscalingPolicy, observation: Observation, memory: Memory) 
             adapted = replace(adapted, last_scale_down=now)
         elif desired > current and memory.last_scale_down is not None and now - memory.last_scale_down < down_window:
             # The last scale-down was premature: hold the next ones longer, by as much as this one was
-            # short, so the same cycle does not catch it again; no more, or a few small corrections
-            # would hold every later burst's replicas for the longest window.
-            short_by = now - memory.last_scale_down
+            # short plus half a model load, so the same cycle, or one a little longer, does not catch it
+            # again; no more, or a few small corrections would hold every later burst's replicas for the
+            # longest window.
+            short_by = now - memory.last_scale_down + _WINDOW_MARGIN_LOADS * (load_seconds or LOAD_SECONDS)
             adapted = replace(adapted, last_correction=now,
                               down_window=min(_MAX_DOWN_WINDOW_FACTOR * base_window, down_window + short_by))
         return ScalingDecision(

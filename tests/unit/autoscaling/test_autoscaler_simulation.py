@@ -129,6 +129,17 @@ def test_the_clairvoyant_asks_for_replicas_one_model_load_ahead_and_holds_them()
     assert oracle.desired(view(1490.0, 6, [0.0])) == 1
 
 
+def test_without_foresight_the_oracle_sizes_for_the_rate_up_to_now():
+    # The best a reacting policy could do: the exact rate, but only once it has arrived.
+    service = ServiceModel(load_time=120.0)
+    trace = Trace("step", 3600.0, lambda t: 15.0 if 1000 <= t < 1300 else 2.5, lambda t: 40.0)
+    reactor = Clairvoyant(trace, service, 1, 24, headroom=0.8, foresight=False)
+    assert reactor.desired(view(880.0, 1, [0.0])) == 1  # the step is 120 s away: it cannot know
+    assert reactor.desired(view(1000.0, 1, [0.0])) == 6  # it has arrived
+    assert reactor.desired(view(1400.0, 6, [0.0])) == 6  # over, but a scale-down waits out the hold
+    assert reactor.desired(view(2100.0, 6, [0.0])) == 1  # a hold plus a load after it ended
+
+
 def test_equal_service_picks_the_cheapest_baseline_setting_that_misses_no_more_than_the_operator():
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
     from autoscaler_sim import cheapest_at_slo

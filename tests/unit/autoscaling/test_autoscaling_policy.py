@@ -228,29 +228,31 @@ def test_a_premature_scale_down_grows_the_window_by_what_it_fell_short_and_an_ho
     idle = dict(tokens_per_s_per_pod=1_000, tokens_per_pair=200, waiting_per_pod=0, running_per_pod=2)
     memory = Memory(capacity=CAPACITY, last_scale_down=NOW - 30, history=(Recommendation(NOW - 30, 1),))
     # 35 s after a scale-down, a burst needs 2 replicas again: that scale-down was premature, and a
-    # window 35 s longer would not have made it.
+    # window 35 s longer would not have made it; half a model load (120 s until one is seen) on top.
     current = 1
     for i in range(3):
         d, memory = run(p, fleet, current, memory, NOW + 5 * i, **busy)
         current = d.desired_replicas
-    assert current == 2 and memory.down_window == 95 and memory.last_correction == NOW + 5
-    # The next lull holds 95 s, not 60.
+    assert current == 2 and memory.down_window == 155 and memory.last_correction == NOW + 5
+    # The next lull holds 155 s, not 60.
     started = NOW + 15
     for i in range(60):
         d, memory = run(p, fleet, current, memory, started + 5 * i, **idle)
         if d.desired_replicas < current:
             break
         current = d.desired_replicas
-    assert d.desired_replicas == 1 and 5 * i >= 95 - 15, d.message
-    # An hour without another correction: back to 60.
+    assert d.desired_replicas == 1 and 5 * i >= 155 - 15, d.message
+    # An hour without another correction halves it; another hour, and it is back to the setting.
     d, memory = run(p, fleet, 1, memory, NOW + 5 + 3600, **idle)
+    assert memory.down_window == 77.5
+    d, memory = run(p, fleet, 1, memory, NOW + 5 + 7200, **idle)
     assert memory.down_window == 60
 
 
 def test_small_corrections_do_not_stretch_the_window_to_its_cap():
     # Bursts at two or three replicas: scale-downs undone 40-60 s later, three times. Doubling would
     # hold the next scale-down -- whatever its size -- for 3x the window (1,800 s); growing by what each
-    # one fell short holds it for 600 + 40 + 50 + 60 = 750 s.
+    # one fell short (plus half a 120 s model load) holds it for 600 + 100 + 110 + 120 = 930 s.
     p = AutoscalingPolicy(max_replicas=24, scale_down_stabilization_seconds=600)
     fleet = Fleet(ready=2)
     busy = dict(tokens_per_pair=200, waiting_per_pod=0, running_per_pod=100)  # 2.9 replicas' worth of work
@@ -263,7 +265,7 @@ def test_small_corrections_do_not_stretch_the_window_to_its_cap():
         d = decide(p, Observation(t, 2, pods), replace(memory, sample_time=t - short_by))
         memory = d.memory
         assert d.desired_replicas == 3, d.message
-    assert memory.down_window == 750
+    assert memory.down_window == 930
 
 
 def light_then(p, fleet, current, passes=6, memory=Memory(capacity=CAPACITY)):
