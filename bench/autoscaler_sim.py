@@ -51,8 +51,8 @@ hindsight** -- the operator's replica-seconds over those of the cheapest clairvo
 (headroom, ``HINDSIGHT_HEADROOMS``) that misses the SLO no more often. 1.0 is as cheap as knowing the
 future; the goal is <= 1.15 on every trace with <= 1 reversal per hour. Next to it, the same oracle
 without foresight (it knows the arrival rate exactly, but only up to now) at the operator's SLO miss:
-where even it stays above 1.15, the rest of the distance is the price of not seeing the future. ``--no-baselines`` leaves the
-baselines out (the operator and the distance only, a few times faster).
+where even it stays above 1.15, the rest of the distance is the price of not seeing the future.
+``--no-baselines`` leaves the baselines out (the operator and the distance only, a few times faster).
 """
 
 from __future__ import annotations

@@ -50,11 +50,11 @@ says how much arrived on top. So:
    ``scale_up_stabilization_seconds`` (0: at once). The down window adapts to the traffic: a
    scale-up within the window after a scale-down means that scale-down was premature (bursts come
    more often than the window), so the window grows by as much as it fell short -- the time from
-   that scale-down to the scale-up that undid it -- plus half a model load, up to 3x the setting; after an hour without
-   such a correction it halves back towards the setting. (Doubling instead let small corrections
-   at two or three replicas hold the replicas of a later, larger burst for 30 minutes.) At most ``max_scale_up_step`` added per
-   decision; clamped to ``[min_replicas, max_replicas]``; a limit that bites sets
-   ``limited_reason``.
+   that scale-down to the scale-up that undid it -- plus half a model load, up to 3x the setting;
+   after an hour without such a correction it halves back towards the setting. (Doubling instead
+   let small corrections at two or three replicas hold the replicas of a later, larger burst for
+   30 minutes.) At most ``max_scale_up_step`` added per decision; clamped to ``[min_replicas,
+   max_replicas]``; a limit that bites sets ``limited_reason``.
 7. **Scale to zero** (``min_replicas`` 0, only behind a gateway): zero is recommended only after the
    engines were idle -- every pod read, none with a request in flight, none that did any work, no
    request held by the gateway -- for the whole scale-down window; anything else recommends at
@@ -547,10 +547,11 @@ def forecast_rise(policy: AutoscalingPolicy, demand: float, trend: float | None,
     only after its model load: so a rise seen in the average is carried forward over the window plus
     the model load -- ``load_seconds`` as learned from the deployment's own pods, ``forecast_seconds``
     until one was seen (a model that loads in 5 minutes needs a longer look ahead than one that loads
-    in 1, whatever was guessed when the resource was written). Only upward (a forecast fall must not drop warm replicas; scale-downs keep
-    their window); only a clear rise (at least ``_MIN_FORECAST_RISE`` x the demand: the slope of a
-    flat but noisy load is not a trend); at most ``_MAX_FORECAST_RISE`` x the demand (a sudden
-    burst's slope is steep but short). 0 ``forecast_seconds``: off.
+    in 1, whatever was guessed when the resource was written). Only upward (a forecast fall must not
+    drop warm replicas; scale-downs keep their window); only a clear rise (at least
+    ``_MIN_FORECAST_RISE`` x the demand: the slope of a flat but noisy load is not a trend); at most
+    ``_MAX_FORECAST_RISE`` x the demand (a sudden burst's slope is steep but short). 0
+    ``forecast_seconds``: off.
     """
     if policy.forecast_seconds <= 0 or not trend or trend <= 0 or demand <= 0:
         return 0.0
