@@ -34,6 +34,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -446,6 +448,17 @@ def _faults_under_a_steady_client(real_node, steps) -> None:
             retried = _gateways_total(real_node, "rerank_gateway_engine_retries_total") - timeouts
             wait_for(lambda: _engine_ready_again(real_node, engine_1), 600, "the frozen engine Ready again",
                      interval=2, context=lambda: _context(real_node))
+        with phases.phase("engine OOMKilled, until Ready again"):
+            pod = _json(real_node, "get", "pod", engine_0)
+            restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+            faults.oom_kill(real_node.node, pod)
+            wait_for(lambda: _engine_ready_again(real_node, engine_0, restarts), 600, "the OOM-killed engine Ready "
+                     "again", interval=2, context=lambda: _context(real_node))
+            last = _json(real_node, "get", "pod", engine_0)["status"]["containerStatuses"][0]["lastState"]
+            assert last["terminated"]["reason"] == "OOMKilled", last
+        # The gateways' budget selects both gateway pods and allows one of them to go.
+        budget = _json(real_node, "get", "pdb", f"{NAME}-gateway")["status"]
+        assert (budget["expectedPods"], budget["disruptionsAllowed"]) == (2, 1), budget
         with phases.phase("gateway pod deleted, until replaced"):
             gateway = _gateway_pods(real_node)[0]["metadata"]["name"]
             real_node.cp.kubectl("-n", NAMESPACE, "delete", "pod", gateway, "--wait=false")
@@ -472,6 +485,73 @@ def _faults_under_a_steady_client(real_node, steps) -> None:
     assert all(r["answered"] > 0 for r in rows), rows  # every phase really ran under load
     # The hung engine's requests timed out and went to the other engine (it was Ready to Kubernetes for a while).
     assert retried >= 1, "no request was retried while an engine hung"
+
+
+def _redis_server(port: int, workdir: Path) -> subprocess.Popen:
+    """Debian's redis-server on this host at the node's address (the pods reach the host there), no persistence."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: make test installs it (scripts/bootstrap.sh, WITH_TEST_SERVICES=1)"
+    server = subprocess.Popen([binary, "--bind", NODE_IP, "--port", str(port), "--protected-mode", "no",
+                               "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: socket.socket().connect_ex((NODE_IP, port)) == 0, 30, "redis-server listening")
+    return server
+
+
+def _redis_keys(port: int) -> int:
+    import redis
+
+    return redis.Redis(host=NODE_IP, port=port, socket_timeout=5).dbsize()
+
+
+@pytest.mark.timeout(1500)
+def test_the_redis_score_cache_down_and_back_under_a_steady_client_loses_no_request(real_node, release, steps,
+                                                                                     tmp_path):
+    """The sample's gateways on a shared Redis cache; Redis stopped for 20 s and started again (empty, as a
+    restarted cache without persistence is) while a steady client sends new pairs."""
+    with socket.socket() as probe:
+        probe.bind((NODE_IP, 0))
+        port = probe.getsockname()[1]
+    server = _redis_server(port, tmp_path)
+    kubectl = real_node.cp.kubectl
+    kubectl("-n", NAMESPACE, "create", "secret", "generic", "score-cache", f"--from-literal=url=redis://{NODE_IP}:{port}/0")
+    kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps({"spec": {"gateway": {"cache": {
+        "backend": "redis", "redis": {"urlSecretRef": {"name": "score-cache", "key": "url"}}}}}}))
+    phases = faults.Phases()
+    try:
+        _settle_after_roll(real_node)
+        _start_steady_client(real_node, "steady-cache")
+        with steps.timed("Redis down and back under a steady client"):
+            with phases.phase("before (cache on Redis)"):
+                time.sleep(15)
+            assert _redis_keys(port) > 0, "the gateways wrote no score into Redis"
+            errors = _gateways_total(real_node, "rerank_gateway_cache_errors_total")
+            with phases.phase("Redis down 20 s"):
+                server.terminate()
+                server.wait(timeout=30)
+                time.sleep(20)
+            failed_reads = _gateways_total(real_node, "rerank_gateway_cache_errors_total") - errors
+            with phases.phase("Redis back, until written to again"):
+                server = _redis_server(port, tmp_path)
+                wait_for(lambda: _redis_keys(port) > 0, 60, "the gateways writing to the restarted Redis")
+            with phases.phase("after"):
+                time.sleep(15)
+            final = _stop_steady_client(real_node, "steady-cache")
+    finally:
+        kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
+            {"spec": {"gateway": {"cache": {"backend": None, "redis": None}}}}))
+        _settle_after_roll(real_node)
+        kubectl("-n", NAMESPACE, "delete", "secret", "score-cache")
+        server.terminate()
+        server.wait(timeout=30)
+    rows = phases.figures(final)
+    print("\n" + faults.table(rows))
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "node-cache-faults.json").write_text(json.dumps(rows, indent=1))
+    assert final["failed"] == 0, final["failures"]
+    assert all(r["answered"] > 0 for r in rows), rows
+    # The outage was seen (each gateway counts its failed reads and writes) and served around.
+    assert failed_reads >= 1, "no gateway noticed Redis was down"
 
 
 def _engine_scores(pod_ip: str) -> list[float]:
