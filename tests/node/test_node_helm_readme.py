@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from rerank_localdev import dashboard, images
+from rerank_localdev import dashboard, images, tools
 from rerank_localdev import release as release_tooling
 from rerank_localdev.registry import LocalRegistry
 from rerank_localdev.node import podman_images
@@ -571,6 +571,12 @@ def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_ale
     annotated = [p for p in _json(real_node, "get", "pods")["items"]
                  if (p["metadata"].get("annotations") or {}).get("prometheus.io/scrape") == "true"]
     assert len(annotated) == 4, [p["metadata"]["name"] for p in annotated]  # 2 engines, 2 gateways
+    # The running operator's exposition passes promtool's lint (the engine's and gateway's: tests/gateway).
+    with urllib.request.urlopen(f"http://{operator['status']['podIP']}:{port}/metrics", timeout=10) as response:
+        exposition = response.read()
+    lint = subprocess.run([str(tools.path("promtool")), "check", "metrics"], input=exposition, capture_output=True,
+                          timeout=60)
+    assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
     _start_steady_client(real_node, "steady-monitoring")
     try:
         with steps.timed("Prometheus scraping the release"), \
