@@ -46,3 +46,22 @@ def commands(text: str) -> list[str]:
 def all_commands() -> list[tuple[str, str]]:
     """(page, command) for every shell command of the manual."""
     return [(name, command) for name, text in pages().items() for command in commands(text)]
+
+
+# The Service the client snippets of the rerank API guide call, and the model names they send.
+SNIPPET_URL = "http://qwen3-reranker.rerank-system.svc:8000"
+SNIPPET_MODEL = "Qwen/Qwen3-Reranker-4B"
+SNIPPET_SHORT_NAME = "Qwen3-Reranker-4B"
+
+
+def client_snippets(base_url: str, model: str, short_name: str) -> dict[str, str]:
+    """The rerank API guide's Python snippets by the client each imports first, pointed at `base_url` and the
+    served model's names instead of the guide's Service and Qwen3 model."""
+    snippets = {}
+    for code in blocks(page("guides/rerank-api.md"), "python"):
+        client = re.search(r"^(?:from|import) (\w+)", code, flags=re.M).group(1)
+        code = code.replace(SNIPPET_URL, base_url)
+        code = re.sub(rf"\b{re.escape(SNIPPET_MODEL)}\b|\b{re.escape(SNIPPET_SHORT_NAME)}\b",
+                      lambda m: model if m.group(0) == SNIPPET_MODEL else short_name, code)
+        snippets[client] = code
+    return snippets

@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from tests.docs.manual import README, REPO, all_commands, commands, page
+from tests.docs.manual import README, REPO, all_commands, blocks, commands, page, pages
 
 # Where each command the manual gives is run, by its first words (the longest prefix that matches wins).
 RUN_BY = {
@@ -151,3 +151,21 @@ def test_the_admission_page_lists_exactly_the_owned_engine_flags():
 
     listed = page("reference/admission.md").split("Owned:", 1)[1].split("(the ones", 1)[0]
     assert re.findall(r"`(-[-a-z]+)`", listed) == list(MANAGED_ENGINE_FLAGS)
+
+
+def test_the_client_snippets_are_pointed_at_the_tests_gateway():
+    """tests/gateway/test_gateway_engine.py runs each snippet of the rerank API guide against the gateway in front
+    of the real CPU vLLM; here, that each is found and rewritten to that gateway and its model's names."""
+    from tests.docs.manual import SNIPPET_MODEL, SNIPPET_SHORT_NAME, SNIPPET_URL, client_snippets
+
+    snippets = client_snippets("http://127.0.0.1:1234", "/models/tiny-Qwen3-Reranker-4B", "tiny")
+    assert sorted(snippets) == ["cohere", "langchain_cohere", "litellm"]
+    for client, code in snippets.items():
+        compile(code, client, "exec")
+        assert "http://127.0.0.1:1234" in code and SNIPPET_URL not in code
+        assert SNIPPET_MODEL not in code.replace("/models/tiny-Qwen3-Reranker-4B", "")
+        assert f'"{SNIPPET_SHORT_NAME}"' not in code
+    assert 'model="tiny"' in snippets["cohere"]
+    assert 'model="cohere//models/tiny-Qwen3-Reranker-4B"' in snippets["litellm"]
+    python_pages = {name for name, text in pages().items() if blocks(text, "python")}
+    assert python_pages == {"docs/guides/rerank-api.md"}, "a new Python snippet needs a test that runs it"
