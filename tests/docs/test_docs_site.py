@@ -45,3 +45,19 @@ def test_every_page_is_in_the_navigation():
 
     pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
     assert listed(config["nav"]) == pages
+
+
+def test_the_readmes_links_into_the_manual_lead_to_pages_and_headings_that_exist():
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    links = re.findall(r"\]\(((?!https?://)[^)#]+)(?:#([^)]+))?\)", readme)
+    assert len(links) > 10
+    for target, anchor in links:
+        path = REPO / target
+        assert path.exists(), target
+        if anchor:
+            # MkDocs' (and GitHub's) heading ids: lower case, punctuation dropped, spaces as dashes.
+            headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)
+            ids = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+            assert anchor in ids, f"{target}#{anchor}"
