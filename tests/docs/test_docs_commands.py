@@ -51,12 +51,14 @@ def run_by(command: str) -> str | None:
 
 
 def curl_bodies() -> list[dict]:
-    bodies = []
+    """The request bodies of the manual's curl commands, each once (the quick start is on two pages)."""
+    bodies: dict[str, dict] = {}
     for _, command in all_commands():
         words = shlex.split(command, comments=True)
         if words and words[0] == "curl" and "-d" in words:
-            bodies.append(json.loads(words[words.index("-d") + 1]))
-    return bodies
+            body = json.loads(words[words.index("-d") + 1])
+            bodies[json.dumps(body, sort_keys=True)] = body
+    return list(bodies.values())
 
 
 def test_the_readme_starts_with_the_run_and_test_commands_and_ci_runs_the_test_command():
