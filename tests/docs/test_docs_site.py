@@ -61,3 +61,11 @@ def test_the_readmes_links_into_the_manual_lead_to_pages_and_headings_that_exist
             headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)
             ids = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
             assert anchor in ids, f"{target}#{anchor}"
+
+
+def test_the_autoscaling_guide_shows_every_plot_the_benchmark_writes():
+    import re
+
+    guide = (DOCS / "guides" / "autoscaling.md").read_text()
+    shown = set(re.findall(r"!\[[^\]]*\]\(\.\./autoscaling/([\w-]+\.png)\)", guide))
+    assert shown == {p.name for p in (DOCS / "autoscaling").glob("*.png")}
