@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from rerank_operator.autoscaling.state import disabled_status_patch, from_rfc3339, to_rfc3339
-from rerank_operator.reasons import (
+from rerank_operator.reasons import (  # the reasons the status sets; tests name them from here too
     ALL_REPLICAS_READY,
     AS_EXPECTED,
     CRASH_LOOP_BACK_OFF,
