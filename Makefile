@@ -1,6 +1,6 @@
 # The two entry points of the README. Both install what they need first (scripts/bootstrap.sh), and both build
 # the local Kubernetes control plane from source on first use (cached under ~/.cache/rerank-operator/bin).
-.PHONY: local test venv lock crd release-sync sweep binaries images push-images node-binaries tools
+.PHONY: local test venv lock crd api-reference release-sync sweep binaries images push-images node-binaries tools
 VENV ?= .venv
 
 # The venvs install exactly what uv.lock says (scripts/bootstrap.sh refuses a lock that pyproject.toml has
@@ -18,6 +18,12 @@ lock:
 CRD := charts/rerank-operator/crds/rerankerdeployments.rerank.io.yaml
 crd: venv
 	$(VENV)/bin/python -m rerank_operator.api.crd > $(CRD).next && mv $(CRD).next $(CRD)
+	$(VENV)/bin/python -m rerank_localdev.api_reference write
+
+# The manual's API reference (docs/reference/api.md) is generated from that CRD (`make crd` rewrites both;
+# tests/docs/test_docs_api_reference.py fails while the page differs).
+api-reference: venv
+	$(VENV)/bin/python -m rerank_localdev.api_reference write
 
 release-sync: venv
 	$(VENV)/bin/python -m rerank_localdev.release sync

@@ -1,5 +1,6 @@
 """The data plane under faults on the real node: a steady client's requests answered and failed, p50 and p99, in
-each phase (before, an engine SIGKILLed, an engine hung, a gateway pod deleted, an engine evicted, after).
+each phase (before, the shared Redis score cache stopped and started again, an engine SIGKILLed, an engine hung, an
+engine OOMKilled, a gateway pod deleted, an engine evicted, after).
 
     .venv/bin/python bench/faults.py
 

@@ -49,7 +49,7 @@ sync_venv() {
   rm -rf "$dir.old"
 }
 
-sync_venv "$VENV" --extra ui --extra engine --extra gateway --extra localdev --extra bench --extra test
+sync_venv "$VENV" --extra ui --extra engine --extra gateway --extra localdev --extra bench --extra docs --extra test
 
 # litellm (a client the gateway is tested with) needs botocore, which caps python-dateutil below 3, while
 # kubernetes 37 needs python-dateutil 3 or newer: the two cannot share one environment, so litellm gets its

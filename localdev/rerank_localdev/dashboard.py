@@ -4,7 +4,7 @@ charts/rerank-operator/dashboards/rerank-operator.json (the chart ships it as a 
 module builds. Usage: `python -m rerank_localdev.dashboard [write|check]`.
 
 One RerankerDeployment at a time (the `namespace` and `rerankerdeployment` variables). The engine and gateway
-series carry `rerankerdeployment` (the PodMonitors' relabeling, or the README's kubernetes_sd job); the
+series carry `rerankerdeployment` (the PodMonitors' relabeling, or the monitoring guide's kubernetes_sd job); the
 operator's autoscaler names it by `namespace` and `name`. Metric names are the gateway's
 (rerank_gateway.metrics), the operator's (rerank_operator.autoscaling.operator_metrics) and vLLM's
 (vllm.v1.metrics.loggers); `QUERIES` lists every expression, for the tests that run them on a real Prometheus.

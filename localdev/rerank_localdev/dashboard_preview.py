@@ -1,4 +1,4 @@
-"""The dashboard's panels drawn with matplotlib from a Prometheus' answers, one image, for the README
+"""The dashboard's panels drawn with matplotlib from a Prometheus' answers, one image, for the manual
 (docs/dashboard.png): the same rows, titles, queries and legends as rerank_localdev.dashboard, each query run as a
 range query with the variables set. tests/gateway/test_gateway_monitoring.py draws it from its run of the real
 engine and gateway (and writes docs/dashboard.png when RERANK_WRITE_DASHBOARD_PREVIEW=1).

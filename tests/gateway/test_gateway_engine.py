@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ import pytest
 import requests
 
 from rerank_gateway.chunking import window_bounds
+from tests.docs.manual import client_snippets
 from tests.fixtures.engine import DEPLOYMENT_INSTRUCTION
 from tests.fixtures.gateway import free_port, metric_value, running_gateway
 from tests.fixtures.relay import FaultyRelay
@@ -196,6 +198,20 @@ def test_litellm(rerank_engine, gateway):
     direct = post(gateway, "/v1/rerank", {"model": rerank_engine.model, "query": QUERY, "documents": DOCUMENTS,
                                           "top_n": 2}).json()["results"]
     assert [i for i, _ in results] == [r["index"] for r in direct]
+
+
+@pytest.mark.parametrize("client", ["cohere", "langchain_cohere", "litellm"])
+def test_the_rerank_api_guides_client_snippets_as_written(rerank_engine, gateway, client):
+    """The manual's snippets (docs/guides/rerank-api.md), pointed at this gateway and its model's names."""
+    code = client_snippets(gateway.base_url, rerank_engine.model, short_name(rerank_engine))[client]
+    python = Path(sys.executable)
+    if client == "litellm":  # litellm has a venv of its own (.venv-clients)
+        python = REPO / os.environ.get("CLIENTS_VENV", ".venv-clients") / "bin" / "python"
+        if not python.exists():
+            pytest.skip("litellm's venv is missing (WITH_TEST_SERVICES=1 scripts/bootstrap.sh builds it)")
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip(), "each snippet prints what it got"
 
 
 @pytest.mark.parametrize("send, status, words", [

@@ -4,7 +4,7 @@ PodMonitors label them, while clients send rerank requests; the operator, which 
 metrics registry after an autoscaler pass (tests/fixtures/prometheus.py). Every dashboard query returns series,
 every alert expression's selectors find theirs, and the engine's and gateway's /metrics pass `promtool check
 metrics` (vLLM's only findings being its own names). The run's panels are drawn with rerank_localdev.dashboard_preview;
-with RERANK_WRITE_DASHBOARD_PREVIEW=1 into docs/dashboard.png, the README's picture."""
+with RERANK_WRITE_DASHBOARD_PREVIEW=1 into docs/dashboard.png, the monitoring guide's picture."""
 
 from __future__ import annotations
 

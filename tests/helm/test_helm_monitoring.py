@@ -84,13 +84,13 @@ def test_the_unit_tests_catch_a_changed_rule(tmp_path: Path, rule_values: dict[s
     assert f"alertname: {failing}" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
-def test_every_alert_has_a_runbook_in_the_readme() -> None:
-    readme = (REPO / "README.md").read_text()
+def test_every_alert_has_a_runbook_in_the_monitoring_guide() -> None:
+    guide = (REPO / "docs" / "guides" / "monitoring.md").read_text()
     for group in rule_groups():
         for rule in group["rules"]:
-            anchor = rule["annotations"]["runbook_url"].rsplit("#", 1)[1]
-            assert anchor == rule["alert"].lower()
-            assert f"#### {rule['alert']}\n" in readme, f"README has no runbook heading for {rule['alert']}"
+            page, anchor = rule["annotations"]["runbook_url"].rsplit("#", 1)
+            assert page.endswith("/docs/guides/monitoring.md") and anchor == rule["alert"].lower()
+            assert f"### {rule['alert']}\n" in guide, f"the monitoring guide has no runbook heading for {rule['alert']}"
             assert rule["labels"]["severity"] in ("critical", "warning")
 
 
@@ -167,10 +167,11 @@ def test_the_dashboard_shows_what_a_platform_team_asks_for() -> None:
     assert len({(p["gridPos"]["y"], p["gridPos"]["x"]) for p in built["panels"]}) == len(built["panels"])
 
 
-# ---- the kubernetes_sd job the README offers instead of the PodMonitors ----------------------------------
+# ---- the kubernetes_sd job the monitoring guide offers instead of the PodMonitors ----------------------------------
 
-def test_the_readmes_scrape_job_is_valid_and_labels_as_the_pod_monitors_do(tmp_path: Path) -> None:
-    (job,) = [block for block in re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+def test_the_guides_scrape_job_is_valid_and_labels_as_the_pod_monitors_do(tmp_path: Path) -> None:
+    guide = (REPO / "docs" / "guides" / "monitoring.md").read_text()
+    (job,) = [block for block in re.findall(r"```yaml\n(.*?)```", guide, flags=re.S)
               if "kubernetes_sd_configs" in block]
     (scrape,) = yaml.safe_load(job)
     (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump({"scrape_configs": [scrape]}))

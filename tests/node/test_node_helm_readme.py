@@ -34,6 +34,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -43,7 +45,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from rerank_localdev import images
+from rerank_localdev import dashboard, images, tools
 from rerank_localdev import release as release_tooling
 from rerank_localdev.registry import LocalRegistry
 from rerank_localdev.node import podman_images
@@ -52,6 +54,8 @@ from rerank_localdev.node.host import NODE_IP
 from rerank_operator.version import VERSION
 from tests.fixtures.gateway import metric_value
 from tests.fixtures.node import visible_devices
+from tests.fixtures.prometheus import grafana, query, running_prometheus, selectors
+from tests.helm.chart import one, render
 from tests.fixtures.waiting import wait_for
 from tests.node import faults
 
@@ -406,28 +410,51 @@ def _engine_ready_again(real_node, name: str, restarts: int | None = None) -> bo
 
 
 @pytest.mark.timeout(2100)
-def test_engine_and_gateway_faults_under_a_steady_client_lose_no_request(real_node, release, steps):
-    # The sample's two gateway pods; an engine timeout of seconds, so the hung engine is left quickly.
+def test_engine_and_gateway_faults_under_a_steady_client_lose_no_request(real_node, release, steps, tmp_path):
+    # The sample's two gateway pods; an engine timeout of seconds, so the hung engine is left quickly; the score
+    # cache shared in a Redis on this host (stopped and started again in one phase).
     assert len(_gateway_pods(real_node)) == 2
-    real_node.cp.kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
-        {"spec": {"gateway": {"engineTimeoutSeconds": 5}}}))
-    _settle_after_roll(real_node)
+    with socket.socket() as probe:
+        probe.bind((NODE_IP, 0))
+        redis_port = probe.getsockname()[1]
+    redis_servers = [_redis_server(redis_port, tmp_path)]  # and the one the Redis phase starts again
+    kubectl = real_node.cp.kubectl
+    kubectl("-n", NAMESPACE, "create", "secret", "generic", "score-cache",
+            f"--from-literal=url=redis://{NODE_IP}:{redis_port}/0")
+    kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps({"spec": {"gateway": {
+        "engineTimeoutSeconds": 5,
+        "cache": {"backend": "redis", "redis": {"urlSecretRef": {"name": "score-cache", "key": "url"}}}}}}))
     try:
-        _faults_under_a_steady_client(real_node, steps)
-    finally:
-        # Back to the default: an engine just started (the next step's) may take longer than 5 s for its first
-        # requests, and every try would time out.
-        real_node.cp.kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
-            {"spec": {"gateway": {"engineTimeoutSeconds": None}}}))
         _settle_after_roll(real_node)
+        _faults_under_a_steady_client(real_node, steps, redis_servers, redis_port, tmp_path)
+    finally:
+        for server in redis_servers:
+            server.terminate()
+            server.wait(timeout=30)
+        # Back to the defaults: an engine just started (the next step's) may take longer than 5 s for its first
+        # requests, and every try would time out.
+        kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
+            {"spec": {"gateway": {"engineTimeoutSeconds": None, "cache": None}}}))
+        _settle_after_roll(real_node)
+        kubectl("-n", NAMESPACE, "delete", "secret", "score-cache")
 
 
-def _faults_under_a_steady_client(real_node, steps) -> None:
+def _faults_under_a_steady_client(real_node, steps, redis_servers: list, redis_port: int, workdir: Path) -> None:
     phases = faults.Phases()
     _start_steady_client(real_node, "steady-faults")
     with steps.timed("faults under a steady client"):
         with phases.phase("before"):
             time.sleep(15)
+        assert _redis_keys(redis_port) > 0, "the gateways wrote no score into Redis"
+        with phases.phase("Redis down 20 s, until written to again"):
+            cache_errors = _gateways_total(real_node, "rerank_gateway_cache_errors_total")
+            redis_servers[0].terminate()
+            redis_servers[0].wait(timeout=30)
+            time.sleep(20)
+            cache_errors = _gateways_total(real_node, "rerank_gateway_cache_errors_total") - cache_errors
+            # Empty, as a restarted cache without persistence is.
+            redis_servers.append(_redis_server(redis_port, workdir))
+            wait_for(lambda: _redis_keys(redis_port) > 0, 60, "the gateways writing to the restarted Redis")
         engine_0, engine_1 = (f"{NAME}-engine-0", f"{NAME}-engine-1")
         with phases.phase("engine SIGKILLed, until Ready again"):
             pod = _json(real_node, "get", "pod", engine_0)
@@ -446,6 +473,17 @@ def _faults_under_a_steady_client(real_node, steps) -> None:
             retried = _gateways_total(real_node, "rerank_gateway_engine_retries_total") - timeouts
             wait_for(lambda: _engine_ready_again(real_node, engine_1), 600, "the frozen engine Ready again",
                      interval=2, context=lambda: _context(real_node))
+        with phases.phase("engine OOMKilled, until Ready again"):
+            pod = _json(real_node, "get", "pod", engine_0)
+            restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+            faults.oom_kill(real_node.node, pod)
+            wait_for(lambda: _engine_ready_again(real_node, engine_0, restarts), 600, "the OOM-killed engine Ready "
+                     "again", interval=2, context=lambda: _context(real_node))
+            last = _json(real_node, "get", "pod", engine_0)["status"]["containerStatuses"][0]["lastState"]
+            assert last["terminated"]["reason"] == "OOMKilled", last
+        # The gateways' budget selects both gateway pods and allows one of them to go.
+        budget = _json(real_node, "get", "pdb", f"{NAME}-gateway")["status"]
+        assert (budget["expectedPods"], budget["disruptionsAllowed"]) == (2, 1), budget
         with phases.phase("gateway pod deleted, until replaced"):
             gateway = _gateway_pods(real_node)[0]["metadata"]["name"]
             real_node.cp.kubectl("-n", NAMESPACE, "delete", "pod", gateway, "--wait=false")
@@ -472,6 +510,103 @@ def _faults_under_a_steady_client(real_node, steps) -> None:
     assert all(r["answered"] > 0 for r in rows), rows  # every phase really ran under load
     # The hung engine's requests timed out and went to the other engine (it was Ready to Kubernetes for a while).
     assert retried >= 1, "no request was retried while an engine hung"
+    # Each gateway counted the failed reads and writes while Redis was down, and served around them.
+    assert cache_errors >= 1, "no gateway noticed Redis was down"
+
+
+def _redis_server(port: int, workdir: Path) -> subprocess.Popen:
+    """Debian's redis-server on this host at the node's address (the pods reach the host there), no persistence."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: make test installs it (scripts/bootstrap.sh, WITH_TEST_SERVICES=1)"
+    server = subprocess.Popen([binary, "--bind", NODE_IP, "--port", str(port), "--protected-mode", "no",
+                               "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: socket.socket().connect_ex((NODE_IP, port)) == 0, 30, "redis-server listening")
+    return server
+
+
+def _redis_keys(port: int) -> int:
+    import redis
+
+    return redis.Redis(host=NODE_IP, port=port, socket_timeout=5).dbsize()
+
+
+def _post_rerank(url: str) -> None:
+    body = {"model": MODEL, "query": "Which river runs through Paris?",
+            "documents": ["The Seine runs through Paris.", "The Thames runs through London."]}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert len(json.loads(response.read())["results"]) == 2
+
+
+def _documented_scrape_job() -> dict:
+    """The kubernetes_sd job the documentation offers instead of the PodMonitors, wherever it is written."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    (job,) = [block for page in pages for block in re.findall(r"```yaml\n(.*?)```", page.read_text(), flags=re.S)
+              if "kubernetes_sd_configs" in block]
+    (scrape,) = yaml.safe_load(job)
+    return scrape
+
+
+@pytest.mark.timeout(900)
+def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_alert_answers(real_node, release,
+                                                                                          steps, tmp_path):
+    """Prometheus on this host finds the engines and gateways with the documented kubernetes_sd job (the cluster's
+    API through a kubeconfig instead of a pod's service account) and scrapes the running operator as its
+    ServiceMonitor would; the operator's autoscaler runs, held at the 2 replicas there are, so its series are
+    the real operator's. Every dashboard query and every alert expression's selectors find their series."""
+    kubectl = real_node.cp.kubectl
+    kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
+        {"spec": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 2}}}))
+    job = _documented_scrape_job()
+    for discovery in job["kubernetes_sd_configs"]:
+        discovery["kubeconfig_file"] = str(real_node.cp.admin_kubeconfig)
+    (operator,) = _json(real_node, "get", "pods", "-l",
+                        f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator")["items"]
+    port = next(p["containerPort"] for p in operator["spec"]["containers"][0]["ports"] if p["name"] == "metrics")
+    config = {"global": {"scrape_interval": "2s"}, "scrape_configs": [job, {
+        "job_name": "rerank-operator-metrics", "honor_labels": True,  # what the chart's ServiceMonitor makes
+        "static_configs": [{"targets": [f"{operator['status']['podIP']}:{port}"],
+                            "labels": {"namespace": NAMESPACE, "pod": operator["metadata"]["name"]}}]}]}
+    annotated = [p for p in _json(real_node, "get", "pods")["items"]
+                 if (p["metadata"].get("annotations") or {}).get("prometheus.io/scrape") == "true"]
+    assert len(annotated) == 4, [p["metadata"]["name"] for p in annotated]  # 2 engines, 2 gateways
+    # The running operator's exposition passes promtool's lint (the engine's and gateway's: tests/gateway).
+    with urllib.request.urlopen(f"http://{operator['status']['podIP']}:{port}/metrics", timeout=10) as response:
+        exposition = response.read()
+    lint = subprocess.run([str(tools.path("promtool")), "check", "metrics"], input=exposition, capture_output=True,
+                          timeout=60)
+    assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
+    _start_steady_client(real_node, "steady-monitoring")
+    try:
+        with steps.timed("Prometheus scraping the release"), \
+                running_prometheus(tmp_path, config, targets=len(annotated) + 1, timeout=180) as url:
+            # Pairs the gateways' caches answer (the steady client's are all new): the same request twice to each.
+            for gateway in _gateway_pods(real_node):
+                for _ in range(2):
+                    _post_rerank(f"http://{gateway['status']['podIP']}:8000/v1/rerank")
+            wait_for(lambda: query(url, f'rerank_autoscaler_desired_replicas{{name="{NAME}"}} == 2')
+                     and query(url, 'sum(rate(rerank_gateway_pairs_total{source="engine"}[30s])) > 0')
+                     and query(url, 'sum(rate(vllm:request_queue_time_seconds_count[30s])) > 0'), 180,
+                     "the autoscaler's decisions and the client's traffic in Prometheus")
+            answers = {q.expr: query(url, grafana(q.expr, NAMESPACE, NAME, "30s")) for q in dashboard.QUERIES}
+            groups = one(render({"metrics": {"prometheusRule": {"enabled": True}}}), "PrometheusRule")["spec"]["groups"]
+            missing = [f"{selector} ({rule['alert']})" for group in groups for rule in group["rules"]
+                       for selector in selectors(rule["expr"]) if not query(url, selector)]
+    finally:
+        _stop_steady_client(real_node, "steady-monitoring")
+        kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
+            {"spec": {"autoscaling": None}}))
+    # Labelled failure counters have no series before their first failure: a healthy release has none.
+    # Nor are there scale events while the autoscaler is held at 2 replicas.
+    failure_counters = ("rerank_gateway_rejected_total", "rerank_gateway_cache_errors_total",
+                        "rerank_gateway_engine_retries_total", "rerank_gateway_engine_failures_total", 'code!~"2.."',
+                        "rerank_autoscaler_scale_events_total", "rerank_autoscaler_scrape_errors_total")
+    empty = [expr for expr, answer in answers.items() if not answer and not any(c in expr for c in failure_counters)]
+    assert empty == [], empty
+    assert set(missing) <= {'rerank_gateway_requests_total{code=~"5.."} (RerankGatewayErrors)',
+                            'rerank_operator_api_requests_total{job="rerank-operator-metrics", code=~"0|5.."} '
+                            "(RerankOperatorApiErrors)"}, missing
 
 
 def _engine_scores(pod_ip: str) -> list[float]:

@@ -64,3 +64,17 @@ def test_the_release_workflow_publishes_through_the_tested_script() -> None:
     # Published under exactly the names the chart and the operator's defaults use.
     assert workflow["jobs"]["publish"]["env"]["REGISTRY"] == IMAGE_REGISTRY
     assert not any(word in " ".join(runs) for word in ("cosign", "sign "))  # nothing signed that is not verified here
+
+
+def test_the_release_workflow_builds_the_manual_strictly_and_publishes_it_to_pages() -> None:
+    jobs = yaml.safe_load((WORKFLOWS / "release.yaml").read_text())["jobs"]
+    manual = jobs["manual"]["steps"]
+    runs = " ".join(step.get("run", "") for step in manual)
+    assert "mkdocs build --strict" in runs and "--require-hashes" in runs and "--extra docs" in runs
+    assert any(step.get("uses", "").startswith("actions/upload-pages-artifact@") for step in manual)
+    pages = jobs["pages"]
+    # Live only once the release it describes is published; the Pages token is this job's alone.
+    assert set(pages["needs"]) == {"publish", "manual"}
+    assert pages["permissions"] == {"pages": "write", "id-token": "write"}
+    assert pages["environment"]["name"] == "github-pages"
+    assert [step["uses"].split("@")[0] for step in pages["steps"]] == ["actions/deploy-pages"]

@@ -98,8 +98,8 @@ def test_pushed_names_follow_the_registry() -> None:
     assert release.chart_url("127.0.0.1:5000") == "oci://127.0.0.1:5000/charts/rerank-operator"
 
 
-def test_the_readmes_name_this_release() -> None:
-    for readme in (REPO / "README.md", CHART / "README.md"):
+def test_the_readmes_and_the_manual_name_this_release() -> None:
+    for readme in (REPO / "README.md", CHART / "README.md", *sorted((REPO / "docs").rglob("*.md"))):
         text = readme.read_text()
         named = set(re.findall(r"--version (\d\S*)", text)) | set(re.findall(r"rerank-operator-(\d+\.\d+\.\d+)\.tgz", text))
         named |= set(re.findall(r"ghcr\.io/rerank-operator/rerank-[a-z<>-]+:(\d+\.\d+\.\d+)", text))

@@ -180,7 +180,7 @@ class ResourceRequirements(_Model):
     requests: dict[str, Quantity] | None = Field(
         default=None,
         description="Minimum resources the scheduler reserves, e.g. {cpu: \"4\", memory: 32Gi}. Default: sized "
-        "from the spec (see the README), so the engine is never BestEffort.",
+        "from the spec (see the manual's security guide), so the engine is never BestEffort.",
         json_schema_extra={"maxProperties": 32, "x-kubernetes-validations": [
             _cel(_RESOURCE_KEYS_CEL, "spec.engine.resources.requests keys " + _RESOURCE_KEYS_MESSAGE)]},
     )

@@ -141,7 +141,7 @@ class EngineSpec(_Model):
         "spelling vLLM accepts ('_' for '-', --flag=value, an abbreviation, a dotted sub-key): those it sets "
         "(--model, --port, --tensor-parallel-size, --dtype, ...; use the matching field) and those that change "
         "the prompt or the model served (--chat-template, --tokenizer, --pooler-config, --load-format, --config, "
-        "...). The full list is in the README.",
+        "...). The full list is in the manual's \"What the API refuses\" page.",
         json_schema_extra={
             "default": [],
             "x-kubernetes-validations": [

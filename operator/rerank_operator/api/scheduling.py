@@ -75,7 +75,8 @@ class DisruptionBudgetSpec(_Model):
         },
     )
 
-    enabled: bool = Field(default=True, description="Create a PodDisruptionBudget <name>-engine.")
+    enabled: bool = Field(default=True, description="Create the PodDisruptionBudget <name>-engine, and "
+                          "<name>-gateway (one gateway pod unavailable at a time) with two or more gateway pods.")
     max_unavailable: Union[int, str] = Field(
         default=1,
         description="Most engine pods a voluntary disruption (node drain) may take down at once: a number "

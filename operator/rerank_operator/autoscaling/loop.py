@@ -31,6 +31,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from ..api.v1alpha1 import GROUP, KIND, PLURAL, VERSION, AutoscalingSpec, describe_error, parse_spec
+from ..reasons import INVALID_SPEC
 
 from . import gateway_demand, operator_metrics
 from .metrics import ScrapeTarget, scrape_engine_samples
@@ -122,7 +123,7 @@ async def autoscale_once(
         message = describe_error(exc) if isinstance(exc, ValidationError) else str(exc)
         logger.error("autoscaling of %s/%s is off: %s", namespace, name, message)
         conditions = upsert_condition(status.get("conditions") or [], AUTOSCALING_ACTIVE, "False",
-                                      "InvalidSpec", message, now)
+                                      INVALID_SPEC, message, now)
         await _patch_status(custom, namespace, name, {"conditions": conditions})
         return None
 

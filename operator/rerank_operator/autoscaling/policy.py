@@ -68,19 +68,19 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Mapping, Sequence
 
 from ..api.v1alpha1 import AutoscalingSpec
-
-# Reasons. They end up in status conditions and events, so they are CamelCase like Kubernetes'.
-SCALED_UP = "ScaledUp"
-SCALED_DOWN = "ScaledDown"
-WITHIN_TOLERANCE = "WithinTolerance"
-SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
-SCALE_UP_STABILIZED = "ScaleUpStabilized"
-METRICS_MISSING = "MetricsMissing"
-NO_METRICS = "NoMetrics"
-# Limit reasons (ScalingLimited condition).
-AT_MAX_REPLICAS = "AtMaxReplicas"
-AT_MIN_REPLICAS = "AtMinReplicas"
-SCALE_UP_LIMIT = "ScaleUpLimit"
+# The decisions' reasons end up in status conditions and events: rerank_operator.reasons holds them all.
+from ..reasons import (  # re-exported: the autoscaler's modules and tests name them from here
+    AT_MAX_REPLICAS,
+    AT_MIN_REPLICAS,
+    METRICS_MISSING,
+    NO_METRICS,
+    SCALE_DOWN_STABILIZED,
+    SCALE_UP_LIMIT,
+    SCALE_UP_STABILIZED,
+    SCALED_DOWN,
+    SCALED_UP,
+    WITHIN_TOLERANCE,
+)
 
 # Float noise guard so that e.g. 3.0000000001 replicas' worth of demand does not become 4.
 _EPSILON = 1e-9

@@ -34,6 +34,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
+from ..reasons import AUTOSCALING_DISABLED, DESIRED_WITHIN_RANGE
 from .policy import NO_METRICS, Memory, PodCounters, Recommendation, ScalingDecision
 
 AUTOSCALING_ACTIVE = "AutoscalingActive"
@@ -196,7 +197,7 @@ def status_patch(
         )
     else:
         conditions = upsert_condition(
-            conditions, SCALING_LIMITED, "False", "DesiredWithinRange",
+            conditions, SCALING_LIMITED, "False", DESIRED_WITHIN_RANGE,
             "the desired replica count is within minReplicas..maxReplicas", now,
         )
     last = to_rfc3339(now) if scaled else last_scale_time(current_status)
@@ -222,7 +223,7 @@ def disabled_status_patch(current_status: Mapping[str, Any] | None, now: float) 
         return None
     return {
         "conditions": upsert_condition(
-            conditions, AUTOSCALING_ACTIVE, "False", "Disabled",
+            conditions, AUTOSCALING_ACTIVE, "False", AUTOSCALING_DISABLED,
             "spec.autoscaling.enabled is false; spec.replicas is set by hand or by an external autoscaler", now,
         ),
     }

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import kopf
 from kubernetes import client as k8s_client
 
+from rerank_operator import reasons
 from rerank_operator.autoscaling import operator_metrics
 from rerank_operator.autoscaling.loop import autoscaler_daemon
 from rerank_operator.resources import CHILD_KINDS
@@ -95,7 +96,7 @@ async def repair(state: _State, namespace: str, name: str, why: str) -> None:
     if result.created:
         restored = ", ".join(f"{r.kind} {r.name}" for r in result.created)
         log.info("re-created %s (%s)", restored, why, extra=object_ref(namespace, name))
-        state.emit(body, "Normal", "Restored", "re-created deleted " + restored)
+        state.emit(body, "Normal", reasons.RESTORED, "re-created deleted " + restored)
     elif why != PERIODIC:
         log.info("re-applied its children (%s)", why, extra=object_ref(namespace, name))
 
@@ -169,7 +170,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         result = await _reconcile(state.reconciler, body, retry, config)
         if result.created:  # (after an operator restart every object is "new" to it: see diffbase)
             kinds = ", ".join(f"{r.kind} {r.name}" for r in result.created)
-            state.emit(body, "Normal", "Created", f"created {kinds}")
+            state.emit(body, "Normal", reasons.CREATED, f"created {kinds}")
         logger.info("reconciled %d children (created %d)", len(result.applied), len(result.created))
 
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile-update")
@@ -182,9 +183,9 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig, configurat
         if fields == ["spec.replicas"]:
             if not autoscaling:  # the autoscaler posts its own event for its own scaling
                 old, new = next(((d[2], d[3]) for d in diff), (None, None))
-                state.emit(body, "Normal", "Scaled", f"engine replicas {old} -> {new}")
+                state.emit(body, "Normal", reasons.SCALED, f"engine replicas {old} -> {new}")
         elif result.applied:
-            state.emit(body, "Normal", "Updated", f"applied changes of {', '.join(fields)}")
+            state.emit(body, "Normal", reasons.UPDATED, f"applied changes of {', '.join(fields)}")
         if result.deleted:
             logger.info("deleted switched-off children: %s", ", ".join(f"{r.kind} {r.name}" for r in result.deleted))
 

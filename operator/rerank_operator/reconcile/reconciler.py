@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping
 from pydantic import ValidationError
 
 from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec, describe_error, parse_spec
+from rerank_operator.reasons import INSUFFICIENT_GPUS, INVALID_SPEC, RECONCILE_FAILED
 from rerank_operator.resources import labels as L
 from rerank_operator.resources.children import ChildRef, all_child_refs, desired_children, ref_of, retired_children
 from rerank_operator.resources.services import endpoint_url
@@ -34,9 +35,6 @@ from rerank_operator.resources.ui import ui_url
 from .capacity import NodeCapacity
 from .kube import ApiError, KubeClient
 from .status import (
-    INSUFFICIENT_GPUS,
-    INVALID_SPEC,
-    RECONCILE_FAILED,
     Failure,
     Wanted,
     carried_failure,

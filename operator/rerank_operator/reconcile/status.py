@@ -27,20 +27,35 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from rerank_operator.autoscaling.state import disabled_status_patch, from_rfc3339, to_rfc3339
+from rerank_operator.reasons import (  # the reasons the status sets; tests name them from here too
+    ALL_REPLICAS_READY,
+    AS_EXPECTED,
+    CRASH_LOOP_BACK_OFF,
+    CREATING,
+    IMAGE_PULL_BACK_OFF,
+    INSUFFICIENT_GPUS,
+    INVALID_SPEC,
+    OOM_KILLED,
+    POD_CREATION_FAILED,
+    POD_SECURITY_VIOLATION,
+    RECONCILE_FAILED,
+    REPLICAS_NOT_READY,
+    ROLLING_OUT,
+    ROLLOUT_COMPLETE,
+    SCALED_TO_ZERO,
+    SCALING,
+    UNSCHEDULABLE,
+    WAITING_FOR_REPLICAS,
+)
 from rerank_operator.resources import labels as L
 
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 
-INSUFFICIENT_GPUS = "InsufficientGPUs"
-INVALID_SPEC = "InvalidSpec"
-POD_SECURITY_VIOLATION = "PodSecurityViolation"
-POD_CREATION_FAILED = "PodCreationFailed"
 # A FailedCreate event counts while the StatefulSet controller keeps retrying (its back-off stays
 # well below this); an older one is history.
 FAILED_CREATE_WINDOW_SECONDS = 20 * 60
-RECONCILE_FAILED = "ReconcileFailed"
 # Failures that only a reconcile (not a status refresh) can clear.
 STICKY_FAILURES = (INVALID_SPEC, RECONCILE_FAILED)
 
@@ -133,14 +148,10 @@ def creation_refused(message: str) -> Failure:
     return Failure(reason, f"the StatefulSet controller cannot create engine pods: {message}")
 
 
-IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
-CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
-# The scheduler's reason on a pod no node can take now (taints, resources, affinity), with its own words.
-UNSCHEDULABLE = "Unschedulable"
+# UNSCHEDULABLE is also the scheduler's own reason on a pod no node can take now (taints, resources, affinity).
 # The scheduler's words while a claim of the pod (the model cache) waits for its volume: a provisioner at work,
 # not a failure (a claim that is never bound says why in its own events).
 _WAITING_FOR_CLAIMS = "unbound immediate PersistentVolumeClaims"
-OOM_KILLED = "OOMKilled"
 # The kubelet's waiting reasons that all mean "this image cannot be had".
 _IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 
@@ -228,36 +239,36 @@ def compute_status(
 
     # Ready
     if want == 0:
-        ready_c = ("False", "ScaledToZero", "spec.replicas is 0: no engine serves requests")
+        ready_c = ("False", SCALED_TO_ZERO, "spec.replicas is 0: no engine serves requests")
     elif ready >= want:
-        ready_c = ("True", "AllReplicasReady", f"{ready} of {want} engine replicas ready")
+        ready_c = ("True", ALL_REPLICAS_READY, f"{ready} of {want} engine replicas ready")
     else:
-        ready_c = ("False", "ReplicasNotReady", f"{ready} of {want} engine replicas ready")
+        ready_c = ("False", REPLICAS_NOT_READY, f"{ready} of {want} engine replicas ready")
 
     # Progressing
     if failure is not None or (wanted is None):
         reason = failure.reason if failure else INVALID_SPEC
         prog_c = ("False", reason, "the operator cannot make progress until the spec or the cluster changes")
     elif not state:
-        prog_c = ("True", "Creating", "creating the engine StatefulSet")
+        prog_c = ("True", CREATING, "creating the engine StatefulSet")
     elif state["observedGeneration"] is None or (state["generation"] or 0) > state["observedGeneration"]:
-        prog_c = ("True", "RollingOut", "waiting for the StatefulSet controller to act on the latest spec")
+        prog_c = ("True", ROLLING_OUT, "waiting for the StatefulSet controller to act on the latest spec")
     elif state["updateRevision"] and state["currentRevision"] != state["updateRevision"] \
             and state["updatedReplicas"] < want:
-        prog_c = ("True", "RollingOut", f"{state['updatedReplicas']} of {want} engine replicas updated")
+        prog_c = ("True", ROLLING_OUT, f"{state['updatedReplicas']} of {want} engine replicas updated")
     elif replicas != want:
-        prog_c = ("True", "Scaling", f"scaling the engine from {replicas} to {want} replicas")
+        prog_c = ("True", SCALING, f"scaling the engine from {replicas} to {want} replicas")
     elif ready < want:
-        prog_c = ("True", "WaitingForReplicas",
+        prog_c = ("True", WAITING_FOR_REPLICAS,
                   f"{want - ready} engine replica(s) starting (the model may take minutes to load)")
     else:
-        prog_c = ("False", "RolloutComplete", f"{want} engine replicas up to date")
+        prog_c = ("False", ROLLOUT_COMPLETE, f"{want} engine replicas up to date")
 
     # Degraded
     if failure is not None:
         deg_c = ("True", failure.reason, failure.message)
     else:
-        deg_c = ("False", "AsExpected", "the cluster can run the spec")
+        deg_c = ("False", AS_EXPECTED, "the cluster can run the spec")
 
     conditions: list[dict[str, Any]] = []
     for type_, (st, reason, message) in ((READY, ready_c), (PROGRESSING, prog_c), (DEGRADED, deg_c)):

@@ -15,7 +15,7 @@ from rerank_operator.api.v1alpha1 import RerankerDeploymentSpec
 
 from . import labels as L
 from .gateway import build_gateway_deployment
-from .pdb import build_pdb
+from .pdb import build_gateway_pdb, build_pdb, wants_gateway_pdb
 from .service_accounts import build_service_account, engine_service_account_name, ui_service_account_name
 from .services import build_engine_service, build_headless_service, build_service
 from .statefulset import build_statefulset
@@ -78,6 +78,8 @@ def desired_children(
     if spec.gateway.enabled:
         children.append(build_engine_service(body, spec))
         children.append(build_gateway_deployment(body, spec))
+        if wants_gateway_pdb(spec):
+            children.append(build_gateway_pdb(body, spec))
     return children
 
 
@@ -96,6 +98,7 @@ def all_child_refs(name: str) -> list[ChildRef]:
         ChildRef("networking.k8s.io/v1", "Ingress", L.ui_name(name)),
         ChildRef("v1", "Service", L.engine_service_name(name)),
         ChildRef("apps/v1", "Deployment", L.gateway_name(name)),
+        ChildRef("policy/v1", "PodDisruptionBudget", L.gateway_name(name)),
     ]
 
 

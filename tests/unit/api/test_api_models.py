@@ -135,9 +135,11 @@ def test_the_gpu_image_names_its_driver_floor_and_the_build_for_older_drivers():
     # vLLM's default GPU build has been CUDA 13.0 since 0.20 (driver 580+), CUDA 12.9 the "-cu129" variant.
     from rerank_operator.api.v1alpha1 import DEFAULT_ENGINE_IMAGE, EngineSpec
 
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    repo = Path(__file__).resolve().parents[3]
+    gpu_guide = (repo / "docs" / "guides" / "gpu-cluster.md").read_text()
+    readme = (repo / "README.md").read_text()
     image = EngineSpec.model_fields["image"].description
-    for text in (image, readme):
+    for text in (image, gpu_guide, readme):
         assert "580" in text and f"{DEFAULT_ENGINE_IMAGE}-cu129" in text
     # No GPU the default image cannot run is given as an example of one it can.
     assert "V100" not in EngineSpec.model_fields["dtype"].description

@@ -22,7 +22,8 @@ def test_default_spec_children():
         ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
         ("Service", "rr-ui"), ("Service", "rr-engine"), ("Deployment", "rr-gateway"),
     ])
-    assert retired(make_body()) == [ChildRef("networking.k8s.io/v1", "Ingress", "rr-ui")]
+    assert retired(make_body()) == [ChildRef("networking.k8s.io/v1", "Ingress", "rr-ui"),
+                                    ChildRef("policy/v1", "PodDisruptionBudget", "rr-gateway")]
 
 
 def test_switched_off_children_are_retired():
@@ -31,7 +32,8 @@ def test_switched_off_children_are_retired():
                                   ("ServiceAccount", "rr-engine"), ("StatefulSet", "rr-engine")]
     assert {(r.kind, r.name) for r in retired(body)} == {
         ("ServiceAccount", "rr-ui"), ("PodDisruptionBudget", "rr-engine"), ("ConfigMap", "rr-status"), ("Deployment", "rr-ui"),
-        ("Service", "rr-ui"), ("Ingress", "rr-ui"), ("Service", "rr-engine"), ("Deployment", "rr-gateway")}
+        ("Service", "rr-ui"), ("Ingress", "rr-ui"), ("Service", "rr-engine"), ("Deployment", "rr-gateway"),
+        ("PodDisruptionBudget", "rr-gateway")}
 
 
 @pytest.mark.parametrize("spec", [{}, {"ui": {"ingress": {"enabled": True, "host": "a.example.com"}}}])
@@ -57,6 +59,21 @@ def test_pdb_max_unavailable_and_selector():
     assert child(make_body(), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     # An engine stuck unready never blocks a drain (the chart's own budget: tests/helm).
     assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_two_gateway_pods_get_a_budget_of_one_unavailable_and_one_gets_none():
+    body = make_body({"gateway": {"replicas": 2}})
+    budgets = {c["metadata"]["name"]: c for c in children_of(body) if c["kind"] == "PodDisruptionBudget"}
+    gateway = budgets["rr-gateway"]
+    assert_known_fields(gateway, "V1PodDisruptionBudget")
+    assert gateway["spec"]["maxUnavailable"] == 1
+    assert gateway["spec"]["selector"] == child(body, "Deployment", "rr-gateway")["spec"]["selector"]
+    assert gateway["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    # One pod: nothing to protect. Budgets switched off: none for the gateway either, and it is retired.
+    assert "rr-gateway" not in {c["metadata"]["name"] for c in children_of(make_body())
+                                if c["kind"] == "PodDisruptionBudget"}
+    off = make_body({"gateway": {"replicas": 2}, "disruptionBudget": {"enabled": False}})
+    assert ChildRef("policy/v1", "PodDisruptionBudget", "rr-gateway") in retired(off)
 
 
 def test_a_spec_pydantic_rejects_raises_with_the_field_named():
