@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -263,6 +264,14 @@ def build(name: str, *, base: str | None = None, echo: bool = True, dockerfile: 
                                   "no image was tagged")
         podman("tag", iidfile.read_text().strip(), ref)
     return ref
+
+
+@functools.cache
+def build_current(name: str) -> str:
+    """images/<name> built from the working tree once per process, as `make images` builds it: an image already
+    in podman's store may come from older sources (its tag is the release version, not the sources'), and
+    podman's layer cache makes the rebuild of an unchanged image take seconds. Returns the tag."""
+    return build(name, echo=False)
 
 
 def pushed_ref(name: str, registry: str, version: str | None = None) -> str:

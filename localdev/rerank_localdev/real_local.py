@@ -109,7 +109,8 @@ class RealNodeStack(LocalStack):
         self.cp, self.node = start_real_cluster(bin_dir, node_bin_dir)
         self.done(t0, f"ready: node {self.node.name}")
 
-        t0 = self.begin("the engine, UI and gateway images into the node's containerd (no registry)")
+        t0 = self.begin("the engine, UI and gateway images, built from this tree, into the node's containerd "
+                        "(no registry)")
         took = podman_images.load(self.node, list(NODE_IMAGES))
         fresh = {ref.rsplit("/", 1)[-1]: s for ref, s in took.items() if s is not None}
         self.done(t0, "imported " + ", ".join(f"{r} ({s} s)" for r, s in fresh.items()) if fresh

@@ -9,7 +9,6 @@ Containers share the host's network (`--network host`): they reach the control p
 from __future__ import annotations
 
 import contextlib
-import functools
 import subprocess
 import time
 import urllib.error
@@ -24,10 +23,10 @@ from rerank_localdev import images
 CONTAINER_TIME_LIMIT_S = 1800
 
 
-@functools.cache
 def built_image(name: str) -> str:
-    """images/<name>/Dockerfile built and tagged as `make images` does it; returns the tag."""
-    return images.build(name, echo=False)
+    """images/<name>/Dockerfile built and tagged as `make images` does it, once per session (the node tests
+    load the same builds); returns the tag."""
+    return images.build_current(name)
 
 
 def image_config(ref: str) -> dict:

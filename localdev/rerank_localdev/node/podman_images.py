@@ -18,16 +18,13 @@ def podman_image_id(ref: str) -> str:
     return images.podman("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip().removeprefix("sha256:")
 
 
-def load(node: LocalNode, names: list[str], *, build_missing: bool = True) -> dict[str, float | None]:
-    """Each `images/<name>` image (`make images` tags) into `node`, built first when podman lacks it. Returns
-    the seconds each import took, None for an image the node already held (same podman image id)."""
+def load(node: LocalNode, names: list[str]) -> dict[str, float | None]:
+    """Each `images/<name>` image into `node`, built from the working tree first (once per process: an image
+    podman already holds may be of older sources). Returns the seconds each import took, None for an image
+    the node already held (same podman image id)."""
     took: dict[str, float | None] = {}
     for name in names:
-        ref = images.image_ref(name)
-        if not images.image_exists(ref):
-            if not build_missing:
-                raise images.ImageBuildError(f"{ref} is not in podman's store: make images")
-            images.build(name, echo=False)
+        ref = images.build_current(name)
         source = podman_image_id(ref)
         if node.has_image(ref, source):
             took[ref] = None
