@@ -13,8 +13,10 @@ pieces are scored in parallel: a lone large request then takes about as long as 
 long as one engine needs for all of it. Below the threshold the per-request cost of a piece outweighs what
 parallel scoring saves (bench/fan_out.py).
 
-An engine that timed out or broke a connection is ejected (out of rotation until its /health answers again); one
-that refused a connection is dropped until discovery lists it again (it is leaving).
+An engine that timed out, broke a connection or answered 5xx is ejected (out of rotation until its /health answers
+again): a vLLM whose engine process died answers 500 at once until its probes fail, and under least-outstanding
+routing an engine that fails fast draws ever more requests. One that refused a connection is dropped until discovery
+lists it again (it is leaving).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from . import metrics
-from .engine import REFUSED, RESET, TIMEOUT, EngineError, gateway_error
+from .engine import REFUSED, RESET, SERVER_ERROR, TIMEOUT, EngineError, gateway_error
 from .routing import Engine, EnginePool, NoEngine
 
 log = logging.getLogger(__name__)
@@ -111,8 +113,8 @@ class Dispatcher:
     def _sideline(self, url: str, exc: EngineError) -> None:
         if exc.reason == REFUSED:
             self.pool.drop(url)  # leaving: discovery lists it again if it is not
-        elif exc.reason in (TIMEOUT, RESET):
-            self.pool.eject(url)  # hung or dying: back when its /health answers
+        elif exc.reason in (TIMEOUT, RESET, SERVER_ERROR):
+            self.pool.eject(url)  # hung, dying or broken: back when its /health answers (at once if healthy)
 
     def _gave_up(self, failures: list[tuple[str, EngineError]], why: str) -> EngineError:
         last = failures[-1][1] if failures else None

@@ -44,7 +44,7 @@ def work() -> None:
         try:
             one(number)
         except Exception as error:  # every way a request can be lost
-            detail = error.read().decode(errors="replace")[:300] if isinstance(error, urllib.error.HTTPError) else ""
+            detail = error.read().decode(errors="replace")[:2000] if isinstance(error, urllib.error.HTTPError) else ""
             failure = {"request": number, "at": round(time.time(), 3), "error": f"{type(error).__name__}: {error} {detail}"}
             with lock:
                 state["failures"].append(failure)

@@ -561,18 +561,19 @@ def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_ale
     job = _documented_scrape_job()
     for discovery in job["kubernetes_sd_configs"]:
         discovery["kubeconfig_file"] = str(real_node.cp.admin_kubeconfig)
-    (operator,) = _json(real_node, "get", "pods", "-l",
-                        f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator")["items"]
-    port = next(p["containerPort"] for p in operator["spec"]["containers"][0]["ports"] if p["name"] == "metrics")
+    # Both operator pods (one leads; the other waits, serving its metrics too), as the ServiceMonitor finds them.
+    operators = _json(real_node, "get", "pods", "-l",
+                      f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator")["items"]
+    port = next(p["containerPort"] for p in operators[0]["spec"]["containers"][0]["ports"] if p["name"] == "metrics")
     config = {"global": {"scrape_interval": "2s"}, "scrape_configs": [job, {
         "job_name": "rerank-operator-metrics", "honor_labels": True,  # what the chart's ServiceMonitor makes
-        "static_configs": [{"targets": [f"{operator['status']['podIP']}:{port}"],
-                            "labels": {"namespace": NAMESPACE, "pod": operator["metadata"]["name"]}}]}]}
+        "static_configs": [{"targets": [f"{pod['status']['podIP']}:{port}"],
+                            "labels": {"namespace": NAMESPACE, "pod": pod["metadata"]["name"]}} for pod in operators]}]}
     annotated = [p for p in _json(real_node, "get", "pods")["items"]
                  if (p["metadata"].get("annotations") or {}).get("prometheus.io/scrape") == "true"]
     assert len(annotated) == 4, [p["metadata"]["name"] for p in annotated]  # 2 engines, 2 gateways
     # The running operator's exposition passes promtool's lint (the engine's and gateway's: tests/gateway).
-    with urllib.request.urlopen(f"http://{operator['status']['podIP']}:{port}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(f"http://{operators[0]['status']['podIP']}:{port}/metrics", timeout=10) as response:
         exposition = response.read()
     lint = subprocess.run([str(tools.path("promtool")), "check", "metrics"], input=exposition, capture_output=True,
                           timeout=60)
@@ -580,7 +581,7 @@ def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_ale
     _start_steady_client(real_node, "steady-monitoring")
     try:
         with steps.timed("Prometheus scraping the release"), \
-                running_prometheus(tmp_path, config, targets=len(annotated) + 1, timeout=180) as url:
+                running_prometheus(tmp_path, config, targets=len(annotated) + len(operators), timeout=180) as url:
             # Pairs the gateways' caches answer (the steady client's are all new): the same request twice to each.
             for gateway in _gateway_pods(real_node):
                 for _ in range(2):
