@@ -548,16 +548,9 @@ def _documented_scrape_job() -> dict:
     return scrape
 
 
-@pytest.mark.timeout(900)
-def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_alert_answers(real_node, release,
-                                                                                          steps, tmp_path):
-    """Prometheus on this host finds the engines and gateways with the documented kubernetes_sd job (the cluster's
-    API through a kubeconfig instead of a pod's service account) and scrapes the running operator as its
-    ServiceMonitor would; the operator's autoscaler runs, held at the 2 replicas there are, so its series are
-    the real operator's. Every dashboard query and every alert expression's selectors find their series."""
-    kubectl = real_node.cp.kubectl
-    kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
-        {"spec": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 2}}}))
+def _prometheus_over_the_release(real_node, steps, tmp_path: Path) -> tuple[dict, list[str]]:
+    """Each dashboard query's answer and the alert selectors that found nothing, from a Prometheus on this host
+    scraping the release while a steady client runs."""
     job = _documented_scrape_job()
     for discovery in job["kubernetes_sd_configs"]:
         discovery["kubeconfig_file"] = str(real_node.cp.admin_kubeconfig)
@@ -568,10 +561,17 @@ def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_ale
     config = {"global": {"scrape_interval": "2s"}, "scrape_configs": [job, {
         "job_name": "rerank-operator-metrics", "honor_labels": True,  # what the chart's ServiceMonitor makes
         "static_configs": [{"targets": [f"{pod['status']['podIP']}:{port}"],
-                            "labels": {"namespace": NAMESPACE, "pod": pod["metadata"]["name"]}} for pod in operators]}]}
-    annotated = [p for p in _json(real_node, "get", "pods")["items"]
-                 if (p["metadata"].get("annotations") or {}).get("prometheus.io/scrape") == "true"]
-    assert len(annotated) == 4, [p["metadata"]["name"] for p in annotated]  # 2 engines, 2 gateways
+                            "labels": {"namespace": NAMESPACE, "pod": pod["metadata"]["name"]}}
+                           for pod in operators]}]}
+
+    def annotated() -> list[str]:
+        return [p["metadata"]["name"] for p in _json(real_node, "get", "pods")["items"]
+                if (p["metadata"].get("annotations") or {}).get("prometheus.io/scrape") == "true"]
+
+    # 2 engines and 2 gateways, once the gateway pods the last step's roll replaced are gone (Prometheus would
+    # discover a terminating pod too).
+    wait_for(lambda: len(annotated()) == 4, 120, "2 engine and 2 gateway pods to scrape", interval=2,
+             context=lambda: str(annotated()))
     # The running operator's exposition passes promtool's lint (the engine's and gateway's: tests/gateway).
     with urllib.request.urlopen(f"http://{operators[0]['status']['podIP']}:{port}/metrics", timeout=10) as response:
         exposition = response.read()
@@ -581,7 +581,7 @@ def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_ale
     _start_steady_client(real_node, "steady-monitoring")
     try:
         with steps.timed("Prometheus scraping the release"), \
-                running_prometheus(tmp_path, config, targets=len(annotated) + len(operators), timeout=180) as url:
+                running_prometheus(tmp_path, config, targets=4 + len(operators), timeout=180) as url:
             # Pairs the gateways' caches answer (the steady client's are all new): the same request twice to each.
             for gateway in _gateway_pods(real_node):
                 for _ in range(2):
@@ -596,6 +596,22 @@ def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_ale
                        for selector in selectors(rule["expr"]) if not query(url, selector)]
     finally:
         _stop_steady_client(real_node, "steady-monitoring")
+    return answers, missing
+
+
+@pytest.mark.timeout(900)
+def test_a_real_prometheus_scrapes_the_release_and_every_dashboard_query_and_alert_answers(real_node, release,
+                                                                                          steps, tmp_path):
+    """Prometheus on this host finds the engines and gateways with the documented kubernetes_sd job (the cluster's
+    API through a kubeconfig instead of a pod's service account) and scrapes the running operator as its
+    ServiceMonitor would; the operator's autoscaler runs, held at the 2 replicas there are, so its series are
+    the real operator's. Every dashboard query and every alert expression's selectors find their series."""
+    kubectl = real_node.cp.kubectl
+    kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
+        {"spec": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 2}}}))
+    try:
+        answers, missing = _prometheus_over_the_release(real_node, steps, tmp_path)
+    finally:
         kubectl("-n", NAMESPACE, "patch", "rrd", NAME, "--type=merge", "-p", json.dumps(
             {"spec": {"autoscaling": None}}))
     # Labelled failure counters have no series before their first failure: a healthy release has none.
