@@ -135,16 +135,20 @@ def test_troubleshooting_commands_run_against_a_real_api_server(control_plane):
     control_plane.kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "rerank.io/v1alpha1", "kind": "RerankerDeployment",
         "metadata": {"name": "qwen3-reranker", "namespace": "rerank-system"}, "spec": {}}))
-    condition = {"type": "Degraded", "status": "True", "reason": "InsufficientGPUs", "message": "no node has 1 GPU",
-                 "lastTransitionTime": "2026-01-01T00:00:00Z"}
-    control_plane.kubectl("-n", "rerank-system", "patch", "rrd", "qwen3-reranker", "--subresource=status",
-                          "--type=merge", "-p", json.dumps({"status": {"conditions": [condition]}}))
-    ran = [c for c in commands(page("troubleshooting.md")) if c.startswith("kubectl")]
-    assert len(ran) == 2
-    for command in ran:
-        result = control_plane.kubectl(*shlex.split(command)[1:], check=False)
-        assert result.returncode == 0, result.stderr
-    printed = control_plane.kubectl(*shlex.split(ran[0])[1:]).stdout
+    try:
+        condition = {"type": "Degraded", "status": "True", "reason": "InsufficientGPUs",
+                     "message": "no node has 1 GPU", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        control_plane.kubectl("-n", "rerank-system", "patch", "rrd", "qwen3-reranker", "--subresource=status",
+                              "--type=merge", "-p", json.dumps({"status": {"conditions": [condition]}}))
+        ran = [c for c in commands(page("troubleshooting.md")) if c.startswith("kubectl")]
+        assert len(ran) == 2
+        for command in ran:
+            result = control_plane.kubectl(*shlex.split(command)[1:], check=False)
+            assert result.returncode == 0, result.stderr
+        printed = control_plane.kubectl(*shlex.split(ran[0])[1:]).stdout
+    finally:
+        # The control plane is the session's: the chart's own install of the sample (tests/helm) comes later.
+        control_plane.kubectl("-n", "rerank-system", "delete", "rrd", "qwen3-reranker", "--wait=true")
     assert "Degraded=True InsufficientGPUs: no node has 1 GPU" in printed
 
 
