@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .generated import write_or_check
+
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "charts" / "rerank-operator" / "crds" / "rerankerdeployments.rerank.io.yaml"
 OUTPUT = REPO / "docs" / "reference" / "api.md"
@@ -129,19 +131,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv in ([], ["write"]):
-        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-        OUTPUT.write_text(render())
-        print(OUTPUT)
-        return 0
-    if argv == ["check"]:
-        if OUTPUT.exists() and OUTPUT.read_text() == render():
-            return 0
-        print(f"{OUTPUT} is not what the CRD gives: run `make api-reference`", file=sys.stderr)
-        return 1
-    print("usage: python -m rerank_localdev.api_reference [write|check]", file=sys.stderr)
-    return 2
+    return write_or_check(argv, OUTPUT, render, "rerank_localdev.api_reference", "run `make api-reference`")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import DashboardCursorSync, DataSourceRef, VariableRefresh, VariableSort
 
+from .generated import write_or_check
+
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "charts" / "rerank-operator" / "dashboards" / "rerank-operator.json"
 UID = "rerank-operator"
@@ -183,19 +185,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv in ([], ["write"]):
-        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-        OUTPUT.write_text(render())
-        print(OUTPUT)
-        return 0
-    if argv == ["check"]:
-        if OUTPUT.exists() and OUTPUT.read_text() == render():
-            return 0
-        print(f"{OUTPUT} is not what `python -m rerank_localdev.dashboard` builds: run it", file=sys.stderr)
-        return 1
-    print("usage: python -m rerank_localdev.dashboard [write|check]", file=sys.stderr)
-    return 2
+    return write_or_check(argv, OUTPUT, render, "rerank_localdev.dashboard", "run `python -m rerank_localdev.dashboard write`")
 
 
 if __name__ == "__main__":
