@@ -37,9 +37,16 @@ MODEL_PVC_VOLUME = "model"
 MODEL_PVC_MOUNT = "/mnt/model"
 SHM_VOLUME = "dshm"
 TMP_VOLUME = "tmp"
-# The engine's home on the cache volume: vLLM, torch and triton keep their compile caches under it,
-# so a restarted pod reuses them, and the image's own filesystem stays read-only.
+# The engine's home on the cache volume, and the compile caches below it, named explicitly: the CPU
+# engine image points them at /tmp (an emptyDir, gone with the pod) and torch's inductor defaults to
+# /tmp whatever the image, so a pod replaced by a roll or an eviction compiled its kernels again.
 HOME = "/models/home"
+COMPILE_CACHE_ENV = {
+    "XDG_CACHE_HOME": f"{HOME}/.cache",
+    "VLLM_CACHE_ROOT": f"{HOME}/.cache/vllm",
+    "TORCHINDUCTOR_CACHE_DIR": f"{HOME}/.cache/torchinductor",
+    "TRITON_CACHE_DIR": f"{HOME}/.cache/triton",
+}
 # Non-root, as Pod Security "restricted" requires. The project's CPU engine image runs as 1000; the
 # public vLLM images default to root, so the pod sets the user explicitly (their files are
 # world-readable, and everything the engine writes is on the volumes below).
@@ -81,6 +88,7 @@ def container_env(spec: RerankerDeploymentSpec) -> list[dict[str, Any]]:
         {"name": "HOME", "value": HOME},
         # getpass.getuser() (torch's inductor cache) fails for a UID without a passwd entry.
         {"name": "USER", "value": "engine"},
+        *({"name": name, "value": value} for name, value in COMPILE_CACHE_ENV.items()),
     ]
     token = spec.model.hf_token_secret_ref
     if token is not None:

@@ -98,9 +98,12 @@ def test_engine_environment_is_the_containers_not_the_hosts(engine_pod, tmp_path
     cache_mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "model-cache")
     assert spec_env["HF_HOME"].startswith(cache_mount)
     assert proc.env["HF_HOME"] == str(tmp_path / "cache-pv") + spec_env["HF_HOME"][len(cache_mount):]
-    assert proc.env["HOME"] == str(tmp_path / "cache-pv") + spec_env["HOME"][len(cache_mount):]
+    on_the_cache_volume = {name for name, value in spec_env.items() if value.startswith(cache_mount + "/")}
+    assert {"HF_HOME", "HOME", "VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR"} <= on_the_cache_volume
     for name, value in spec_env.items():
-        if name not in ("HF_HOME", "HOME"):  # paths on volumes, mapped to the volumes' host directories
+        if name in on_the_cache_volume:  # paths on the volume, mapped to the volume's host directory
+            assert proc.env[name] == str(tmp_path / "cache-pv") + value[len(cache_mount):], name
+        else:
             assert proc.env[name] == value
     # The sample is a CPU engine: its own KV cache size (spec.engine.cpuKVCacheGiB) is used as is.
     assert proc.env["VLLM_CPU_KVCACHE_SPACE"] == spec_env["VLLM_CPU_KVCACHE_SPACE"]

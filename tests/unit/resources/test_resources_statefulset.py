@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from rerank_operator.resources import labels as L
@@ -251,6 +254,21 @@ def test_engine_pod_meets_pod_security_restricted():
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     assert mounts["/tmp"] == "tmp" and mounts["/models"] == "model-cache"
     assert env(c)["HOME"]["value"].startswith("/models/") and env(c)["HF_HOME"]["value"].startswith("/models/")
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_the_compile_caches_are_on_the_cache_volume_whatever_the_image_says(device):
+    """The CPU engine image sets its cache variables to /tmp (an emptyDir, gone with the pod): the builder names
+    each of them on the cache volume, so a pod replaced by a roll or an eviction finds its compiled kernels."""
+    dockerfile = (Path(__file__).resolve().parents[3] / "images/engine-cpu/Dockerfile").read_text()
+    in_image = dict(re.findall(r"\b([A-Z_]+)=(/tmp/\S*)", dockerfile))
+    caches = {name for name in in_image if name != "HOME"}
+    assert {"VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR", "XDG_CACHE_HOME"} <= caches, in_image
+    c = container(engine({"engine": {"device": device}}))
+    for name in caches | {"TORCHINDUCTOR_CACHE_DIR"}:  # torch's inductor defaults to /tmp in any image
+        assert env(c)[name]["value"].startswith("/models/"), name  # the cache volume
+    own = container(engine({"engine": {"device": device, "env": [{"name": "VLLM_CACHE_ROOT", "value": "/x"}]}}))
+    assert env(own)["VLLM_CACHE_ROOT"]["value"] == "/x"  # the user's own setting wins
 
 
 @pytest.mark.parametrize("model,dtype,memory_request,memory_limit", [
