@@ -1,7 +1,7 @@
 """The CPU engine image serves the tiny reranker from a mounted directory, started with exactly the command
 line and environment the operator's StatefulSet builder writes, as uid/gid 1000 with a read-only root
-filesystem and no capabilities, and its scores equal the project's virtualenv engine's (<= 1e-6). Then the
-smoke test users run on their GPUs before trusting a release (bench/engine_smoke.py) passes against it, down
+filesystem and no capabilities, and its scores equal the project's virtualenv engine's (within SAME_SCORES).
+Then the smoke test users run on their GPUs before trusting a release (bench/engine_smoke.py) passes against it, down
 to its memory within the builder's limit and its exit within the pod's grace period after SIGTERM.
 
 The deployment here keeps its model on a PersistentVolumeClaim (``spec.model.pvc``), so the builder's own
@@ -41,6 +41,13 @@ QUERIES = [
     ("How do I read a large CSV file in Python?", ["Use pandas.read_csv with chunksize.",
                                                    "CSV stands for comma-separated values.", "日本の首都は東京です。"]),
 ]
+
+
+# Two processes running the same weights, prompt and kernels agree to ~1e-5, not bit for bit: torch's inductor
+# compiles C++ kernels at start that split their loops by the threads they get, so float32 sums run in another
+# order (one CI run: 6.5e-5 apart). A one-token change of the prompt moves every score of these queries by at least
+# 5e-3 and the largest by at least 0.08 (an instruction word, a trailing space or a dropped "?", on the venv engine).
+SAME_SCORES = 1e-3
 
 
 def rerank(base_url: str, model: str, query: str, documents: list[str]) -> list[float]:
@@ -88,7 +95,7 @@ def test_engine_container_serves_the_builders_command_with_the_venv_engines_scor
         for query, documents in QUERIES:
             in_image = rerank(f"http://127.0.0.1:{port}", served_model, query, documents)
             in_venv = rerank(rerank_engine.base_url, rerank_engine.model, query, documents)
-            assert in_image == pytest.approx(in_venv, abs=1e-6), (query, in_image, in_venv)
+            assert in_image == pytest.approx(in_venv, abs=SAME_SCORES), (query, in_image, in_venv)
 
         pid = int(images.podman("inspect", "--format", "{{.State.Pid}}", container.name).stdout)
         limit_gib = float(parse_quantity(container_spec["resources"]["limits"]["memory"])) / 2**30
