@@ -96,6 +96,9 @@ def test_engine_container_serves_the_builders_command_with_the_venv_engines_scor
             in_image = rerank(f"http://127.0.0.1:{port}", served_model, query, documents)
             in_venv = rerank(rerank_engine.base_url, rerank_engine.model, query, documents)
             assert in_image == pytest.approx(in_venv, abs=SAME_SCORES), (query, in_image, in_venv)
+            # And the tolerance is far below what a different prompt does: a trailing space after the query.
+            moved = rerank(f"http://127.0.0.1:{port}", served_model, query + " ", documents)
+            assert max(abs(a - b) for a, b in zip(moved, in_image)) > 10 * SAME_SCORES, (query, moved, in_image)
 
         pid = int(images.podman("inspect", "--format", "{{.State.Pid}}", container.name).stdout)
         limit_gib = float(parse_quantity(container_spec["resources"]["limits"]["memory"])) / 2**30
