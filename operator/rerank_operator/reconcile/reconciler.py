@@ -453,6 +453,11 @@ class Reconciler:
             fresh = await self.kube.get(L.API_VERSION, L.KIND, namespace, name)
             if fresh is None:
                 return None
+            if fresh["metadata"].get("generation") != meta.get("generation"):
+                # The spec changed since ``wanted`` was computed from it: written now, its endpoint, uiURL
+                # and conditions would describe the old spec under the new observedGeneration. The
+                # reconcile of the new generation writes the status.
+                return None
             body, meta = fresh, fresh["metadata"]
         else:
             raise ApiError(409, "Conflict", f"status of {namespace}/{name} kept changing while being written")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -148,3 +149,44 @@ logging.getLogger("kopf.objects").info("Handler 'child-services' succeeded.", ex
         assert (record["object"]["namespace"], record["object"]["name"]) == ("team-a", "rr")
     else:
         assert "[team-a/rr] repair failed: boom" in lines[0]
+
+
+class _RacingStatusKube:
+    """An API server on which the first status write loses a race (409) to a change of the object; the
+    fresh read then has ``fresh_generation`` (the spec edited in between, or not)."""
+
+    def __init__(self, fresh_generation: int):
+        self.fresh_generation = fresh_generation
+        self.patches: list[dict] = []
+
+    async def merge_patch(self, api_version, kind, namespace, name, patch, subresource=None, parse=True):
+        self.patches.append(patch)
+        if len(self.patches) == 1:
+            raise ApiError(409, "Conflict", "the object has been modified")
+
+    async def get(self, api_version, kind, namespace, name):
+        return {"metadata": {"name": name, "namespace": namespace, "generation": self.fresh_generation,
+                             "resourceVersion": "8"},
+                "status": {"observedGeneration": self.fresh_generation, "endpoint": "http://rr.ns.svc:8000/v1/rerank"}}
+
+
+@pytest.mark.parametrize("fresh_generation, writes", [(1, 2), (2, 1)])
+def test_a_status_write_that_lost_to_a_spec_edit_is_left_to_the_new_generation(fresh_generation, writes):
+    """A refresh that computed the UI's URL from generation 1 loses its write to an edit that switched the UI off
+    (generation 2, already reported by its own reconcile): it must not write the old URL back under
+    observedGeneration 2. Lost to a change of the same generation (a scale), it recomputes and writes."""
+    from rerank_operator.reconcile.reconciler import Reconciler
+    from rerank_operator.reconcile.status import Wanted
+
+    kube = _RacingStatusKube(fresh_generation)
+    reconciler = Reconciler(kube, emit=lambda *args: None, clock=lambda: 1_767_225_600.0)
+    body = {"metadata": {"name": "rr", "namespace": "ns", "generation": 1, "resourceVersion": "7"},
+            "status": {"observedGeneration": 1}}
+    wanted = Wanted(replicas=1, autoscaling=False, endpoint="http://rr.ns.svc:8000/v1/rerank",
+                    ui_url="http://rr-ui.ns.svc:80/")
+    written = asyncio.run(reconciler.publish(body, wanted, None, claim=None, failure=None, ui_enabled=False))
+    assert len(kube.patches) == writes
+    if fresh_generation == 1:
+        assert kube.patches[-1]["status"]["uiURL"] == "http://rr-ui.ns.svc:80/" and written is not None
+    else:
+        assert written is None
