@@ -38,12 +38,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import rerank_operator
 from kubernetes import client
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rerank_localdev.local_stack import LocalStack  # noqa: E402
+from kubernetes.client.exceptions import ApiException
+from rerank_localdev.local_stack import LocalStack
+from rerank_operator.autoscaling.loop import _is_ready
+from rerank_operator.autoscaling.metrics import parse_engine_sample
 
 ENGINE_PORT = 8000
 
@@ -108,18 +108,23 @@ class Clients:
 
 
 def requests_served(pod_ip: str) -> float:
+    """The engine's finished requests, read as the autoscaler reads them."""
     with urllib.request.urlopen(f"http://{pod_ip}:{ENGINE_PORT}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("vllm:request_success_total"))
+        return parse_engine_sample(response.read().decode()).requests_done or 0.0
 
 
-def pod_ready(pod: client.V1Pod) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+def read_pod(core: client.CoreV1Api, namespace: str, name: str) -> client.V1Pod | None:
+    try:
+        return core.read_namespaced_pod(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def step(stack: LocalStack, clients: Clients, timeout: float) -> dict:
-    apps, core = client.AppsV1Api(stack.cp.api_client()), client.CoreV1Api(stack.cp.api_client())
+    api = stack.cp.api_client()
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     ns, statefulset, new_pod = stack.namespace, f"{stack.name}-engine", f"{stack.name}-engine-1"
     times: dict[str, float] = {}
     t0 = time.monotonic()
@@ -132,9 +137,8 @@ def step(stack: LocalStack, clients: Clients, timeout: float) -> dict:
             if "replicas asked" not in times and apps.read_namespaced_stateful_set(statefulset, ns).spec.replicas >= 2:
                 times["replicas asked"] = now
             if "replicas asked" in times:
-                pods = {p.metadata.name: p for p in core.list_namespaced_pod(ns).items}
-                pod = pods.get(new_pod)
-                if pod is not None and pod_ready(pod):
+                pod = read_pod(core, ns, new_pod)
+                if pod is not None and _is_ready(pod):
                     times.setdefault("new pod Ready", now)
                     try:
                         if requests_served(pod.status.pod_ip) > 0:
@@ -175,8 +179,6 @@ def main() -> int:
         result = step(stack, clients, args.timeout)
     finally:
         stack.down()
-    import rerank_operator
-
     result["operator"] = str(Path(rerank_operator.__file__).parents[1])
     result["load"] = f"{args.rate:g} pairs/s, open loop" if args.rate else f"{args.clients} clients, closed loop"
     print(json.dumps(result, indent=1))
