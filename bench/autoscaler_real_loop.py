@@ -1,7 +1,7 @@
 """The autoscaler's real loop on the real CPU engine: a load step against local mode, timed.
 
     .venv/bin/python bench/autoscaler_real_loop.py --rate 300 | --clients 8 [--documents 32]
-    PYTHONPATH=OLD/operator:OLD/gateway:OLD/localdev .venv/bin/python bench/autoscaler_real_loop.py ...  # OLD: a checkout
+    PYTHONPATH=OLD/operator:OLD/gateway:OLD/localdev .venv/bin/python bench/autoscaler_real_loop.py ...  # OLD: a tree
 
 Local mode on simulated nodes (a real control plane and the real operator; the engines are real vLLM CPU
 processes started from the pods' own specs, the gateway too) with the sample RerankerDeployment set to

@@ -570,7 +570,8 @@ def _prometheus_over_the_release(real_node, steps, tmp_path: Path) -> tuple[dict
 
     # 2 engines and 2 gateways, once the gateway pods the last step's roll replaced are gone (Prometheus would
     # discover a terminating pod too).
-    wait_for(lambda: len(annotated()) == 4, 120, "2 engine and 2 gateway pods to scrape", interval=2,
+    engines_and_gateways = 4
+    wait_for(lambda: len(annotated()) == engines_and_gateways, 120, "2 engine and 2 gateway pods to scrape", interval=2,
              context=lambda: str(annotated()))
     # The running operator's exposition passes promtool's lint (the engine's and gateway's: tests/gateway).
     with urllib.request.urlopen(f"http://{operators[0]['status']['podIP']}:{port}/metrics", timeout=10) as response:
@@ -581,7 +582,7 @@ def _prometheus_over_the_release(real_node, steps, tmp_path: Path) -> tuple[dict
     _start_steady_client(real_node, "steady-monitoring")
     try:
         with steps.timed("Prometheus scraping the release"), \
-                running_prometheus(tmp_path, config, targets=4 + len(operators), timeout=180) as url:
+                running_prometheus(tmp_path, config, targets=engines_and_gateways + len(operators), timeout=180) as url:
             # Pairs the gateways' caches answer (the steady client's are all new): the same request twice to each.
             for gateway in _gateway_pods(real_node):
                 for _ in range(2):
